@@ -1,0 +1,100 @@
+"""The FastAPI application: routers, the error renderer hooked in, the request-context layer.
+
+``create_app()`` is the one factory: uvicorn (``make dev``), the Lambda handler and the tests
+all build the app through it. It does no I/O; the runtime builds its parts on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from . import __version__
+from .errors import GatewayError, InvalidRequest, NotFound, render
+from .middleware import RequestContextMiddleware
+from .routes import health, images, models
+from .runtime import Runtime
+from .settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+    error_type = "invalid_request_error"
+    default_code = "method_not_allowed"
+
+
+def error_response(error: GatewayError) -> Response:
+    return Response(
+        content=render(error),
+        status_code=error.status,
+        media_type="application/json",
+        headers=error.response_headers(),
+    )
+
+
+async def _gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    if exc.status >= 500:
+        # The cause (upstream status, exception class) helps operators; the caller got the
+        # sanitized message. Never the request body or credentials.
+        cause = exc.__cause__
+        logger.warning(
+            "request failed: %s (%s)",
+            exc.code,
+            type(cause).__name__ if cause else "no cause",
+            extra={"request_id": request.state.request_id, "status": exc.status},
+        )
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        error: GatewayError = NotFound(
+            f"Unknown URL: {request.method} {request.url.path}.", code="unknown_url"
+        )
+    elif exc.status_code == 405:
+        error = MethodNotAllowed(
+            f"The method {request.method} is not allowed for {request.url.path}."
+        )
+    else:
+        error = InvalidRequest(str(exc.detail))
+    return error_response(error)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    problem = exc.errors()[0] if exc.errors() else {}
+    location = [str(part) for part in problem.get("loc", ())[1:]]
+    return error_response(
+        InvalidRequest(
+            f"Invalid request: {problem.get('msg', 'invalid input')}.",
+            param=".".join(location) or None,
+        )
+    )
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
+    runtime = runtime or Runtime(settings or get_settings())
+    app = FastAPI(
+        title="imagegw",
+        version=__version__,
+        summary="OpenAI-compatible image generation gateway",
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.runtime = runtime
+    app.add_exception_handler(GatewayError, _gateway_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.include_router(health.router)
+    app.include_router(models.router)
+    app.include_router(images.router)
+    app.add_middleware(RequestContextMiddleware)
+    return app

@@ -1,0 +1,69 @@
+"""Turns generated images into the ``data`` items of the response: inline base64, or links.
+
+For ``url`` the images of one request are stored concurrently. When storing fails, the images
+(already paid for upstream) are not thrown away: they are returned inline instead, and the
+caller is told so in ``x-imagegw-delivery``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import StorageUnavailable
+from .providers.base import GeneratedImage
+from .storage import ImageStore, new_key
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Delivery:
+    items: list[dict[str, Any]]
+    response_format: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def inline(images: list[GeneratedImage]) -> list[dict[str, Any]]:
+    return [_with_prompt({"b64_json": image.b64()}, image) for image in images]
+
+
+async def as_links(
+    images: list[GeneratedImage], store: ImageStore, *, base_url: str
+) -> list[dict[str, Any]]:
+    keys = [new_key(image.extension) for image in images]
+    await asyncio.gather(
+        *(
+            store.put(key, image.data(), image.media_type)
+            for key, image in zip(keys, images, strict=True)
+        )
+    )
+    items = []
+    for key, image in zip(keys, images, strict=True):
+        link = store.link(key, base_url=base_url)
+        items.append(_with_prompt({"url": link.url, "expires_at": link.expires_at}, image))
+    return items
+
+
+async def deliver(
+    images: list[GeneratedImage], response_format: str, store: ImageStore, *, base_url: str
+) -> Delivery:
+    if response_format == "b64_json":
+        return Delivery(inline(images), "b64_json")
+    try:
+        return Delivery(await as_links(images, store, base_url=base_url), "url")
+    except StorageUnavailable:
+        logger.exception("storing images failed; returning them inline instead")
+        return Delivery(
+            inline(images),
+            "b64_json",
+            headers={"x-imagegw-delivery": "b64_json; reason=storage_unavailable"},
+        )
+
+
+def _with_prompt(item: dict[str, Any], image: GeneratedImage) -> dict[str, Any]:
+    if image.revised_prompt is not None:
+        item["revised_prompt"] = image.revised_prompt
+    return item

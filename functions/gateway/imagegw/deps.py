@@ -1,0 +1,29 @@
+"""FastAPI dependencies: the process runtime and the authenticated caller."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from .auth import Principal, authenticate
+from .runtime import Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def require_scope(scope: str) -> Callable[[Request, Runtime], Awaitable[Principal]]:
+    async def principal(request: Request, runtime: RuntimeDep) -> Principal:
+        caller = await authenticate(request.headers.get("authorization"), runtime.key_store)
+        caller.require(scope)
+        request.state.client = caller.name
+        return caller
+
+    return principal

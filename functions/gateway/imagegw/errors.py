@@ -1,0 +1,217 @@
+"""The gateway's errors: one tree, rendered once.
+
+Every failure a caller can see is a ``GatewayError``. Providers, the catalog, validation and
+delivery raise these; only ``render`` turns one into an HTTP body, always OpenAI's envelope
+``{"error": {"message", "type", "param", "code"}}``.
+
+    GatewayError                         500 server_error
+    ├── InvalidRequest                   400 invalid_request_error
+    │   ├── UnknownParameter             400 code=unknown_parameter
+    │   ├── MissingParameter             400 code=missing_required_parameter
+    │   ├── InvalidType                  400 code=invalid_type
+    │   ├── InvalidValue                 400 code=invalid_value
+    │   ├── PromptTooLong                400 code=string_above_max_length
+    │   ├── MalformedBody                400 code=invalid_json
+    │   └── ContentPolicyViolation       400 code=content_policy_violation
+    ├── AuthenticationFailed             401 (code=missing_api_key | invalid_api_key)
+    ├── PermissionDenied                 403 code=insufficient_scope | model_not_allowed
+    ├── NotFound                         404
+    │   ├── ModelNotFound                404 code=model_not_found
+    │   ├── ModelRetired                 404 code=model_retired
+    │   └── ModelUnavailable             404 code=model_unavailable (gone upstream)
+    ├── PayloadTooLarge                  413 code=payload_too_large
+    ├── UnsupportedMediaType             415 code=unsupported_media_type
+    ├── RateLimited                      429 code=rate_limit_exceeded (+ Retry-After)
+    ├── UpstreamError                    502 code=upstream_error
+    │   ├── UpstreamUnreachable          502 code=upstream_unreachable  (never sent: safe to retry)
+    │   ├── UpstreamAuthFailed           502 code=upstream_auth_failed  (our credentials, not yours)
+    │   └── UpstreamBadResponse          502 code=upstream_bad_response
+    ├── ServiceUnavailable               503
+    │   ├── ProviderNotConfigured        503 code=provider_not_configured
+    │   └── StorageUnavailable           503 code=storage_unavailable
+    └── UpstreamTimeout                  504 code=upstream_timeout
+
+``should_retry`` is what the ``x-should-retry`` header tells OpenAI clients. The policy: a retry is
+advised only when the upstream cannot have billed the call (the request never left, or the upstream
+refused it with a rate limit). An ambiguous timeout or an upstream 5xx may have produced a billed
+image, so the client is told not to repeat it on its own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+
+class GatewayError(Exception):
+    """Base of every caller-visible failure. Subclasses set the class attributes."""
+
+    status: ClassVar[int] = 500
+    error_type: ClassVar[str] = "server_error"
+    default_code: ClassVar[str | None] = None
+    should_retry: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code if code is not None else self.default_code
+        self.headers: dict[str, str] = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.error_type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+    def response_headers(self) -> dict[str, str]:
+        headers = {"x-should-retry": "true" if self.should_retry else "false"}
+        headers.update(self.headers)
+        return headers
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    error_type = "invalid_request_error"
+
+
+class UnknownParameter(InvalidRequest):
+    default_code = "unknown_parameter"
+
+
+class MissingParameter(InvalidRequest):
+    default_code = "missing_required_parameter"
+
+
+class InvalidType(InvalidRequest):
+    default_code = "invalid_type"
+
+
+class InvalidValue(InvalidRequest):
+    default_code = "invalid_value"
+
+
+class PromptTooLong(InvalidRequest):
+    default_code = "string_above_max_length"
+
+
+class MalformedBody(InvalidRequest):
+    default_code = "invalid_json"
+
+
+class ContentPolicyViolation(InvalidRequest):
+    default_code = "content_policy_violation"
+
+
+class AuthenticationFailed(GatewayError):
+    status = 401
+    error_type = "invalid_request_error"
+    default_code = "invalid_api_key"
+
+
+class PermissionDenied(GatewayError):
+    status = 403
+    error_type = "permission_error"
+    default_code = "insufficient_scope"
+
+
+class NotFound(GatewayError):
+    status = 404
+    error_type = "invalid_request_error"
+    default_code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    default_code = "model_not_found"
+
+
+class ModelRetired(NotFound):
+    default_code = "model_retired"
+
+
+class ModelUnavailable(NotFound):
+    default_code = "model_unavailable"
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    error_type = "invalid_request_error"
+    default_code = "payload_too_large"
+
+
+class UnsupportedMediaType(GatewayError):
+    status = 415
+    error_type = "invalid_request_error"
+    default_code = "unsupported_media_type"
+
+
+class RateLimited(GatewayError):
+    """The upstream refused the call before doing any work: nothing was billed."""
+
+    status = 429
+    error_type = "rate_limit_error"
+    default_code = "rate_limit_exceeded"
+    should_retry = True
+
+
+class UpstreamError(GatewayError):
+    status = 502
+    error_type = "upstream_error"
+    default_code = "upstream_error"
+
+
+class UpstreamUnreachable(UpstreamError):
+    """The connection failed before the request was sent, so nothing can have been billed."""
+
+    default_code = "upstream_unreachable"
+    should_retry = True
+
+
+class UpstreamAuthFailed(UpstreamError):
+    default_code = "upstream_auth_failed"
+
+
+class UpstreamBadResponse(UpstreamError):
+    default_code = "upstream_bad_response"
+
+
+class ServiceUnavailable(GatewayError):
+    status = 503
+    error_type = "service_unavailable"
+    default_code = "service_unavailable"
+
+
+class ProviderNotConfigured(ServiceUnavailable):
+    default_code = "provider_not_configured"
+
+
+class StorageUnavailable(ServiceUnavailable):
+    default_code = "storage_unavailable"
+
+
+class UpstreamTimeout(GatewayError):
+    status = 504
+    error_type = "timeout_error"
+    default_code = "upstream_timeout"
+
+
+def render(error: GatewayError) -> bytes:
+    """The one place an error becomes a response body."""
+    return json.dumps(error.body(), ensure_ascii=False).encode("utf-8")
+
+
+def internal_error() -> GatewayError:
+    """What a caller sees for a bug: no stack trace, no internals."""
+    return GatewayError("The gateway failed to process the request. The failure was logged.")

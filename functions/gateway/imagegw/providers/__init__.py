@@ -1,0 +1,49 @@
+"""Provider registry: provider name (as the catalog writes it) -> how to build one.
+
+Implementations are imported only when first used, so a process that never serves a provider
+never pays for its imports. Adding a provider is one line here plus its module.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from imagegw.errors import ProviderNotConfigured
+
+from .base import GeneratedImage, ImageProvider, ImageRequest, ImageResult
+
+if TYPE_CHECKING:
+    import httpx
+
+    from imagegw.settings import Settings
+
+ProviderFactory = Callable[["Settings", "httpx.AsyncClient"], ImageProvider]
+
+# "module:function" of each provider's factory. The factory raises ProviderNotConfigured naming
+# the missing setting when the provider cannot be used with the current settings.
+_FACTORIES: dict[str, str] = {
+    "openai": "imagegw.providers.openai:build",
+    "local": "imagegw.providers.local:build",
+}
+
+
+def build_provider(name: str, settings: Settings, http: httpx.AsyncClient) -> ImageProvider:
+    target = _FACTORIES.get(name)
+    if target is None:
+        raise ProviderNotConfigured(
+            f"The provider '{name}' is not available in this deployment of the gateway."
+        )
+    module_name, function_name = target.split(":")
+    factory: ProviderFactory = getattr(importlib.import_module(module_name), function_name)
+    return factory(settings, http)
+
+
+__all__ = [
+    "GeneratedImage",
+    "ImageProvider",
+    "ImageRequest",
+    "ImageResult",
+    "build_provider",
+]

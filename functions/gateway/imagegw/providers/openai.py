@@ -1,0 +1,253 @@
+"""OpenAI (and OpenAI-compatible upstreams) through ``POST {base_url}/images/generations``.
+
+Translation is pure functions (``request_body``, ``parse_result``, ``translate_error``); the HTTP
+call is ``OpenAIProvider.generate``. Works with any server that speaks the OpenAI Images API,
+so ``OPENAI_BASE_URL`` can point at a compatible upstream.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from imagegw.errors import (
+    ContentPolicyViolation,
+    GatewayError,
+    InvalidRequest,
+    ModelUnavailable,
+    ProviderNotConfigured,
+    RateLimited,
+    ServiceUnavailable,
+    UpstreamAuthFailed,
+    UpstreamBadResponse,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
+from imagegw.settings import Settings
+
+from .base import MEDIA_TYPES, GeneratedImage, ImageProvider, ImageRequest, ImageResult
+
+# Parameters sent upstream as given, when the caller gave them (validation already checked the
+# model accepts each one).
+_PASSED_THROUGH = (
+    "size",
+    "quality",
+    "style",
+    "background",
+    "output_format",
+    "output_compression",
+    "moderation",
+    "complexity",
+    "user",
+    "safety_identifier",
+)
+_SAFETY_CODES = frozenset({"content_policy_violation", "moderation_blocked"})
+_SAFETY_TYPES = frozenset({"image_generation_user_error"})
+# Used when an upstream 429 says nothing about when to come back.
+DEFAULT_RETRY_AFTER_SECONDS = 5
+# The OpenAI SDK gives up at once on a Retry-After above 120 s; cap so it still retries.
+MAX_RETRY_AFTER_SECONDS = 120
+
+
+def request_body(request: ImageRequest) -> dict[str, Any]:
+    """The JSON body OpenAI receives for ``request``."""
+    body: dict[str, Any] = {
+        "model": request.upstream_model,
+        "prompt": request.prompt,
+        "n": request.n,
+    }
+    for name in _PASSED_THROUGH:
+        value = getattr(request, name)
+        if value is not None:
+            body[name] = value
+    # GPT image models reject response_format and always answer base64. DALL-E takes it: ask
+    # for base64 too, so that every image passes through the gateway's own delivery.
+    if request.spec.forwards_response_format:
+        body["response_format"] = "b64_json"
+    return body
+
+
+def parse_result(payload: Any, request: ImageRequest) -> ImageResult:
+    """An OpenAI ``ImagesResponse`` to an ``ImageResult``; malformed answers are a 502."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+        raise UpstreamBadResponse("The upstream answered without a list of images.")
+    output_format = _str_or_none(payload.get("output_format")) or request.output_format or "png"
+    media_type = MEDIA_TYPES.get(output_format, "image/png")
+    images = []
+    for item in payload["data"]:
+        if not isinstance(item, dict) or not isinstance(item.get("b64_json"), str):
+            raise UpstreamBadResponse("The upstream answered with an image that has no data.")
+        images.append(
+            GeneratedImage.from_upstream_b64(
+                item["b64_json"],
+                media_type=media_type,
+                revised_prompt=_str_or_none(item.get("revised_prompt")),
+            )
+        )
+    if not images:
+        raise UpstreamBadResponse("The upstream answered with no images.")
+    if len(images) > request.n:
+        raise UpstreamBadResponse(
+            f"The upstream answered with {len(images)} images where {request.n} were asked."
+        )
+    usage = payload.get("usage")
+    return ImageResult(
+        images=images,
+        size=_str_or_none(payload.get("size")),
+        quality=_str_or_none(payload.get("quality")),
+        background=_str_or_none(payload.get("background")),
+        output_format=_str_or_none(payload.get("output_format")),
+        usage=usage if isinstance(usage, dict) else None,
+        filtered=request.n - len(images),
+    )
+
+
+def translate_error(status: int, content: bytes, headers: Mapping[str, str]) -> GatewayError:
+    """An upstream error response to the gateway error the caller sees.
+
+    Decided by status and the structured ``type``/``code``; the upstream's message is passed on
+    only for request problems (400), never for failures that are the gateway's own business.
+    """
+    error = _error_object(content)
+    code = _str_or_none(error.get("code"))
+    kind = _str_or_none(error.get("type"))
+    if status == 400:
+        if code in _SAFETY_CODES or kind in _SAFETY_TYPES:
+            return ContentPolicyViolation(
+                "Your request was rejected by the upstream provider's safety system.",
+                code="content_policy_violation",
+            )
+        message = _str_or_none(error.get("message")) or "The upstream rejected the request."
+        return InvalidRequest(
+            f"The upstream rejected the request: {message}",
+            param=_str_or_none(error.get("param")),
+            code=code,
+        )
+    if status in (401, 403):
+        return UpstreamAuthFailed(
+            "The upstream provider rejected the gateway's own credentials. This is a problem "
+            "with the gateway's configuration, not with your request or key."
+        )
+    if status == 404:
+        return ModelUnavailable(
+            "The upstream provider does not serve this model (any more).", param="model"
+        )
+    if status == 429:
+        if code == "insufficient_quota" or kind == "insufficient_quota":
+            return ServiceUnavailable(
+                "The gateway's account with the upstream provider is out of quota.",
+                code="upstream_quota_exhausted",
+            )
+        retry_after = _retry_after_seconds(headers)
+        return RateLimited(
+            f"The upstream provider is rate-limiting requests. Retry after {retry_after} seconds.",
+            headers={"retry-after": str(retry_after)},
+        )
+    return UpstreamError(f"The upstream provider failed (HTTP {status}).")
+
+
+class OpenAIProvider(ImageProvider):
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        api_key: str,
+        base_url: str,
+        organization: str | None = None,
+        connect_timeout_seconds: float = 10.0,
+    ) -> None:
+        self._http = http
+        self._url = base_url.rstrip("/") + "/images/generations"
+        self._headers = {"Authorization": f"Bearer {api_key}"}
+        if organization:
+            self._headers["OpenAI-Organization"] = organization
+        self._connect_timeout = connect_timeout_seconds
+
+    async def generate(self, request: ImageRequest) -> ImageResult:
+        timeout = httpx.Timeout(
+            request.timeout_seconds,
+            connect=min(self._connect_timeout, request.timeout_seconds),
+        )
+        try:
+            response = await self._http.post(
+                self._url,
+                content=json.dumps(request_body(request), ensure_ascii=False).encode("utf-8"),
+                headers={**self._headers, "Content-Type": "application/json"},
+                timeout=timeout,
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise UpstreamUnreachable(
+                "The gateway could not connect to the upstream provider; the request was not sent."
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeout(
+                f"The upstream provider did not answer within {request.timeout_seconds:g} "
+                "seconds. The image may still have been generated upstream, so the gateway "
+                "does not retry on its own."
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamError(
+                "The connection to the upstream provider failed while the request was in flight."
+            ) from exc
+        if response.status_code != 200:
+            raise translate_error(response.status_code, response.content, response.headers)
+        try:
+            payload = json.loads(response.content)
+        except ValueError as exc:
+            raise UpstreamBadResponse(
+                "The upstream answered with a body that is not JSON."
+            ) from exc
+        return parse_result(payload, request)
+
+
+def build(settings: Settings, http: httpx.AsyncClient) -> OpenAIProvider:
+    if settings.openai_api_key is None:
+        raise ProviderNotConfigured(
+            "The provider 'openai' is not configured: set OPENAI_API_KEY (and OPENAI_BASE_URL "
+            "for a compatible upstream)."
+        )
+    return OpenAIProvider(
+        http,
+        api_key=settings.openai_api_key.get_secret_value(),
+        base_url=settings.openai_base_url,
+        organization=settings.openai_organization,
+        connect_timeout_seconds=settings.upstream_connect_timeout_seconds,
+    )
+
+
+def _error_object(content: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(content)
+    except ValueError:
+        return {}
+    error = document.get("error") if isinstance(document, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def _retry_after_seconds(headers: Mapping[str, str]) -> int:
+    seconds: float | None = None
+    if "retry-after-ms" in headers:
+        seconds = _float_or_none(headers["retry-after-ms"])
+        seconds = seconds / 1000 if seconds is not None else None
+    if seconds is None and "retry-after" in headers:
+        seconds = _float_or_none(headers["retry-after"])
+    if seconds is None or seconds <= 0:
+        return DEFAULT_RETRY_AFTER_SECONDS
+    return min(MAX_RETRY_AFTER_SECONDS, max(1, math.ceil(seconds)))
+
+
+def _float_or_none(value: str) -> float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None

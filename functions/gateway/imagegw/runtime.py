@@ -1,0 +1,110 @@
+"""Everything a process builds once and shares between requests, created lazily.
+
+Nothing here does I/O when constructed: the catalog is read, the HTTP client opened and the
+providers built on first use. Tests pass their own parts (a fake provider, a store in a temp
+directory, a fixed clock) instead of patching modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import secrets
+import time
+from collections.abc import Callable
+
+import httpx
+
+from .auth import CombinedKeyStore, FileKeyStore, KeyStore, StaticKeyStore
+from .catalog import Catalog, load_catalog
+from .providers import ImageProvider, build_provider
+from .settings import Settings
+from .storage import ImageStore
+from .storage.local import LocalImageStore, default_directory
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        catalog: Catalog | None = None,
+        key_store: KeyStore | None = None,
+        image_store: ImageStore | None = None,
+        providers: dict[str, ImageProvider] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self._catalog = catalog
+        self._key_store = key_store
+        self._image_store = image_store
+        self._providers: dict[str, ImageProvider] = dict(providers or {})
+        self._http: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = load_catalog(self.settings.catalog_file)
+        return self._catalog
+
+    @property
+    def key_store(self) -> KeyStore:
+        if self._key_store is None:
+            self._key_store = build_key_store(self.settings)
+        return self._key_store
+
+    @property
+    def image_store(self) -> ImageStore:
+        if self._image_store is None:
+            self._image_store = build_image_store(self.settings, self.clock)
+        return self._image_store
+
+    def today(self) -> dt.date:
+        return dt.datetime.fromtimestamp(self.clock(), tz=dt.UTC).date()
+
+    def http(self) -> httpx.AsyncClient:
+        """The shared upstream client of the running event loop.
+
+        Under Lambda, Mangum reuses one loop for the life of the process; a client is bound to
+        the loop it was created in, so a new loop (tests, a restarted server) gets a new one.
+        """
+        loop = asyncio.get_running_loop()
+        if self._http is None or self._http[0] is not loop:
+            limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+            self._http = (loop, httpx.AsyncClient(limits=limits, follow_redirects=False))
+        return self._http[1]
+
+    def provider(self, name: str) -> ImageProvider:
+        provider = self._providers.get(name)
+        if provider is None:
+            provider = build_provider(name, self.settings, self.http())
+            self._providers[name] = provider
+        return provider
+
+    async def aclose(self) -> None:
+        for provider in self._providers.values():
+            await provider.aclose()
+        if self._http is not None:
+            await self._http[1].aclose()
+            self._http = None
+
+
+def build_key_store(settings: Settings) -> KeyStore:
+    stores: list[KeyStore] = []
+    if settings.api_keys is not None:
+        keys = [key.strip() for key in settings.api_keys.get_secret_value().split(",")]
+        stores.append(StaticKeyStore([key for key in keys if key]))
+    if settings.api_keys_file is not None:
+        stores.append(FileKeyStore(settings.api_keys_file))
+    return CombinedKeyStore(stores)
+
+
+def build_image_store(settings: Settings, clock: Callable[[], float]) -> ImageStore:
+    secret = settings.url_signing_secret
+    return LocalImageStore(
+        settings.local_storage_dir or default_directory(),
+        signing_secret=secret.get_secret_value().encode() if secret else secrets.token_bytes(32),
+        ttl_seconds=settings.url_ttl_seconds,
+        clock=clock,
+    )

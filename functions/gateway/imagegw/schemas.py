@@ -1,0 +1,93 @@
+"""OpenAI wire models: the request body as clients send it, and its parsing into one.
+
+Parsing is strict about types (``"n": "2"`` is an error, not a 2) and about names (an unknown
+parameter is an error, not ignored). JSON ``null`` means "not given", as the OpenAI SDK sends
+``null`` for an explicit ``None``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, ValidationError
+
+from .errors import InvalidType, MalformedBody, MissingParameter, UnknownParameter
+
+
+class ImageGenerationRequest(BaseModel):
+    """``POST /v1/images/generations``. Per-model rules live in the catalog, not here."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt: StrictStr
+    model: StrictStr | None = None
+    n: StrictInt | None = None
+    size: StrictStr | None = None
+    quality: StrictStr | None = None
+    style: StrictStr | None = None
+    response_format: StrictStr | None = None
+    background: StrictStr | None = None
+    output_format: StrictStr | None = None
+    output_compression: StrictInt | None = None
+    moderation: StrictStr | None = None
+    user: StrictStr | None = None
+    safety_identifier: StrictStr | None = None
+    complexity: StrictStr | None = None
+    stream: StrictBool | None = None
+    partial_images: StrictInt | None = None
+
+    def given(self) -> dict[str, Any]:
+        """The parameters the caller actually set (``null`` counts as not set)."""
+        return self.model_dump(exclude_none=True)
+
+
+KNOWN_PARAMETERS = tuple(ImageGenerationRequest.model_fields)
+
+_TYPE_NAMES = {
+    "int_type": "an integer",
+    "string_type": "a string",
+    "bool_type": "a boolean",
+}
+
+
+def parse_generation_request(raw: bytes) -> ImageGenerationRequest:
+    """Bytes of a request body to a typed request, or the ``InvalidRequest`` that says why not."""
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedBody(
+            f"The request body is not valid JSON ({exc.__class__.__name__}: {exc}). "
+            "Send a JSON object with Content-Type: application/json."
+        ) from exc
+    if not isinstance(document, dict):
+        raise MalformedBody("The request body must be a JSON object.")
+    # null means absent for every field, the required prompt included (missing, then).
+    given = {key: value for key, value in document.items() if value is not None}
+    try:
+        return ImageGenerationRequest.model_validate(given)
+    except ValidationError as exc:
+        raise _first_problem(exc) from exc
+
+
+def _first_problem(exc: ValidationError) -> Exception:
+    problems = exc.errors(include_url=False)
+    # Unknown names first: they explain any other error best.
+    problems.sort(key=lambda p: p["type"] != "extra_forbidden")
+    problem = problems[0]
+    param = ".".join(str(part) for part in problem["loc"]) or None
+    kind = problem["type"]
+    if kind == "extra_forbidden":
+        return UnknownParameter(
+            f"Unknown parameter: '{param}'. Parameters this gateway accepts: "
+            f"{', '.join(KNOWN_PARAMETERS)}.",
+            param=param,
+        )
+    if kind == "missing":
+        return MissingParameter(f"Missing required parameter: '{param}'.", param=param)
+    expected = _TYPE_NAMES.get(kind, "a different type")
+    got = type(problem.get("input")).__name__
+    return InvalidType(
+        f"Invalid type for '{param}': expected {expected}, but got a value of type {got}.",
+        param=param,
+    )

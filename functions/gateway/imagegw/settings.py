@@ -1,0 +1,59 @@
+"""Every knob of the gateway, read from the environment once per process.
+
+Settings name secrets and places, never hold provider keys in code. Tests build their own
+``Settings`` and hand it to ``create_app``; everything else calls ``get_settings()``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IMAGEGW_", extra="ignore")
+
+    # Client keys. Comma-separated plain keys (hashed on load), or a JSON file of hashed keys.
+    api_keys: SecretStr | None = None
+    api_keys_file: Path | None = None
+
+    # Model catalog: the packaged data file unless an operator points at their own.
+    catalog_file: Path | None = None
+    default_model: str | None = None
+
+    # OpenAI and compatible upstreams. The unprefixed names are what every OpenAI tool reads.
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("IMAGEGW_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
+    openai_base_url: str = Field(
+        default="https://api.openai.com/v1",
+        validation_alias=AliasChoices("IMAGEGW_OPENAI_BASE_URL", "OPENAI_BASE_URL"),
+    )
+    openai_organization: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("IMAGEGW_OPENAI_ORGANIZATION", "OPENAI_ORG_ID"),
+    )
+
+    # Upstream calls. Image generations routinely take a minute or more.
+    upstream_timeout_seconds: float = Field(default=300.0, gt=0)
+    upstream_connect_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # Delivery of response_format=url.
+    storage: Literal["local"] = "local"
+    local_storage_dir: Path | None = None
+    url_ttl_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    url_signing_secret: SecretStr | None = None
+    public_base_url: str | None = None
+
+    # Request hygiene.
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    log_prompts: bool = False
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,44 @@
+"""The storage contract behind ``response_format=url``.
+
+A store keeps image bytes under a key that reveals nothing about the request, and hands out a
+link that works for a bounded time. The local store serves its own signed links; an S3 store
+hands out presigned URLs. Delivery only sees this interface.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+# 128 random bits and the format's extension: no prompt, client or time in a key.
+_KEY = re.compile(r"^[0-9a-f]{32}\.(png|jpeg|webp)$")
+
+
+def new_key(extension: str) -> str:
+    return f"{secrets.token_hex(16)}.{extension}"
+
+
+def is_valid_key(key: str) -> bool:
+    return _KEY.match(key) is not None
+
+
+@dataclass(frozen=True)
+class StoredLink:
+    url: str
+    expires_at: int  # unix seconds
+
+
+class ImageStore(ABC):
+    @abstractmethod
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        """Store ``data``; raise ``StorageUnavailable`` when it cannot be stored."""
+
+    @abstractmethod
+    def link(self, key: str, *, base_url: str) -> StoredLink:
+        """A URL for ``key`` that stops working after the store's lifetime.
+
+        ``base_url`` is where the gateway itself is reachable, for stores that serve their own
+        links; stores with their own endpoint ignore it.
+        """

@@ -1,0 +1,1 @@
+"""Shared test helpers: fakes that speak the real protocols, and small builders."""
