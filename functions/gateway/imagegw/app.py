@@ -13,12 +13,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import __version__
-from .errors import GatewayError, InvalidRequest, NotFound, render
-from .middleware import RequestContextMiddleware
-from .routes import health, images, models
-from .runtime import Runtime
-from .settings import Settings, get_settings
+from imagegw import __version__
+from imagegw.errors import GatewayError, InvalidRequest, NotFound, render
+from imagegw.logs import configure_logging
+from imagegw.middleware import RequestContextMiddleware
+from imagegw.routes import health, images, models
+from imagegw.runtime import Runtime
+from imagegw.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
     runtime = runtime or Runtime(settings or get_settings())
+    configure_logging(runtime.settings.log_level)
     app = FastAPI(
         title="imagegw",
         version=__version__,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import AuthenticationFailed, PermissionDenied, ServiceUnavailable
+from imagegw.errors import AuthenticationFailed, PermissionDenied, ServiceUnavailable
 
 SCOPE_GENERATE = "images:generate"
 SCOPE_MODELS = "models:read"

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import ModelNotFound, ModelRetired
+from imagegw.errors import ModelNotFound, ModelRetired
 
 # A bare id (no "provider/") is an OpenAI id, as in every OpenAI SDK.
 DEFAULT_PROVIDER_PREFIX = "openai"

@@ -12,9 +12,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import StorageUnavailable
-from .providers.base import GeneratedImage
-from .storage import ImageStore, new_key
+from imagegw.errors import StorageUnavailable
+from imagegw.providers.base import GeneratedImage
+from imagegw.storage import ImageStore, new_key
 
 logger = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from .auth import Principal, authenticate
-from .runtime import Runtime
+from imagegw.auth import Principal, authenticate
+from imagegw.runtime import Runtime
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -15,7 +15,7 @@ from typing import Any
 
 from mangum import Mangum
 
-from .app import create_app
+from imagegw.app import create_app
 
 _adapter: Mangum | None = None
 
@@ -37,14 +37,30 @@ def is_http_event(event: Any) -> bool:
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
     if is_http_event(event):
-        response: dict[str, Any] = _http_adapter()(event, context)
+        try:
+            response: dict[str, Any] = _http_adapter()(event, context)
+        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
+            # Mangum raises on events that look like HTTP but lack its required fields (the app
+            # itself never raises: its middleware answers 500 as a last resort); answer
+            # with the same shape as any other unusable event instead of a Lambda error.
+            return _event_error(
+                f"The event looks like an HTTP event but is malformed ({exc.__class__.__name__}).",
+                code="malformed_event",
+            )
         return response
+    return _event_error(
+        "This function only handles HTTP events (API Gateway or Function URL) "
+        "in this version of the gateway.",
+        code="unsupported_event",
+    )
+
+
+def _event_error(message: str, *, code: str) -> dict[str, Any]:
     return {
         "error": {
-            "message": "This function only handles HTTP events (API Gateway or Function URL) "
-            "in this version of the gateway.",
+            "message": message,
             "type": "invalid_request_error",
             "param": None,
-            "code": "unsupported_event",
+            "code": code,
         }
     }

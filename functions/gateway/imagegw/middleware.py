@@ -13,7 +13,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import internal_error, render
+from imagegw.errors import internal_error, render
 
 logger = logging.getLogger("imagegw.access")
 

@@ -15,12 +15,12 @@ from collections.abc import Callable
 
 import httpx
 
-from .auth import CombinedKeyStore, FileKeyStore, KeyStore, StaticKeyStore
-from .catalog import Catalog, load_catalog
-from .providers import ImageProvider, build_provider
-from .settings import Settings
-from .storage import ImageStore
-from .storage.local import LocalImageStore, default_directory
+from imagegw.auth import CombinedKeyStore, FileKeyStore, KeyStore, StaticKeyStore
+from imagegw.catalog import Catalog, load_catalog
+from imagegw.providers import ImageProvider, build_provider
+from imagegw.settings import Settings
+from imagegw.storage import ImageStore
+from imagegw.storage.local import LocalImageStore, default_directory
 
 
 class Runtime:

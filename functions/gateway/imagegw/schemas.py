@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, ValidationError
 
-from .errors import InvalidType, MalformedBody, MissingParameter, UnknownParameter
+from imagegw.errors import InvalidType, MalformedBody, MissingParameter, UnknownParameter
 
 
 class ImageGenerationRequest(BaseModel):
@@ -55,6 +55,11 @@ def parse_generation_request(raw: bytes) -> ImageGenerationRequest:
     """Bytes of a request body to a typed request, or the ``InvalidRequest`` that says why not."""
     try:
         document = json.loads(raw)
+    except RecursionError as exc:
+        # json recurses once per nesting level; a hostile body must not become a 500.
+        raise MalformedBody(
+            "The request body's JSON is nested too deeply to be an image request."
+        ) from exc
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedBody(
             f"The request body is not valid JSON ({exc.__class__.__name__}: {exc}). "

@@ -11,13 +11,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .auth import Principal
-from .delivery import deliver
-from .errors import MissingParameter
-from .providers.base import ImageResult
-from .runtime import Runtime
-from .schemas import parse_generation_request
-from .validation import ValidatedRequest, validate
+from imagegw.auth import Principal
+from imagegw.delivery import deliver
+from imagegw.errors import MissingParameter
+from imagegw.providers.base import ImageResult
+from imagegw.runtime import Runtime
+from imagegw.schemas import parse_generation_request
+from imagegw.validation import ValidatedRequest, validate
 
 logger = logging.getLogger(__name__)
 

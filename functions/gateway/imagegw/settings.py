@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="IMAGEGW_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="IMAGEGW_", extra="ignore", populate_by_name=True)
 
     # Client keys. Comma-separated plain keys (hashed on load), or a JSON file of hashed keys.
     api_keys: SecretStr | None = None
@@ -51,7 +51,7 @@ class Settings(BaseSettings):
 
     # Request hygiene.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
-    log_prompts: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
 @lru_cache(maxsize=1)

@@ -11,10 +11,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .catalog import ModelSpec, Resolution
-from .errors import InvalidRequest, InvalidValue, PromptTooLong
-from .providers.base import ImageRequest
-from .schemas import ImageGenerationRequest
+from imagegw.catalog import ModelSpec, Resolution
+from imagegw.errors import InvalidRequest, InvalidValue, PromptTooLong
+from imagegw.providers.base import ImageRequest
+from imagegw.schemas import ImageGenerationRequest
 
 RESPONSE_FORMATS = ("b64_json", "url")
 DEFAULT_RESPONSE_FORMAT = "b64_json"

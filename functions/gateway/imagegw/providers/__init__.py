@@ -11,8 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from imagegw.errors import ProviderNotConfigured
-
-from .base import GeneratedImage, ImageProvider, ImageRequest, ImageResult
+from imagegw.providers.base import GeneratedImage, ImageProvider, ImageRequest, ImageResult
 
 if TYPE_CHECKING:
     import httpx

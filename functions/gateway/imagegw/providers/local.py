@@ -12,7 +12,13 @@ import hashlib
 import io
 from typing import TYPE_CHECKING
 
-from .base import MEDIA_TYPES, GeneratedImage, ImageProvider, ImageRequest, ImageResult
+from imagegw.providers.base import (
+    MEDIA_TYPES,
+    GeneratedImage,
+    ImageProvider,
+    ImageRequest,
+    ImageResult,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -68,10 +74,11 @@ def draw(
         else:
             canvas.rectangle(box, fill=colour)
     buffer = io.BytesIO()
+    quality = 90 if compression is None else compression  # 0 is a real choice, not "unset"
     if output_format == "jpeg":
-        image.convert("RGB").save(buffer, "JPEG", quality=compression or 90)
+        image.convert("RGB").save(buffer, "JPEG", quality=quality)
     elif output_format == "webp":
-        image.save(buffer, "WEBP", quality=compression or 90)
+        image.save(buffer, "WEBP", quality=quality)
     else:
         image.save(buffer, "PNG", compress_level=1)
     return buffer.getvalue()

@@ -7,6 +7,7 @@ so ``OPENAI_BASE_URL`` can point at a compatible upstream.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections.abc import Mapping
@@ -28,9 +29,14 @@ from imagegw.errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
+from imagegw.providers.base import (
+    MEDIA_TYPES,
+    GeneratedImage,
+    ImageProvider,
+    ImageRequest,
+    ImageResult,
+)
 from imagegw.settings import Settings
-
-from .base import MEDIA_TYPES, GeneratedImage, ImageProvider, ImageRequest, ImageResult
 
 # Parameters sent upstream as given, when the caller gave them (validation already checked the
 # model accepts each one).
@@ -173,23 +179,27 @@ class OpenAIProvider(ImageProvider):
             request.timeout_seconds,
             connect=min(self._connect_timeout, request.timeout_seconds),
         )
+        too_slow = UpstreamTimeout(
+            f"The upstream provider did not answer within {request.timeout_seconds:g} "
+            "seconds. The image may still have been generated upstream, so the gateway "
+            "does not retry on its own."
+        )
         try:
-            response = await self._http.post(
-                self._url,
-                content=json.dumps(request_body(request), ensure_ascii=False).encode("utf-8"),
-                headers={**self._headers, "Content-Type": "application/json"},
-                timeout=timeout,
-            )
+            # httpx's read timeout restarts with every chunk; the deadline bounds the whole call
+            # so a slowly trickling upstream cannot outlive API Gateway's 29 s.
+            async with asyncio.timeout(request.timeout_seconds):
+                response = await self._http.post(
+                    self._url,
+                    content=json.dumps(request_body(request), ensure_ascii=False).encode("utf-8"),
+                    headers={**self._headers, "Content-Type": "application/json"},
+                    timeout=timeout,
+                )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise UpstreamUnreachable(
                 "The gateway could not connect to the upstream provider; the request was not sent."
             ) from exc
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(
-                f"The upstream provider did not answer within {request.timeout_seconds:g} "
-                "seconds. The image may still have been generated upstream, so the gateway "
-                "does not retry on its own."
-            ) from exc
+        except (httpx.TimeoutException, TimeoutError) as exc:
+            raise too_slow from exc
         except httpx.HTTPError as exc:
             raise UpstreamError(
                 "The connection to the upstream provider failed while the request was in flight."

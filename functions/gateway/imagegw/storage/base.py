@@ -30,10 +30,32 @@ class StoredLink:
     expires_at: int  # unix seconds
 
 
+@dataclass(frozen=True)
+class ImageBody:
+    """The stored bytes, for stores the gateway serves from itself."""
+
+    data: bytes
+    content_type: str
+
+
+@dataclass(frozen=True)
+class ImageRedirect:
+    """Where to send the caller instead (a URL signed just now)."""
+
+    url: str
+
+
+ImageRead = ImageBody | ImageRedirect
+
+
 class ImageStore(ABC):
     @abstractmethod
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         """Store ``data``; raise ``StorageUnavailable`` when it cannot be stored."""
+
+    @abstractmethod
+    async def read(self, key: str) -> ImageRead:
+        """The image behind ``key`` (the link's signature was already checked)."""
 
     @abstractmethod
     def link(self, key: str, *, base_url: str) -> StoredLink:
