@@ -1,0 +1,79 @@
+"""Importing the handler module, as the Lambda runtime does during init, builds nothing.
+
+Checked in a fresh interpreter with no IMAGEGW_* environment: the test process has already
+imported Pillow and built apps, so only a new process shows what the import itself does. An audit
+hook records the I/O the import performs beyond reading Python modules.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE_DIR = REPO / "functions" / "gateway"
+
+PROBE = r"""
+import json, os, sys
+
+package_dir = os.path.realpath(sys.argv[1])
+io_events = []
+
+def audit(event, args):
+    if event == "open":
+        path, mode, flags = args
+        writes = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+        writing = (mode is not None and any(c in mode for c in "wax+")) or (
+            mode is None and isinstance(flags, int) and flags & writes
+        )
+        inside = isinstance(path, str) and os.path.realpath(path).startswith(package_dir)
+        if writing or (inside and not path.endswith((".py", ".pyc"))):
+            io_events.append(f"open {path} {mode} {flags}")
+    elif event.startswith(("socket.", "os.mkdir", "os.remove", "os.rename", "shutil.")):
+        io_events.append(f"{event} {args!r}"[:200])
+    elif event in {"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn"}:
+        io_events.append(f"{event} {args!r}"[:200])
+
+sys.addaudithook(audit)
+
+import imagegw.handler
+from imagegw.settings import get_settings
+
+print(json.dumps({
+    "adapter_is_none": imagegw.handler._adapter is None,
+    "settings_cached": get_settings.cache_info().currsize,
+    "modules": sorted(
+        name for name in ("PIL", "boto3", "botocore", "httpx") if name in sys.modules
+    ),
+    "io": io_events,
+}))
+"""
+
+
+def test_importing_the_handler_in_a_fresh_process_builds_nothing_and_does_no_io() -> None:
+    environment = {
+        "PYTHONPATH": str(PACKAGE_DIR),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PATH": os.environ.get("PATH", ""),
+    }
+    completed = subprocess.run(
+        [sys.executable, "-c", PROBE, str(PACKAGE_DIR / "imagegw")],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert report["adapter_is_none"] is True
+    assert report["settings_cached"] == 0
+    assert "PIL" not in report["modules"]
+    assert "boto3" not in report["modules"]
+    assert "botocore" not in report["modules"]
+    assert report["io"] == []
+    assert completed.stderr == ""
