@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
+import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import httpx
 
 from imagegw.auth import CombinedKeyStore, FileKeyStore, KeyStore, StaticKeyStore
 from imagegw.catalog import Catalog, load_catalog
+from imagegw.credentials import CredentialSource, EnvironmentCredentials, SecretCredentials
 from imagegw.providers import ImageProvider, build_provider
+from imagegw.secrets_cache import CachedSecret, secretsmanager_fetch
 from imagegw.settings import Settings
 from imagegw.storage import ImageStore
 from imagegw.storage.local import LocalImageStore, default_directory
@@ -32,6 +37,7 @@ class Runtime:
         key_store: KeyStore | None = None,
         image_store: ImageStore | None = None,
         providers: dict[str, ImageProvider] | None = None,
+        credentials: CredentialSource | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -39,7 +45,11 @@ class Runtime:
         self._catalog = catalog
         self._key_store = key_store
         self._image_store = image_store
-        self._providers: dict[str, ImageProvider] = dict(providers or {})
+        # Providers handed in (tests) are used as they are; built ones are rebuilt when their
+        # config changes, which is how a rotated provider key takes effect.
+        self._fixed_providers: dict[str, ImageProvider] = dict(providers or {})
+        self._built: dict[str, tuple[str, ImageProvider]] = {}
+        self._credentials = credentials
         self._http: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
 
     @property
@@ -75,19 +85,53 @@ class Runtime:
             self._http = (loop, httpx.AsyncClient(limits=limits, follow_redirects=False))
         return self._http[1]
 
-    def provider(self, name: str) -> ImageProvider:
-        provider = self._providers.get(name)
-        if provider is None:
-            provider = build_provider(name, self.settings, self.http())
-            self._providers[name] = provider
+    @property
+    def credentials(self) -> CredentialSource:
+        if self._credentials is None:
+            self._credentials = build_credentials(self.settings)
+        return self._credentials
+
+    async def provider(self, name: str) -> ImageProvider:
+        fixed = self._fixed_providers.get(name)
+        if fixed is not None:
+            return fixed
+        config = await self.credentials.config(name)
+        fingerprint = _fingerprint(config)
+        built = self._built.get(name)
+        if built is not None and built[0] == fingerprint:
+            return built[1]
+        provider = build_provider(name, config, self.settings, self.http())
+        self._built[name] = (fingerprint, provider)
+        if built is not None:
+            # In-flight requests may still hold the old provider; the shared HTTP client is
+            # not its to close, so only its own resources go.
+            await built[1].aclose()
         return provider
 
     async def aclose(self) -> None:
-        for provider in self._providers.values():
+        providers = [*self._fixed_providers.values(), *(p for _, p in self._built.values())]
+        for provider in providers:
             await provider.aclose()
         if self._http is not None:
             await self._http[1].aclose()
             self._http = None
+
+
+def _fingerprint(config: Mapping[str, Any]) -> str:
+    canonical = json.dumps(config, sort_keys=True, default=str).encode()
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def build_credentials(settings: Settings) -> CredentialSource:
+    if settings.provider_secret_id is None:
+        return EnvironmentCredentials(settings)
+    secret = CachedSecret(
+        secretsmanager_fetch(settings.provider_secret_id),
+        role="provider credentials secret (IMAGEGW_PROVIDER_SECRET_ID)",
+        ttl_seconds=settings.secret_ttl_seconds,
+        grace_seconds=settings.secret_grace_seconds,
+    )
+    return SecretCredentials(secret, settings)
 
 
 def build_key_store(settings: Settings) -> KeyStore:

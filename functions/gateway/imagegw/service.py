@@ -44,7 +44,7 @@ async def generate_images(
     validated = validate(
         body, resolution, timeout_seconds=runtime.settings.upstream_timeout_seconds
     )
-    provider = runtime.provider(resolution.spec.provider)
+    provider = await runtime.provider(resolution.spec.provider)
 
     started = time.perf_counter()
     result = await provider.generate(validated.image_request)

@@ -38,6 +38,32 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("IMAGEGW_OPENAI_ORGANIZATION", "OPENAI_ORG_ID"),
     )
 
+    # Google (Vertex AI with a service account, or the Gemini API with an API key).
+    google_service_account_file: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "IMAGEGW_GOOGLE_SERVICE_ACCOUNT_FILE", "GOOGLE_APPLICATION_CREDENTIALS"
+        ),
+    )
+    google_project: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("IMAGEGW_GOOGLE_PROJECT", "GOOGLE_CLOUD_PROJECT"),
+    )
+    google_location: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("IMAGEGW_GOOGLE_LOCATION", "GOOGLE_CLOUD_LOCATION"),
+    )
+    google_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("IMAGEGW_GOOGLE_API_KEY", "GEMINI_API_KEY")
+    )
+
+    # AWS Secrets Manager: names or ARNs of the secrets, never their values.
+    provider_secret_id: str | None = None
+    client_keys_secret_id: str | None = None
+    secret_ttl_seconds: float = Field(default=300.0, ge=0)
+    # How long the last good value keeps serving while Secrets Manager cannot be reached.
+    secret_grace_seconds: float = Field(default=3600.0, ge=0)
+
     # Upstream calls. Image generations routinely take a minute or more.
     upstream_timeout_seconds: float = Field(default=300.0, gt=0)
     upstream_connect_timeout_seconds: float = Field(default=10.0, gt=0)

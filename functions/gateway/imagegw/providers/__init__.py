@@ -7,8 +7,8 @@ never pays for its imports. Adding a provider is one line here plus its module.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from imagegw.errors import ProviderNotConfigured
 from imagegw.providers.base import GeneratedImage, ImageProvider, ImageRequest, ImageResult
@@ -18,17 +18,20 @@ if TYPE_CHECKING:
 
     from imagegw.settings import Settings
 
-ProviderFactory = Callable[["Settings", "httpx.AsyncClient"], ImageProvider]
+# (the provider's config from its credential source, the settings, the shared HTTP client)
+ProviderFactory = Callable[[Mapping[str, Any], "Settings", "httpx.AsyncClient"], ImageProvider]
 
 # "module:function" of each provider's factory. The factory raises ProviderNotConfigured naming
-# the missing setting when the provider cannot be used with the current settings.
+# the missing field (and the variable that sets it) when the config cannot serve requests.
 _FACTORIES: dict[str, str] = {
     "openai": "imagegw.providers.openai:build",
     "local": "imagegw.providers.local:build",
 }
 
 
-def build_provider(name: str, settings: Settings, http: httpx.AsyncClient) -> ImageProvider:
+def build_provider(
+    name: str, config: Mapping[str, Any], settings: Settings, http: httpx.AsyncClient
+) -> ImageProvider:
     target = _FACTORIES.get(name)
     if target is None:
         raise ProviderNotConfigured(
@@ -36,7 +39,7 @@ def build_provider(name: str, settings: Settings, http: httpx.AsyncClient) -> Im
         )
     module_name, function_name = target.split(":")
     factory: ProviderFactory = getattr(importlib.import_module(module_name), function_name)
-    return factory(settings, http)
+    return factory(config, settings, http)
 
 
 __all__ = [

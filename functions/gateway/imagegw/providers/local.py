@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from imagegw.providers.base import (
     MEDIA_TYPES,
@@ -122,5 +123,5 @@ class LocalProvider(ImageProvider):
         )
 
 
-def build(settings: Settings, http: httpx.AsyncClient) -> LocalProvider:
+def build(config: Mapping[str, Any], settings: Settings, http: httpx.AsyncClient) -> LocalProvider:
     return LocalProvider()

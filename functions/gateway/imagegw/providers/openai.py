@@ -215,17 +215,21 @@ class OpenAIProvider(ImageProvider):
         return parse_result(payload, request)
 
 
-def build(settings: Settings, http: httpx.AsyncClient) -> OpenAIProvider:
-    if settings.openai_api_key is None:
+def build(config: Mapping[str, Any], settings: Settings, http: httpx.AsyncClient) -> OpenAIProvider:
+    api_key = config.get("api_key")
+    if not isinstance(api_key, str) or not api_key:
         raise ProviderNotConfigured(
             "The provider 'openai' is not configured: set OPENAI_API_KEY (and OPENAI_BASE_URL "
-            "for a compatible upstream)."
+            "for a compatible upstream), or add an 'openai' entry with 'api_key' to the "
+            "provider secret."
         )
+    base_url = config.get("base_url") or "https://api.openai.com/v1"
+    organization = config.get("organization")
     return OpenAIProvider(
         http,
-        api_key=settings.openai_api_key.get_secret_value(),
-        base_url=settings.openai_base_url,
-        organization=settings.openai_organization,
+        api_key=api_key,
+        base_url=str(base_url),
+        organization=str(organization) if organization else None,
         connect_timeout_seconds=settings.upstream_connect_timeout_seconds,
     )
 
