@@ -69,11 +69,18 @@ class Settings(BaseSettings):
     upstream_connect_timeout_seconds: float = Field(default=10.0, gt=0)
 
     # Delivery of response_format=url.
-    storage: Literal["local"] = "local"
+    storage: Literal["local", "s3"] = "local"
     local_storage_dir: Path | None = None
+    s3_bucket: str | None = None
+    s3_prefix: str = "images/"
     url_ttl_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
     url_signing_secret: SecretStr | None = None
     public_base_url: str | None = None
+
+    # A buffered Lambda response above 6,291,556 bytes becomes a bare 502 from API Gateway.
+    # Answers that would not fit switch to url delivery when allowed, else they are a 413.
+    max_response_bytes: int = Field(default=6_291_556, ge=1024)
+    oversize_to_url: bool = True
 
     # Request hygiene.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
