@@ -17,7 +17,7 @@ from imagegw import __version__
 from imagegw.errors import GatewayError, InvalidRequest, NotFound, render
 from imagegw.logs import configure_logging
 from imagegw.middleware import RequestContextMiddleware
-from imagegw.routes import health, images, models
+from imagegw.routes import health, images, jobs, models
 from imagegw.runtime import Runtime
 from imagegw.settings import Settings, get_settings
 
@@ -98,5 +98,6 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(images.router)
+    app.include_router(jobs.router)
     app.add_middleware(RequestContextMiddleware)
     return app

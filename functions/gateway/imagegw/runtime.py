@@ -14,7 +14,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -27,6 +27,11 @@ from imagegw.settings import Settings
 from imagegw.storage import ImageStore
 from imagegw.storage.local import LocalImageStore, default_directory
 
+if TYPE_CHECKING:
+    from imagegw.jobs.queue import JobQueue
+    from imagegw.jobs.store import JobStore
+    from imagegw.observability import Telemetry
+
 
 class Runtime:
     def __init__(
@@ -38,6 +43,8 @@ class Runtime:
         image_store: ImageStore | None = None,
         providers: dict[str, ImageProvider] | None = None,
         credentials: CredentialSource | None = None,
+        job_store: JobStore | None = None,
+        job_queue: JobQueue | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -51,6 +58,10 @@ class Runtime:
         self._built: dict[str, tuple[str, ImageProvider]] = {}
         self._credentials = credentials
         self._http: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
+        self._job_store = job_store
+        self._job_queue = job_queue
+        self._job_queue_built = job_queue is not None
+        self._telemetry: Telemetry | None = None
 
     @property
     def catalog(self) -> Catalog:
@@ -69,6 +80,32 @@ class Runtime:
         if self._image_store is None:
             self._image_store = build_image_store(self.settings, self.clock)
         return self._image_store
+
+    @property
+    def job_store(self) -> JobStore:
+        if self._job_store is None:
+            from imagegw.jobs.build import build_job_store
+
+            self._job_store = build_job_store(self.settings)
+        return self._job_store
+
+    @property
+    def job_queue(self) -> JobQueue | None:
+        """Where submitted jobs go; None when async jobs are not available here."""
+        if not self._job_queue_built:
+            from imagegw.jobs.build import build_job_queue
+
+            self._job_queue = build_job_queue(self)
+            self._job_queue_built = True
+        return self._job_queue
+
+    @property
+    def telemetry(self) -> Telemetry:
+        if self._telemetry is None:
+            from imagegw.observability import Telemetry
+
+            self._telemetry = Telemetry(self.settings)
+        return self._telemetry
 
     def today(self) -> dt.date:
         return dt.datetime.fromtimestamp(self.clock(), tz=dt.UTC).date()
@@ -109,6 +146,8 @@ class Runtime:
         return provider
 
     async def aclose(self) -> None:
+        if self._job_queue is not None:
+            await self._job_queue.drain()
         providers = [*self._fixed_providers.values(), *(p for _, p in self._built.values())]
         for provider in providers:
             await provider.aclose()

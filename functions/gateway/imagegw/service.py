@@ -1,19 +1,30 @@
-"""The generation use case, independent of how the request arrived (HTTP now, events later).
+"""The generation use case, independent of how the request arrived (HTTP, a job, an event).
 
-parse -> resolve the model -> check the key may use it -> validate against capabilities ->
-provider -> delivery -> OpenAI-shaped body plus the headers that say what the gateway did.
+Two steps, so that a job can be checked when it is submitted and run later:
+
+``prepare_generation``: parse -> resolve the model -> check the key may use it -> validate
+against capabilities. Pure apart from reading the catalog; every failure is a 4xx.
+
+``run_generation``: the provider call, given the time that is left (``deadline``), measured
+(metrics, a trace subsegment) and logged.
+
+``generate_images`` is both plus delivery, and builds the OpenAI-shaped body and the headers
+that say what the gateway did. Jobs store the images themselves and build the same body later.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from imagegw.auth import Principal
+from imagegw.catalog import Resolution
+from imagegw.deadline import MIN_UPSTREAM_SECONDS, Budget, Deadline, no_deadline
 from imagegw.delivery import deliver
-from imagegw.errors import MissingParameter
+from imagegw.errors import GatewayError, InvalidValue, MissingParameter, UpstreamTimeout
 from imagegw.providers.base import ImageResult
 from imagegw.runtime import Runtime
 from imagegw.schemas import parse_generation_request
@@ -28,52 +39,161 @@ class GenerationOutcome:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-async def generate_images(
-    runtime: Runtime, principal: Principal, raw_body: bytes, *, base_url: str
-) -> GenerationOutcome:
-    body = parse_generation_request(raw_body)
-    requested = body.model or runtime.settings.default_model
-    if requested is None:
-        raise MissingParameter(
-            "Missing required parameter: 'model'. GET /v1/models lists the models this "
-            "gateway serves.",
-            param="model",
+@dataclass(frozen=True)
+class PreparedGeneration:
+    resolution: Resolution
+    validated: ValidatedRequest
+
+    @property
+    def model(self) -> str:
+        return self.resolution.spec.id
+
+    @property
+    def provider(self) -> str:
+        return self.resolution.spec.provider
+
+
+def prepare_generation(
+    runtime: Runtime,
+    principal: Principal,
+    raw_body: bytes,
+    *,
+    default_response_format: str | None = None,
+    only_response_format: str | None = None,
+) -> PreparedGeneration:
+    """Everything that can be checked before paying for a generation.
+
+    ``default_response_format`` replaces the HTTP default (b64_json) when the request names
+    none; ``only_response_format`` refuses any other (jobs keep URLs, never inline images).
+    """
+    resolution: Resolution | None = None
+    try:
+        body = parse_generation_request(raw_body)
+        requested = body.model or runtime.settings.default_model
+        if requested is None:
+            raise MissingParameter(
+                "Missing required parameter: 'model'. GET /v1/models lists the models this "
+                "gateway serves.",
+                param="model",
+            )
+        resolution = runtime.catalog.resolve(requested, runtime.today())
+        principal.require_model(resolution.spec.id)
+        if only_response_format and body.response_format not in (None, only_response_format):
+            raise InvalidValue(
+                f"Invalid value for 'response_format': '{body.response_format}'. This kind of "
+                f"request delivers '{only_response_format}' only.",
+                param="response_format",
+            )
+        validated = validate(
+            body, resolution, timeout_seconds=runtime.settings.upstream_timeout_seconds
         )
-    resolution = runtime.catalog.resolve(requested, runtime.today())
-    principal.require_model(resolution.spec.id)
-    validated = validate(
-        body, resolution, timeout_seconds=runtime.settings.upstream_timeout_seconds
-    )
-    provider = await runtime.provider(resolution.spec.provider)
+    except GatewayError as exc:
+        spec = resolution.spec if resolution is not None else None
+        runtime.telemetry.error(
+            code=exc.code,
+            provider=spec.provider if spec else None,
+            model=spec.id if spec else None,
+        )
+        raise
+    fallback = only_response_format or default_response_format
+    if body.response_format is None and fallback is not None:
+        validated = dataclasses.replace(validated, response_format=fallback)
+    return PreparedGeneration(resolution, validated)
 
+
+async def run_generation(
+    runtime: Runtime,
+    prepared: PreparedGeneration,
+    *,
+    client: str,
+    deadline: Deadline | None = None,
+) -> ImageResult:
+    settings = runtime.settings
+    budget: Budget = (
+        deadline.budget(settings.upstream_timeout_seconds, settings.response_margin_seconds)
+        if deadline is not None
+        else no_deadline(settings.upstream_timeout_seconds)
+    )
+    request = dataclasses.replace(prepared.validated.image_request, timeout_seconds=budget.seconds)
+    telemetry = runtime.telemetry
     started = time.perf_counter()
-    result = await provider.generate(validated.image_request)
-    logger.info(
-        "generated",
-        extra={
-            "client": principal.name,
-            "model": resolution.spec.id,
-            "n": validated.image_request.n,
-            "delivered": len(result.images),
-            "upstream_ms": round((time.perf_counter() - started) * 1000),
-        },
+    try:
+        if budget.limit != "configured" and budget.seconds < MIN_UPSTREAM_SECONDS:
+            raise budget.exhausted()
+        provider = await runtime.provider(prepared.provider)
+        async with telemetry.span("upstream", provider=prepared.provider, model=prepared.model):
+            try:
+                result = await provider.generate(request)
+            except UpstreamTimeout as exc:
+                if budget.limit == "configured":
+                    raise
+                raise UpstreamTimeout(exc.message + budget.advice()) from exc
+    except GatewayError as exc:
+        telemetry.error(code=exc.code, provider=prepared.provider, model=prepared.model)
+        raise
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    telemetry.upstream_latency(
+        provider=prepared.provider, model=prepared.model, milliseconds=elapsed_ms
     )
+    telemetry.images_generated(
+        provider=prepared.provider, model=prepared.model, count=len(result.images)
+    )
+    details: dict[str, Any] = {
+        "client": client,
+        "provider": prepared.provider,
+        "model": prepared.model,
+        "n": request.n,
+        "delivered": len(result.images),
+        "upstream_ms": round(elapsed_ms),
+        "timeout_s": round(budget.seconds, 1),
+    }
+    if settings.log_prompts:
+        details["prompt"] = request.prompt
+    logger.info("generated", extra=details)
+    return result
 
-    delivery = await deliver(
-        result.images, validated.response_format, runtime.image_store, base_url=base_url
-    )
-    headers = {"x-imagegw-model": resolution.spec.id, **delivery.headers}
-    response: dict[str, Any] = {"created": int(runtime.clock()), "data": delivery.items}
+
+def describe(
+    runtime: Runtime,
+    prepared: PreparedGeneration,
+    result: ImageResult,
+    items: list[dict[str, Any]],
+) -> GenerationOutcome:
+    """The OpenAI-shaped body (and headers) of a generation whose images are ``items``."""
+    resolution = prepared.resolution
+    headers = {"x-imagegw-model": resolution.spec.id}
+    response: dict[str, Any] = {"created": int(runtime.clock()), "data": items}
     response.update(_resolved_settings(result))
     response["model"] = resolution.spec.id
     if resolution.redirected_from is not None:
         headers["x-imagegw-redirected-from"] = resolution.redirected_from.id
         response["redirected_from"] = resolution.redirected_from.id
-    _report_ignored(validated, response, headers)
+    _report_ignored(prepared.validated, response, headers)
     if result.filtered:
         headers["x-imagegw-images-filtered"] = str(result.filtered)
         response["images_filtered"] = result.filtered
     return GenerationOutcome(response, headers)
+
+
+async def generate_images(
+    runtime: Runtime,
+    principal: Principal,
+    raw_body: bytes,
+    *,
+    base_url: str,
+    deadline: Deadline | None = None,
+    default_response_format: str | None = None,
+) -> GenerationOutcome:
+    prepared = prepare_generation(
+        runtime, principal, raw_body, default_response_format=default_response_format
+    )
+    result = await run_generation(runtime, prepared, client=principal.name, deadline=deadline)
+    delivery = await deliver(
+        result.images, prepared.validated.response_format, runtime.image_store, base_url=base_url
+    )
+    outcome = describe(runtime, prepared, result, delivery.items)
+    outcome.headers.update(delivery.headers)
+    return outcome
 
 
 def _resolved_settings(result: ImageResult) -> dict[str, Any]:
