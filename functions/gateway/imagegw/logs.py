@@ -58,10 +58,10 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str) -> None:
-    """Give the process a JSON handler unless something (Lambda, pytest) already set one."""
+    """Give the process a JSON handler unless something (Lambda, pytest, Powertools) has one."""
     logging.getLogger(PACKAGE_LOGGER).setLevel(level.upper())
     root = logging.getLogger()
-    if not root.handlers:
+    if not root.handlers and _powertools_logger is None:
         handler = logging.StreamHandler()
         handler.setFormatter(JsonFormatter())
         handler.addFilter(CorrelationFilter())
