@@ -73,6 +73,9 @@ async def generate_images(
     if result.filtered:
         headers["x-imagegw-images-filtered"] = str(result.filtered)
         response["images_filtered"] = result.filtered
+    if result.failed:
+        headers["x-imagegw-images-failed"] = str(result.failed)
+        response["images_failed"] = result.failed
     return GenerationOutcome(response, headers)
 
 
