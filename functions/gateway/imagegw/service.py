@@ -13,7 +13,7 @@ from typing import Any
 
 from imagegw.auth import Principal
 from imagegw.delivery import deliver
-from imagegw.errors import MissingParameter
+from imagegw.errors import ContentPolicyViolation, MissingParameter, UpstreamBadResponse
 from imagegw.providers.base import ImageResult
 from imagegw.runtime import Runtime
 from imagegw.schemas import parse_generation_request
@@ -59,6 +59,7 @@ async def generate_images(
         },
     )
 
+    _never_empty(result)
     delivery = await deliver(
         result.images, validated.response_format, runtime.image_store, base_url=base_url
     )
@@ -77,6 +78,19 @@ async def generate_images(
         headers["x-imagegw-images-failed"] = str(result.failed)
         response["images_failed"] = result.failed
     return GenerationOutcome(response, headers)
+
+
+def _never_empty(result: ImageResult) -> None:
+    """A 200 always carries an image: a provider that delivered none is an error here."""
+    if result.images:
+        return
+    if result.filtered:
+        raise ContentPolicyViolation(
+            "Your request was rejected by the upstream provider's safety system: every image "
+            "was filtered.",
+            code="content_policy_violation",
+        )
+    raise UpstreamBadResponse("The upstream answered with no images.")
 
 
 def _resolved_settings(result: ImageResult) -> dict[str, Any]:
