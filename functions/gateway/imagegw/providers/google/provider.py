@@ -39,8 +39,6 @@ GENERATE_CONTENT = "generateContent"
 class TokenSource(Protocol):
     async def token(self) -> str: ...
 
-    def close(self) -> None: ...
-
 
 @dataclass(frozen=True)
 class Vertex:
@@ -115,10 +113,6 @@ class GoogleProvider(ImageProvider):
         if api == PREDICT:
             return await self._predict(request, choice)
         return await self._generate_content(request, choice)
-
-    async def aclose(self) -> None:
-        if self._vertex is not None:
-            self._vertex.tokens.close()
 
     # ------------------------------------------------------------------ Imagen
 

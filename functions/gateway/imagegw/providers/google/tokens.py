@@ -106,17 +106,8 @@ class ServiceAccountTokens:
                 "The provider 'google' is not configured: the service account's private_key "
                 "cannot be read. Use the key file Google issued for the service account."
             ) from None
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(read_timeout_seconds, connect=connect_timeout_seconds),
-            follow_redirects=False,
-        )
-        self._request = HttpxRequest(self._client)
+        self._timeout = httpx.Timeout(read_timeout_seconds, connect=connect_timeout_seconds)
         self._refreshing: asyncio.Future[None] | None = None
-
-    @property
-    def project_id(self) -> str | None:
-        project = self._credentials.project_id
-        return project if isinstance(project, str) and project else None
 
     async def token(self) -> str:
         if self._credentials.token_state != TokenState.FRESH:
@@ -138,8 +129,11 @@ class ServiceAccountTokens:
         await asyncio.shield(task)
 
     def _refresh_blocking(self) -> None:
+        # A client per refresh (about once an hour): nothing stays open for a provider that is
+        # replaced while a request still holds it.
         try:
-            self._credentials.refresh(self._request)
+            with httpx.Client(timeout=self._timeout, follow_redirects=False) as client:
+                self._credentials.refresh(HttpxRequest(client))
         except auth_exceptions.TransportError as exc:
             raise UpstreamUnreachable(
                 "The gateway could not reach Google's token endpoint; the image request was "
@@ -154,9 +148,6 @@ class ServiceAccountTokens:
                 "Google refused the gateway's service account. This is a problem with the "
                 "gateway's configuration, not with your request or key."
             ) from exc
-
-    def close(self) -> None:
-        self._client.close()
 
 
 def _consume_exception(task: asyncio.Future[None]) -> None:
