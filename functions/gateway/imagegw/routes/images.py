@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -59,14 +58,18 @@ def gateway_base_url(request: Request, configured: str | None) -> str:
 )
 async def create_images(request: Request, caller: Caller, runtime: RuntimeDep) -> Response:
     raw = await read_json_body(request, runtime.settings.max_body_bytes)
+    settings = runtime.settings
+    # Mangum puts the Lambda event in the scope: only then does Lambda's size limit apply.
+    limited = settings.enforce_response_limit or "aws.event" in request.scope
     outcome = await generate_images(
         runtime,
         caller,
         raw,
-        base_url=gateway_base_url(request, runtime.settings.public_base_url),
+        base_url=gateway_base_url(request, settings.public_base_url),
+        response_limit=settings.max_response_bytes if limited else None,
     )
     return Response(
-        content=json.dumps(outcome.body, ensure_ascii=False).encode("utf-8"),
+        content=outcome.content,
         media_type="application/json",
         headers=outcome.headers,
     )
