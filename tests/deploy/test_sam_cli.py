@@ -95,7 +95,7 @@ def test_no_role_or_managed_policy_is_added_by_sam(translated: dict[str, Any]) -
     # SAM adds AWSLambdaBasicExecutionRole, AWSLambdaSQSQueueExecutionRole and
     # AWSXrayWriteOnlyAccess (all on "*") only to roles it generates itself.
     roles = of_type(translated, "AWS::IAM::Role")
-    assert set(roles) == {"GatewayRole", "WorkerRole"}
+    assert set(roles) == {"GatewayRole", "WorkerRole", "SignerRole"}
     assert all("ManagedPolicyArns" not in role for role in roles.values())
     functions = of_type(translated, "AWS::Lambda::Function")
     assert {name: function["Role"] for name, function in functions.items()} == {

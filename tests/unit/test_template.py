@@ -32,11 +32,13 @@ WORKER_HANDLER = "imagegw.worker.handler"
 # template may name it; once it exists the module is checked like any other.
 HANDLERS_IN_FLIGHT = {WORKER_HANDLER}
 
-SIGNING_SECRET = {
-    "Fn::If": [
-        "CreateUrlSigningSecret",
-        {"Ref": "UrlSigningSecret"},
-        {"Ref": "UrlSigningSecretArn"},
+IMAGE_OBJECTS = {
+    "Fn::Sub": [
+        "${Arn}/${Prefix}*",
+        {
+            "Arn": {"Fn::GetAtt": ["ImagesBucket", "Arn"]},
+            "Prefix": {"Fn::FindInMap": ["Images", "Storage", "Prefix"]},
+        },
     ]
 }
 ITEM_ACTIONS = {
@@ -335,7 +337,6 @@ def expected_environment(function: str) -> dict[str, Any]:
         "IMAGEGW_S3_PREFIX": {"Fn::FindInMap": ["Images", "Storage", "Prefix"]},
         "IMAGEGW_URL_TTL_SECONDS": {"Ref": "UrlTtlSeconds"},
         "IMAGEGW_PROVIDER_SECRET_ID": {"Ref": "ProviderSecretArn"},
-        "IMAGEGW_URL_SIGNING_SECRET_ID": SIGNING_SECRET,
         "IMAGEGW_LOG_LEVEL": {"Ref": "LogLevel"},
         "IMAGEGW_CORS_ORIGINS": {"Ref": "CorsAllowedOrigins"},
         "IMAGEGW_JOBS_TABLE": {"Ref": "JobsTable"},
@@ -347,6 +348,7 @@ def expected_environment(function: str) -> dict[str, Any]:
     }
     if function == "gateway":
         shared["IMAGEGW_CLIENT_KEYS_SECRET_ID"] = {"Ref": "ClientKeysSecretArn"}
+        shared["IMAGEGW_S3_SIGNER_ROLE_ARN"] = {"Fn::GetAtt": ["SignerRole", "Arn"]}
     return shared
 
 
@@ -361,9 +363,21 @@ def test_functions_get_the_environment_the_code_reads(
     for name, value in expected_environment(function).items():
         assert environment.get(name) == value, name
     assert image_prefix(template) == "images/"
-    # The worker authenticates no client: it is not told where the client keys are.
+    # The worker authenticates no client and signs no link.
     if function == "worker":
         assert "IMAGEGW_CLIENT_KEYS_SECRET_ID" not in environment
+        assert "IMAGEGW_S3_SIGNER_ROLE_ARN" not in environment
+
+
+def test_worker_knows_the_queues_max_receive_count(
+    template: dict[str, Any], worker_function: dict[str, Any]
+) -> None:
+    # On the last delivery the worker records the job as failed before SQS moves the message
+    # to the dead-letter queue; it can only do so if it knows which delivery is the last.
+    queue = resource(template, "JobsQueue", "AWS::SQS::Queue")["Properties"]
+    environment = function_environment(template, worker_function)
+    max_receive_count = queue["RedrivePolicy"]["maxReceiveCount"]
+    assert int(environment["IMAGEGW_JOBS_MAX_RECEIVE_COUNT"]) == max_receive_count
 
 
 def test_upstream_timeout_leaves_room_inside_each_function_timeout(
@@ -386,9 +400,10 @@ def test_parameters_and_their_defaults(template: dict[str, Any]) -> None:
     for name in ("ProviderSecretArn", "ClientKeysSecretArn"):
         assert "Default" not in parameters[name]
         assert parameters[name]["AllowedPattern"].startswith("^arn:aws")
-    assert parameters["UrlSigningSecretArn"]["Default"] == ""
     assert parameters["UrlTtlSeconds"]["Default"] == 3600
-    assert parameters["UrlTtlSeconds"]["MaxValue"] <= 604800  # SigV4 presigned URL maximum
+    # The signer role is assumed by a Lambda role (role chaining): its sessions last one hour
+    # at most, and a URL cannot outlive the credentials that signed it.
+    assert parameters["UrlTtlSeconds"]["MaxValue"] <= 3600
     assert parameters["ImageRetentionDays"]["Default"] == 1
     assert parameters["ImageRetentionDays"]["MinValue"] >= 1
     assert parameters["LogLevel"]["Default"] == "INFO"
@@ -396,17 +411,37 @@ def test_parameters_and_their_defaults(template: dict[str, Any]) -> None:
     assert parameters["CorsAllowedOrigins"]["Default"] == ""
 
 
-def test_an_empty_signing_secret_parameter_creates_a_generated_secret(
+def test_signer_role_only_reads_images_and_only_the_gateway_assumes_it(
     template: dict[str, Any],
 ) -> None:
-    assert template["Conditions"]["CreateUrlSigningSecret"] == {
-        "Fn::Equals": [{"Ref": "UrlSigningSecretArn"}, ""]
-    }
-    secret = resource(template, "UrlSigningSecret", "AWS::SecretsManager::Secret")
-    assert secret["Condition"] == "CreateUrlSigningSecret"
-    generated = secret["Properties"]["GenerateSecretString"]
-    assert generated["PasswordLength"] >= 32
-    assert "SecretString" not in secret["Properties"]
+    signer = resource(template, "SignerRole", "AWS::IAM::Role")
+    assert signer["Properties"]["MaxSessionDuration"] == 3600
+    assert signer["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": {"Fn::GetAtt": ["GatewayRole", "Arn"]}},
+            "Action": "sts:AssumeRole",
+        }
+    ]
+    (statement,) = statements(signer)
+    assert (statement["Effect"], statement["Action"], statement["Resource"]) == (
+        "Allow",
+        "s3:GetObject",
+        IMAGE_OBJECTS,
+    )
+    policy = resource(template, "GatewaySignerPolicy", "AWS::IAM::Policy")["Properties"]
+    assert policy["Roles"] == [{"Ref": "GatewayRole"}]
+    assert policy["PolicyDocument"]["Statement"] == [
+        {
+            "Sid": "AssumeSigner",
+            "Effect": "Allow",
+            "Action": "sts:AssumeRole",
+            "Resource": {"Fn::GetAtt": ["SignerRole", "Arn"]},
+        }
+    ]
+    # The gateway is not created (and so not invoked) before it may assume the signer.
+    gateway = resource(template, "GatewayFunction", "AWS::Serverless::Function")
+    assert gateway["DependsOn"] == "GatewaySignerPolicy"
 
 
 # ---------------------------------------------------------------------------- bucket
@@ -525,45 +560,40 @@ def test_functions_use_their_own_roles_without_managed_policies(
         ]
 
 
-def test_no_wildcards_except_where_aws_requires_them(
-    gateway_role: dict[str, Any], worker_role: dict[str, Any]
-) -> None:
-    for role in (gateway_role, worker_role):
-        for statement in statements(role):
-            assert statement["Effect"] == "Allow"
-            actions = as_list(statement["Action"])
-            assert all("*" not in action for action in actions), actions
-            if "*" in as_list(statement["Resource"]):
-                # X-Ray's write actions support no resource-level permissions.
-                assert set(actions) <= {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+def test_no_wildcards_except_where_aws_requires_them(template: dict[str, Any]) -> None:
+    policy_statements = [
+        statement
+        for role in resources_of_type(template, "AWS::IAM::Role").values()
+        for statement in statements(role)
+    ] + [
+        statement
+        for policy in resources_of_type(template, "AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    assert len(policy_statements) > 10
+    for statement in policy_statements:
+        assert statement["Effect"] == "Allow"
+        actions = as_list(statement["Action"])
+        assert all("*" not in action for action in actions), actions
+        if "*" in as_list(statement["Resource"]):
+            # X-Ray's write actions support no resource-level permissions.
+            assert set(actions) <= {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
 
 def test_gateway_reads_exactly_the_named_secrets(gateway_role: dict[str, Any]) -> None:
     granted = grants(gateway_role, "secretsmanager:GetSecretValue")
     assert sorted(map(str, granted)) == sorted(
-        map(str, [{"Ref": "ProviderSecretArn"}, {"Ref": "ClientKeysSecretArn"}, SIGNING_SECRET])
+        map(str, [{"Ref": "ProviderSecretArn"}, {"Ref": "ClientKeysSecretArn"}])
     )
 
 
-def test_worker_reads_provider_and_signing_secrets_only(worker_role: dict[str, Any]) -> None:
-    granted = grants(worker_role, "secretsmanager:GetSecretValue")
-    assert sorted(map(str, granted)) == sorted(
-        map(str, [{"Ref": "ProviderSecretArn"}, SIGNING_SECRET])
-    )
+def test_worker_reads_the_provider_secret_only(worker_role: dict[str, Any]) -> None:
+    assert grants(worker_role, "secretsmanager:GetSecretValue") == [{"Ref": "ProviderSecretArn"}]
 
 
-def test_s3_access_is_object_read_write_under_the_image_prefix_only(
+def test_functions_only_write_objects_under_the_image_prefix(
     gateway_role: dict[str, Any], worker_role: dict[str, Any]
 ) -> None:
-    objects = {
-        "Fn::Sub": [
-            "${Arn}/${Prefix}*",
-            {
-                "Arn": {"Fn::GetAtt": ["ImagesBucket", "Arn"]},
-                "Prefix": {"Fn::FindInMap": ["Images", "Storage", "Prefix"]},
-            },
-        ]
-    }
     for role in (gateway_role, worker_role):
         s3_statements = [
             statement
@@ -572,8 +602,9 @@ def test_s3_access_is_object_read_write_under_the_image_prefix_only(
         ]
         assert s3_statements, "the role must be able to store images"
         for statement in s3_statements:
-            assert set(as_list(statement["Action"])) == {"s3:PutObject", "s3:GetObject"}
-            assert as_list(statement["Resource"]) == [objects]
+            # Reading is the signer role's alone; nothing lists the bucket.
+            assert as_list(statement["Action"]) == ["s3:PutObject"]
+            assert as_list(statement["Resource"]) == [IMAGE_OBJECTS]
 
 
 def test_gateway_may_submit_jobs_and_the_worker_may_poll_them(
@@ -638,7 +669,7 @@ def test_outputs_name_every_url_and_resource_an_operator_needs(template: dict[st
     assert outputs["AsyncFailureQueueUrl"] == {"Ref": "AsyncFailureQueue"}
     assert outputs["JobsTableName"] == {"Ref": "JobsTable"}
     assert outputs["IdempotencyTableName"] == {"Ref": "IdempotencyTable"}
-    assert outputs["UrlSigningSecretId"] == SIGNING_SECRET
+    assert outputs["SignerRoleArn"] == {"Fn::GetAtt": ["SignerRole", "Arn"]}
     for name in ("GatewayFunction", "WorkerFunction"):
         assert outputs[f"{name}Name"] == {"Ref": name}
         assert outputs[f"{name}Arn"] == {"Fn::GetAtt": [name, "Arn"]}
