@@ -9,7 +9,7 @@ PORT ?= 8000
 DEV_API_KEY ?= sk-imagegw-dev
 export PYTHONPATH := $(CURDIR)/functions/gateway
 
-.PHONY: dev test lint typecheck pytest format build clean
+.PHONY: dev test lint typecheck pytest format build clean bench
 
 $(VENV)/.installed: requirements-dev.txt layers/deps/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ typecheck: $(VENV)/.installed
 
 pytest: $(VENV)/.installed
 	$(BIN)/pytest
+
+# Not part of `make test`: benchmarks measure, they do not pass or fail. A few minutes on 2 cores;
+# the report goes to stdout and into bench/RESULTS.md.
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench.run --write
 
 format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .
