@@ -155,6 +155,8 @@ def run(plan: Plan) -> str:
         with stack(image, work / "store") as (upstream, gateway):
             table, results = latency_section(plan, upstream, gateway, storage="local")
             parallel += parallel_lines(results, "local")
+        # A fresh gateway: one that has served the runs above keeps what its allocator holds.
+        with stack(image, work / "store") as (upstream, gateway):
             n10 = 10
             probe = latency.client(upstream.base_url, procs.UPSTREAM_KEY).images.with_raw_response
             raw = probe.generate(model=procs.UPSTREAM_MODEL, prompt="p", n=n10)
