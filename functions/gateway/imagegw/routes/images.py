@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from imagegw import jsonbody
 from imagegw.auth import SCOPE_GENERATE, Principal
 from imagegw.deps import RuntimeDep, require_scope
 from imagegw.errors import NotFound, PayloadTooLarge, UnsupportedMediaType
@@ -66,7 +66,7 @@ async def create_images(request: Request, caller: Caller, runtime: RuntimeDep) -
         base_url=gateway_base_url(request, runtime.settings.public_base_url),
     )
     return Response(
-        content=json.dumps(outcome.body, ensure_ascii=False).encode("utf-8"),
+        content=jsonbody.dumps(outcome.body),
         media_type="application/json",
         headers=outcome.headers,
     )
