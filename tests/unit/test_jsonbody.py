@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
-import random
+import os
 from typing import Any
 
 import pytest
 
 from imagegw.jsonbody import dumps
 
-IMAGE_B64 = base64.b64encode(random.Random(1).randbytes(30_000)).decode("ascii")
+IMAGE_B64 = base64.b64encode(os.urandom(30_000)).decode("ascii")
 
 
 def reference(body: dict[str, Any]) -> bytes:

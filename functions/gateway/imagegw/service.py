@@ -11,10 +11,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from imagegw import jsonbody
 from imagegw.auth import Principal
-from imagegw.delivery import deliver
-from imagegw.errors import MissingParameter
+from imagegw.catalog import Resolution
+from imagegw.delivery import Delivery, as_links, deliver
+from imagegw.errors import MissingParameter, PayloadTooLarge, StorageUnavailable
 from imagegw.providers.base import ImageResult
+from imagegw.response_size import lambda_response_size
 from imagegw.runtime import Runtime
 from imagegw.schemas import parse_generation_request
 from imagegw.validation import ValidatedRequest, validate
@@ -26,11 +29,25 @@ logger = logging.getLogger(__name__)
 class GenerationOutcome:
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    _content: bytes | None = field(default=None, repr=False)
+
+    @property
+    def content(self) -> bytes:
+        """The body as JSON bytes, serialized once (it can be megabytes of base64)."""
+        if self._content is None:
+            self._content = jsonbody.dumps(self.body)
+        return self._content
 
 
 async def generate_images(
-    runtime: Runtime, principal: Principal, raw_body: bytes, *, base_url: str
+    runtime: Runtime,
+    principal: Principal,
+    raw_body: bytes,
+    *,
+    base_url: str,
+    response_limit: int | None = None,
 ) -> GenerationOutcome:
+    """``response_limit``: the largest serialized Lambda result allowed (None: no limit)."""
     body = parse_generation_request(raw_body)
     requested = body.model or runtime.settings.default_model
     if requested is None:
@@ -62,6 +79,60 @@ async def generate_images(
     delivery = await deliver(
         result.images, validated.response_format, runtime.image_store, base_url=base_url
     )
+    outcome = _outcome(runtime, resolution, validated, result, delivery)
+    if response_limit is None:
+        return outcome
+    size = lambda_response_size(outcome.content, outcome.headers)
+    if size <= response_limit:
+        return outcome
+    return await _fit_response(
+        runtime, resolution, validated, result, delivery, base_url, size, response_limit
+    )
+
+
+async def _fit_response(
+    runtime: Runtime,
+    resolution: Resolution,
+    validated: ValidatedRequest,
+    result: ImageResult,
+    delivery: Delivery,
+    base_url: str,
+    size: int,
+    limit: int,
+) -> GenerationOutcome:
+    """An answer too big for Lambda: links instead when allowed, else a clear error."""
+    too_big = f"The images are {size} bytes as base64 JSON, over the {limit}-byte response limit"
+    if delivery.storage_failed:
+        raise StorageUnavailable(
+            f"The gateway could not store the images for URL delivery, and they cannot be "
+            f"returned inline: {too_big}. Retry shortly, or ask for a smaller n."
+        )
+    if not runtime.settings.oversize_to_url:
+        raise PayloadTooLarge(
+            f"{too_big}. Ask for response_format=url, or a smaller n.",
+            param="response_format",
+            code="response_too_large",
+        )
+    try:
+        items = await as_links(result.images, runtime.image_store, base_url=base_url)
+    except StorageUnavailable as exc:
+        raise StorageUnavailable(
+            f"{too_big}, and storing them for URL delivery failed. Retry shortly, or ask for "
+            "a smaller n."
+        ) from exc
+    switched = Delivery(
+        items, "url", headers={"x-imagegw-delivery": "url; reason=response_too_large"}
+    )
+    return _outcome(runtime, resolution, validated, result, switched)
+
+
+def _outcome(
+    runtime: Runtime,
+    resolution: Resolution,
+    validated: ValidatedRequest,
+    result: ImageResult,
+    delivery: Delivery,
+) -> GenerationOutcome:
     headers = {"x-imagegw-model": resolution.spec.id, **delivery.headers}
     response: dict[str, Any] = {"created": int(runtime.clock()), "data": delivery.items}
     response.update(_resolved_settings(result))

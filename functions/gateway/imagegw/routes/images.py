@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from imagegw import jsonbody
 from imagegw.auth import SCOPE_GENERATE, Principal
 from imagegw.deps import RuntimeDep, require_scope
 from imagegw.errors import NotFound, PayloadTooLarge, UnsupportedMediaType
@@ -49,7 +48,25 @@ async def read_json_body(request: Request, limit: int) -> bytes:
 
 
 def gateway_base_url(request: Request, configured: str | None) -> str:
-    return configured or str(request.base_url)
+    """Where callers reach this gateway, for links it serves itself.
+
+    Behind API Gateway's default endpoint the stage (``/Prod``) is part of the public URL but
+    not of the path the app sees, so it is put back from the event. Custom domains with base
+    path mappings cannot be inferred: operators set ``IMAGEGW_PUBLIC_BASE_URL``.
+    """
+    if configured:
+        return configured
+    event = request.scope.get("aws.event")
+    if isinstance(event, dict):
+        context = event.get("requestContext") or {}
+        domain = context.get("domainName")
+        stage = context.get("stage")
+        if isinstance(domain, str) and domain:
+            # HTTP APIs' "$default" stage and Function URLs have no stage in their URL.
+            staged = isinstance(stage, str) and stage not in ("", "$default")
+            prefix = f"/{stage}" if staged and ".execute-api." in domain else ""
+            return f"https://{domain}{prefix}/"
+    return str(request.base_url)
 
 
 @router.post(
@@ -59,14 +76,18 @@ def gateway_base_url(request: Request, configured: str | None) -> str:
 )
 async def create_images(request: Request, caller: Caller, runtime: RuntimeDep) -> Response:
     raw = await read_json_body(request, runtime.settings.max_body_bytes)
+    settings = runtime.settings
+    # Mangum puts the Lambda event in the scope: only then does Lambda's size limit apply.
+    limited = settings.enforce_response_limit or "aws.event" in request.scope
     outcome = await generate_images(
         runtime,
         caller,
         raw,
-        base_url=gateway_base_url(request, runtime.settings.public_base_url),
+        base_url=gateway_base_url(request, settings.public_base_url),
+        response_limit=settings.max_response_bytes if limited else None,
     )
     return Response(
-        content=jsonbody.dumps(outcome.body),
+        content=outcome.content,
         media_type="application/json",
         headers=outcome.headers,
     )
