@@ -180,7 +180,7 @@ def run(plan: Plan) -> str:
             ):
                 table, results = latency_section(plan, upstream, gateway, storage="s3")
                 parallel += parallel_lines(results, "s3")
-            lines += table[2:]
+            lines += table[1:]
         else:
             lines += ["", "(no S3 store in this checkout: `url` measured with the local store)"]
         lines += [""]
