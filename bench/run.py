@@ -208,10 +208,11 @@ def run(plan: Plan) -> str:
         mib = 1024
         lines += [
             f"- idle RSS {used.idle_kib / mib:.1f} MiB; peak RSS {used.peak_kib / mib:.1f} MiB "
-            f"(max of {len(used.peaks_kib)} requests)",
+            f"(max of {len(used.peaks_kib)} requests); largest growth of one request "
+            f"{used.growth_kib / mib:.1f} MiB",
             f"- payload: upstream answer {used.payload_bytes / 2**20:.1f} MiB "
             f"({used.images_bytes / 2**20:.1f} MiB of PNG)",
-            f"- peak - idle = {used.payload_multiple:.2f}x the payload "
+            f"- growth = {used.payload_multiple:.2f}x the payload "
             f"({verdict(used.payload_multiple, 3.0)})",
             "",
         ]
