@@ -28,7 +28,7 @@ PYTHON312 = $(shell for candidate in python3.12 $$HOME/.pyenv/versions/3.12*/bin
 # What the Lambda runtime provides besides the code and the layer (boto3 is not in the layer).
 RUNTIME_BOTO3 := $(shell sed -n 's/^boto3==//p' requirements-dev.txt)
 
-.PHONY: dev test lint typecheck pytest format validate python312 build package-check clean
+.PHONY: dev test lint typecheck pytest format validate python312 build package-check clean bench
 
 $(VENV)/.installed: requirements-dev.txt layers/deps/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,11 @@ typecheck: $(VENV)/.installed
 # tests/deploy runs cfn-lint, `sam validate --lint` and the SAM translation from .venv-sam.
 pytest: $(VENV)/.installed $(SAM_VENV)/.installed
 	$(BIN)/pytest
+
+# Not part of `make test`: benchmarks measure, they do not pass or fail. A few minutes on 2 cores;
+# the report goes to stdout and into bench/RESULTS.md.
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench.run --write
 
 format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .

@@ -6,12 +6,12 @@ provider -> delivery -> OpenAI-shaped body plus the headers that say what the ga
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from imagegw import jsonbody
 from imagegw.auth import Principal
 from imagegw.catalog import Resolution
 from imagegw.delivery import Delivery, as_links, deliver
@@ -41,7 +41,7 @@ class GenerationOutcome:
     def content(self) -> bytes:
         """The body as JSON bytes, serialized once (it can be megabytes of base64)."""
         if self._content is None:
-            self._content = json.dumps(self.body, ensure_ascii=False).encode("utf-8")
+            self._content = jsonbody.dumps(self.body)
         return self._content
 
 
