@@ -30,8 +30,8 @@ def jobs_aws(
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         dynamodb.create_table(
             TableName=TABLE,
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "job_id", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
         sqs = boto3.client("sqs", region_name=REGION)

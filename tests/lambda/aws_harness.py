@@ -20,7 +20,7 @@ class JobsAws:
 
     def item(self, job_id: str) -> dict[str, Any] | None:
         found: dict[str, Any] | None = self.dynamodb.get_item(
-            TableName=TABLE, Key={"id": {"S": job_id}}
+            TableName=TABLE, Key={"job_id": {"S": job_id}}
         ).get("Item")
         return found
 

@@ -80,5 +80,6 @@ def test_importing_the_handler_in_a_fresh_process_builds_nothing_and_does_no_io(
     # Powertools is imported on the first invocation; the X-Ray SDK only with tracing on.
     assert "aws_lambda_powertools" not in report["modules"]
     assert "aws_xray_sdk" not in report["modules"]
+    assert "httpx" not in report["modules"]  # loaded with the first upstream call
     assert report["io"] == []
     assert completed.stderr == ""

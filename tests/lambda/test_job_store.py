@@ -38,8 +38,8 @@ def store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> It
         client = boto3.client("dynamodb", region_name=REGION)
         client.create_table(
             TableName=TABLE,
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "job_id", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
         yield DynamoDBJobStore(TABLE)
@@ -106,3 +106,18 @@ def test_transition_holds_only_for_the_expected_status_and_lease(store: JobStore
 def test_unknown_fields_cannot_be_changed(store: JobStore) -> None:
     with pytest.raises(ValueError, match="cannot change"):
         asyncio.run(store.transition(JOB.id, expect="queued", token=None, changes={"client": "b"}))
+
+
+def test_the_store_uses_the_key_of_the_table_the_template_creates() -> None:
+    from pathlib import Path
+
+    from cfnlint.decode import decode_str
+
+    from imagegw.jobs.dynamodb import KEY
+
+    template_path = Path(__file__).resolve().parents[2] / "template.yaml"
+    template, problems = decode_str(template_path.read_text(encoding="utf-8"))
+    assert problems == []
+    table = template["Resources"]["JobsTable"]["Properties"]
+    assert table["KeySchema"] == [{"AttributeName": KEY, "KeyType": "HASH"}]
+    assert table["TimeToLiveSpecification"]["AttributeName"] == "expires_at"

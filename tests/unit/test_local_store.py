@@ -40,7 +40,7 @@ def _parts(url: str) -> tuple[str, str, str]:
 async def _stored(store: LocalImageStore, extension: str = "png") -> tuple[str, str, str]:
     key = new_key(extension)
     await store.put(key, TINY_PNG, f"image/{extension}")
-    return _parts(store.link(key, base_url=BASE).url)
+    return _parts((await store.link(key, base_url=BASE)).url)
 
 
 def test_new_keys_are_random_and_valid() -> None:
@@ -67,7 +67,7 @@ async def test_link_points_at_the_gateway_and_expires_after_the_ttl(
 ) -> None:
     key = new_key("png")
     await store.put(key, TINY_PNG, "image/png")
-    link = store.link(key, base_url=BASE)
+    link = await store.link(key, base_url=BASE)
     assert link.url.startswith(f"http://gateway.test:8000{FILES_PATH}/{key}?")
     assert link.expires_at == int(clock.now) + TTL
     assert _parts(link.url)[1] == str(link.expires_at)
@@ -79,7 +79,7 @@ async def test_files_do_not_leak_between_keys(store: LocalImageStore, tmp_path: 
     await store.put(first, b"first", "image/png")
     await store.put(second, b"second", "image/png")
     for key, data in ((first, b"first"), (second, b"second")):
-        _, expires, signature = _parts(store.link(key, base_url=BASE).url)
+        _, expires, signature = _parts((await store.link(key, base_url=BASE)).url)
         assert store.open(key, expires=expires, signature=signature)[0] == data
     # Only the two images: no partial files left behind.
     assert sorted(path.name for path in (tmp_path / "images").iterdir()) == sorted([first, second])
@@ -117,7 +117,7 @@ async def test_link_signed_with_another_secret_is_refused(
     other = LocalImageStore(
         tmp_path / "images", signing_secret=b"another-secret", ttl_seconds=TTL, clock=clock
     )
-    _, expires, signature = _parts(other.link(key, base_url=BASE).url)
+    _, expires, signature = _parts((await other.link(key, base_url=BASE)).url)
     with pytest.raises(PermissionDenied):
         store.open(key, expires=expires, signature=signature)
 
@@ -211,9 +211,10 @@ async def test_put_refuses_keys_it_did_not_generate(store: LocalImageStore, key:
         await store.put(key, TINY_PNG, "image/png")
 
 
-def test_genuine_link_to_an_image_that_is_gone_is_not_found(store: LocalImageStore) -> None:
+@pytest.mark.anyio
+async def test_genuine_link_to_an_image_that_is_gone_is_not_found(store: LocalImageStore) -> None:
     key = new_key("png")
-    _, expires, signature = _parts(store.link(key, base_url=BASE).url)
+    _, expires, signature = _parts((await store.link(key, base_url=BASE)).url)
     with pytest.raises(NotFound) as caught:
         store.open(key, expires=expires, signature=signature)
     assert caught.value.code == "image_not_found"

@@ -4,8 +4,8 @@ Only SHA-256 hashes of keys are kept (keys are long random strings, so a fast ha
 A presented key is hashed and compared with every stored hash in constant time, without stopping
 at the first match, so timing says nothing about which or how much of a key matched.
 
-Key stores share one record layout, the JSON the local file and (later) the Secrets Manager
-secret hold::
+Key stores share one record layout, the JSON the local file and the Secrets Manager secret
+hold::
 
     {"keys": [{"name": "team-a", "sha256": "<hex>", "scopes": ["images:generate", "models:read"],
                "models": ["openai/*", "local/sketch"]}]}
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from imagegw.errors import AuthenticationFailed, PermissionDenied, ServiceUnavailable
+from imagegw.secrets_cache import CachedSecret
 
 SCOPE_GENERATE = "images:generate"
 SCOPE_MODELS = "models:read"
@@ -54,6 +55,12 @@ class ApiKeyRecord:
             scopes=frozenset(raw.get("scopes") or [ALL_SCOPES]),
             models=tuple(models) if models is not None else None,
         )
+
+
+def records_from_document(document: Any) -> tuple[ApiKeyRecord, ...]:
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise ValueError('the key document must be {"keys": [...]}')
+    return tuple(ApiKeyRecord.from_json(raw) for raw in document["keys"])
 
 
 def hash_key(key: str) -> str:
@@ -121,14 +128,38 @@ class FileKeyStore(KeyStore):
             mtime = self._path.stat().st_mtime
             if self._cache is not None and self._cache[0] == mtime:
                 return self._cache[1]
-            document = json.loads(self._path.read_text(encoding="utf-8"))
-            records = tuple(ApiKeyRecord.from_json(raw) for raw in document["keys"])
+            records = records_from_document(json.loads(self._path.read_text(encoding="utf-8")))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ServiceUnavailable(
                 "The gateway's client key file cannot be read; check IMAGEGW_API_KEYS_FILE.",
                 code="key_store_unavailable",
             ) from exc
         self._cache = (mtime, records)
+        return records
+
+
+class SecretKeyStore(KeyStore):
+    """The client keys secret in Secrets Manager (same layout as the file), cached with a TTL.
+
+    Revoking a key is deleting its entry: warm processes stop accepting it within the TTL.
+    """
+
+    def __init__(self, secret: CachedSecret) -> None:
+        self._secret = secret
+        self._parsed: tuple[object, tuple[ApiKeyRecord, ...]] | None = None
+
+    async def records(self) -> Sequence[ApiKeyRecord]:
+        document = await self._secret.value()
+        if self._parsed is not None and self._parsed[0] is document:
+            return self._parsed[1]
+        try:
+            records = records_from_document(document)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ServiceUnavailable(
+                f"The gateway's {self._secret.role} does not hold a valid key list.",
+                code="key_store_unavailable",
+            ) from exc
+        self._parsed = (document, records)
         return records
 
 

@@ -24,6 +24,8 @@ class Delivery:
     items: list[dict[str, Any]]
     response_format: str
     headers: dict[str, str] = field(default_factory=dict)
+    # True when url was asked for but storing failed, so the images came back inline.
+    storage_failed: bool = False
 
 
 def inline(images: list[GeneratedImage]) -> list[dict[str, Any]]:
@@ -42,7 +44,7 @@ async def as_links(
     )
     items = []
     for key, image in zip(keys, images, strict=True):
-        link = store.link(key, base_url=base_url)
+        link = await store.link(key, base_url=base_url)
         items.append(_with_prompt({"url": link.url, "expires_at": link.expires_at}, image))
     return items
 
@@ -60,6 +62,7 @@ async def deliver(
             inline(images),
             "b64_json",
             headers={"x-imagegw-delivery": "b64_json; reason=storage_unavailable"},
+            storage_failed=True,
         )
 
 

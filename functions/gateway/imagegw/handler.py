@@ -12,7 +12,8 @@ Non-HTTP invocations have no bearer key. They are trusted because IAM let the se
 function (or write to the queue), and they run as ``aws:<source>`` with every scope. Malformed
 or unsupported events get ``{"error": {...}}`` back, never an exception: a raise would only make
 the sender retry something that fails the same way. The exception is an outage of the job store
-or queue during an EventBridge event: that raise is what makes Lambda retry the event later.
+or queue during an EventBridge event: the raise hands the event to Lambda's failure handling
+(retries if configured, else the on-failure destination), where it is not lost.
 
 The app, the adapter and the Powertools wrappers are built on the first invocation, once per
 process: importing this module does no I/O and builds nothing.
@@ -120,8 +121,9 @@ def _invocation(kind: str, event: Any, context: Any) -> Any:
         return run(handle_direct(runtime, event, context))
     except ServiceUnavailable as exc:
         if kind == "eventbridge":
-            # Lambda retries a failed asynchronous invocation; the job id keeps it idempotent.
-            logger.exception("event not processed; raising so that Lambda retries it")
+            # Lambda's failure handling keeps the event (retry or on-failure destination); a
+            # retried event finds its job by id, so it is never generated twice.
+            logger.exception("event not processed; raising so that Lambda keeps it")
             raise
         logger.exception("invocation failed")
         return error_result(exc)

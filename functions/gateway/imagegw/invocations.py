@@ -122,7 +122,7 @@ async def handle_eventbridge(runtime: Runtime, event: dict[str, Any], context: A
         context=context,
         event=event,
     )
-    return job_view(job, runtime.image_store, base_url=links_base_url(runtime))
+    return await job_view(job, runtime.image_store, base_url=links_base_url(runtime))
 
 
 async def handle_direct(runtime: Runtime, event: Any, context: Any) -> Any:
@@ -136,7 +136,7 @@ async def handle_direct(runtime: Runtime, event: Any, context: Any) -> Any:
             context=context,
             event=event,
         )
-        return job_view(job, runtime.image_store, base_url=links_base_url(runtime))
+        return await job_view(job, runtime.image_store, base_url=links_base_url(runtime))
     principal = event_principal("lambda")
     outcome = await generate_images(
         runtime,

@@ -16,11 +16,16 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from imagegw.auth import CombinedKeyStore, FileKeyStore, KeyStore, StaticKeyStore
+from imagegw.auth import (
+    CombinedKeyStore,
+    FileKeyStore,
+    KeyStore,
+    SecretKeyStore,
+    StaticKeyStore,
+)
 from imagegw.catalog import Catalog, load_catalog
 from imagegw.credentials import CredentialSource, EnvironmentCredentials, SecretCredentials
+from imagegw.errors import StorageUnavailable
 from imagegw.providers import ImageProvider, build_provider
 from imagegw.secrets_cache import CachedSecret, secretsmanager_fetch
 from imagegw.settings import Settings
@@ -28,6 +33,10 @@ from imagegw.storage import ImageStore
 from imagegw.storage.local import LocalImageStore, default_directory
 
 if TYPE_CHECKING:
+    # Imported on first use: a process that has not called an upstream yet (a cold start
+    # answering GET /v1/models, a health check) does not pay for httpx.
+    import httpx
+
     from imagegw.jobs.queue import JobQueue
     from imagegw.jobs.store import JobStore
     from imagegw.observability import Telemetry
@@ -118,6 +127,8 @@ class Runtime:
         """
         loop = asyncio.get_running_loop()
         if self._http is None or self._http[0] is not loop:
+            import httpx
+
             limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
             self._http = (loop, httpx.AsyncClient(limits=limits, follow_redirects=False))
         return self._http[1]
@@ -180,14 +191,60 @@ def build_key_store(settings: Settings) -> KeyStore:
         stores.append(StaticKeyStore([key for key in keys if key]))
     if settings.api_keys_file is not None:
         stores.append(FileKeyStore(settings.api_keys_file))
+    if settings.client_keys_secret_id is not None:
+        secret = CachedSecret(
+            secretsmanager_fetch(settings.client_keys_secret_id),
+            role="client keys secret (IMAGEGW_CLIENT_KEYS_SECRET_ID)",
+            ttl_seconds=settings.secret_ttl_seconds,
+            grace_seconds=settings.secret_grace_seconds,
+        )
+        stores.append(SecretKeyStore(secret))
     return CombinedKeyStore(stores)
 
 
 def build_image_store(settings: Settings, clock: Callable[[], float]) -> ImageStore:
+    if settings.storage == "s3":
+        return build_s3_store(settings, clock)
     secret = settings.url_signing_secret
     return LocalImageStore(
         settings.local_storage_dir or default_directory(),
         signing_secret=secret.get_secret_value().encode() if secret else secrets.token_bytes(32),
         ttl_seconds=settings.url_ttl_seconds,
         clock=clock,
+    )
+
+
+def build_s3_store(settings: Settings, clock: Callable[[], float]) -> ImageStore:
+    from imagegw.storage.presign import (
+        OwnCredentialsPresigner,
+        Presigner,
+        RolePresigner,
+        sts_client,
+    )
+    from imagegw.storage.s3 import S3ImageStore, s3_client
+
+    if not settings.s3_bucket:
+        raise StorageUnavailable(
+            "URL delivery is set to S3 (IMAGEGW_STORAGE=s3) but IMAGEGW_S3_BUCKET is not set.",
+            code="storage_not_configured",
+        )
+    presigner: Presigner
+    if settings.s3_signer_role_arn:
+        presigner = RolePresigner(
+            role_arn=settings.s3_signer_role_arn,
+            ttl_seconds=settings.url_ttl_seconds,
+            sts_client=sts_client,
+            s3_client=lambda credentials: s3_client(credentials=credentials),
+            clock=clock,
+        )
+    else:
+        presigner = OwnCredentialsPresigner(
+            s3_client, ttl_seconds=settings.url_ttl_seconds, clock=clock
+        )
+    return S3ImageStore(
+        s3_client,
+        presigner,
+        bucket=settings.s3_bucket,
+        prefix=settings.s3_prefix,
+        kms_key_id=settings.s3_kms_key_id,
     )

@@ -20,12 +20,23 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from imagegw import jsonbody
 from imagegw.auth import Principal
 from imagegw.catalog import Resolution
 from imagegw.deadline import MIN_UPSTREAM_SECONDS, Budget, Deadline, no_deadline
-from imagegw.delivery import deliver
-from imagegw.errors import GatewayError, InvalidValue, MissingParameter, UpstreamTimeout
+from imagegw.delivery import Delivery, as_links, deliver
+from imagegw.errors import (
+    ContentPolicyViolation,
+    GatewayError,
+    InvalidValue,
+    MissingParameter,
+    PayloadTooLarge,
+    StorageUnavailable,
+    UpstreamBadResponse,
+    UpstreamTimeout,
+)
 from imagegw.providers.base import ImageResult
+from imagegw.response_size import lambda_response_size
 from imagegw.runtime import Runtime
 from imagegw.schemas import parse_generation_request
 from imagegw.validation import ValidatedRequest, validate
@@ -37,6 +48,14 @@ logger = logging.getLogger(__name__)
 class GenerationOutcome:
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    _content: bytes | None = field(default=None, repr=False)
+
+    @property
+    def content(self) -> bytes:
+        """The body as JSON bytes, serialized once (it can be megabytes of base64)."""
+        if self._content is None:
+            self._content = jsonbody.dumps(self.body)
+        return self._content
 
 
 @dataclass(frozen=True)
@@ -128,6 +147,7 @@ async def run_generation(
                 if budget.limit == "configured":
                     raise
                 raise UpstreamTimeout(exc.message + budget.advice()) from exc
+        _never_empty(result)
     except GatewayError as exc:
         telemetry.error(code=exc.code, provider=prepared.provider, model=prepared.model)
         raise
@@ -157,12 +177,12 @@ def describe(
     runtime: Runtime,
     prepared: PreparedGeneration,
     result: ImageResult,
-    items: list[dict[str, Any]],
+    delivery: Delivery,
 ) -> GenerationOutcome:
-    """The OpenAI-shaped body (and headers) of a generation whose images are ``items``."""
+    """The OpenAI-shaped body (and headers) of a generation delivered as ``delivery``."""
     resolution = prepared.resolution
-    headers = {"x-imagegw-model": resolution.spec.id}
-    response: dict[str, Any] = {"created": int(runtime.clock()), "data": items}
+    headers = {"x-imagegw-model": resolution.spec.id, **delivery.headers}
+    response: dict[str, Any] = {"created": int(runtime.clock()), "data": delivery.items}
     response.update(_resolved_settings(result))
     response["model"] = resolution.spec.id
     if resolution.redirected_from is not None:
@@ -172,6 +192,9 @@ def describe(
     if result.filtered:
         headers["x-imagegw-images-filtered"] = str(result.filtered)
         response["images_filtered"] = result.filtered
+    if result.failed:
+        headers["x-imagegw-images-failed"] = str(result.failed)
+        response["images_failed"] = result.failed
     return GenerationOutcome(response, headers)
 
 
@@ -183,7 +206,9 @@ async def generate_images(
     base_url: str,
     deadline: Deadline | None = None,
     default_response_format: str | None = None,
+    response_limit: int | None = None,
 ) -> GenerationOutcome:
+    """``response_limit``: the largest serialized Lambda result allowed (None: no limit)."""
     prepared = prepare_generation(
         runtime, principal, raw_body, default_response_format=default_response_format
     )
@@ -191,9 +216,61 @@ async def generate_images(
     delivery = await deliver(
         result.images, prepared.validated.response_format, runtime.image_store, base_url=base_url
     )
-    outcome = describe(runtime, prepared, result, delivery.items)
-    outcome.headers.update(delivery.headers)
-    return outcome
+    outcome = describe(runtime, prepared, result, delivery)
+    if response_limit is None:
+        return outcome
+    size = lambda_response_size(outcome.content, outcome.headers)
+    if size <= response_limit:
+        return outcome
+    return await _fit_response(runtime, prepared, result, delivery, base_url, size, response_limit)
+
+
+async def _fit_response(
+    runtime: Runtime,
+    prepared: PreparedGeneration,
+    result: ImageResult,
+    delivery: Delivery,
+    base_url: str,
+    size: int,
+    limit: int,
+) -> GenerationOutcome:
+    """An answer too big for Lambda: links instead when allowed, else a clear error."""
+    too_big = f"The images are {size} bytes as base64 JSON, over the {limit}-byte response limit"
+    if delivery.storage_failed:
+        raise StorageUnavailable(
+            f"The gateway could not store the images for URL delivery, and they cannot be "
+            f"returned inline: {too_big}. Retry shortly, or ask for a smaller n."
+        )
+    if not runtime.settings.oversize_to_url:
+        raise PayloadTooLarge(
+            f"{too_big}. Ask for response_format=url, or a smaller n.",
+            param="response_format",
+            code="response_too_large",
+        )
+    try:
+        items = await as_links(result.images, runtime.image_store, base_url=base_url)
+    except StorageUnavailable as exc:
+        raise StorageUnavailable(
+            f"{too_big}, and storing them for URL delivery failed. Retry shortly, or ask for "
+            "a smaller n."
+        ) from exc
+    switched = Delivery(
+        items, "url", headers={"x-imagegw-delivery": "url; reason=response_too_large"}
+    )
+    return describe(runtime, prepared, result, switched)
+
+
+def _never_empty(result: ImageResult) -> None:
+    """A 200 always carries an image: a provider that delivered none is an error here."""
+    if result.images:
+        return
+    if result.filtered:
+        raise ContentPolicyViolation(
+            "Your request was rejected by the upstream provider's safety system: every image "
+            "was filtered.",
+            code="content_policy_violation",
+        )
+    raise UpstreamBadResponse("The upstream answered with no images.")
 
 
 def _resolved_settings(result: ImageResult) -> dict[str, Any]:

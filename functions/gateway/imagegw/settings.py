@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     google_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("IMAGEGW_GOOGLE_API_KEY", "GEMINI_API_KEY")
     )
+    # Vertex AI hosts the Gemini image models on the global endpoint; Imagen used `location`.
+    google_gemini_location: str | None = None
+    # Endpoints: Google's unless set (a test double, a private endpoint or a proxy).
+    google_vertex_base_url: str | None = None
+    google_gemini_base_url: str | None = None
 
     # AWS Secrets Manager: names or ARNs of the secrets, never their values.
     provider_secret_id: str | None = None
@@ -73,13 +78,18 @@ class Settings(BaseSettings):
     local_storage_dir: Path | None = None
     s3_bucket: str | None = None
     s3_prefix: str = "images/"
+    # The role presigned URLs are signed with (its expiry is known; the Lambda role's is not).
+    s3_signer_role_arn: str | None = None
+    s3_kms_key_id: str | None = None
     url_ttl_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
     url_signing_secret: SecretStr | None = None
     public_base_url: str | None = None
 
     # A buffered Lambda response above 6,291,556 bytes becomes a bare 502 from API Gateway.
     # Answers that would not fit switch to url delivery when allowed, else they are a 413.
+    # Checked for requests that arrive through Lambda; `enforce_response_limit` checks always.
     max_response_bytes: int = Field(default=6_291_556, ge=1024)
+    enforce_response_limit: bool = False
     oversize_to_url: bool = True
 
     # Request hygiene.

@@ -1,9 +1,10 @@
 """Jobs in a DynamoDB table (``IMAGEGW_JOBS_TABLE``).
 
-The table: partition key ``id`` (string), TTL attribute ``expires_at``; nothing else is needed
-(no index, no sort key). Each job is one item; ``result``, ``error`` and ``last_error`` are JSON
-text. Writes are conditional (``attribute_not_exists(id)`` to create, the expected status and
-lease token to change), so two workers holding the same message cannot both win.
+The table (``JobsTable`` in template.yaml): partition key ``job_id`` (string), TTL attribute
+``expires_at``; nothing else is needed (no index, no sort key). Each job is one item;
+``result``, ``error`` and ``last_error`` are JSON text. Writes are conditional
+(``attribute_not_exists(job_id)`` to create, the expected status and lease token to change), so
+two workers holding the same message cannot both win.
 
 boto3 is imported when the store is first used, and its blocking calls run in a thread.
 """
@@ -43,18 +44,27 @@ def _decode(name: str, attribute: dict[str, str]) -> Any:
     return json.loads(text) if name in _JSON_FIELDS else text
 
 
+# The table's partition key; the record's other attributes are named as the Job's fields.
+KEY = "job_id"
+
+
+def _key(job_id: str) -> dict[str, dict[str, str]]:
+    return {KEY: {"S": job_id}}
+
+
 def to_item(job: Job) -> dict[str, dict[str, str]]:
-    return {
+    item = {
         name: _encode(name, value)
         for name, value in vars(job).items()
-        if value is not None and not name.startswith("_")
+        if value is not None and name != "id"
     }
+    return {**item, **_key(job.id)}
 
 
 def from_item(item: dict[str, dict[str, str]]) -> Job:
-    fields = {name: _decode(name, attribute) for name, attribute in item.items()}
+    fields = {name: _decode(name, attribute) for name, attribute in item.items() if name != KEY}
     known = set(Job.__dataclass_fields__)
-    return Job(**{name: value for name, value in fields.items() if name in known})
+    return Job(id=item[KEY]["S"], **{k: v for k, v in fields.items() if k in known and k != "id"})
 
 
 def default_client() -> Any:
@@ -91,12 +101,12 @@ class DynamoDBJobStore(JobStore):
 
     async def create(self, job: Job) -> bool:
         answer = await self._call(
-            "put_item", Item=to_item(job), ConditionExpression="attribute_not_exists(id)"
+            "put_item", Item=to_item(job), ConditionExpression=f"attribute_not_exists({KEY})"
         )
         return answer is not None
 
     async def get(self, job_id: str) -> Job | None:
-        answer = await self._call("get_item", Key={"id": {"S": job_id}}, ConsistentRead=True)
+        answer = await self._call("get_item", Key=_key(job_id), ConsistentRead=True)
         item = answer.get("Item") if answer else None
         return from_item(item) if item else None
 
@@ -130,7 +140,7 @@ class DynamoDBJobStore(JobStore):
             condition += " AND #token = :token"
         answer = await self._call(
             "update_item",
-            Key={"id": {"S": job_id}},
+            Key=_key(job_id),
             UpdateExpression=expression,
             ConditionExpression=condition,
             ExpressionAttributeNames=names,

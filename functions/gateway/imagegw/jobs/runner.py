@@ -30,6 +30,7 @@ from typing import Any
 
 from imagegw.auth import ALL_SCOPES, Principal
 from imagegw.deadline import Deadline
+from imagegw.delivery import Delivery
 from imagegw.errors import GatewayError, InvalidRequest, internal_error
 from imagegw.jobs.model import FAILED, QUEUED, RUNNING, SUCCEEDED, Job, new_job_id
 from imagegw.jobs.queue import JobQueueUnavailable
@@ -272,7 +273,7 @@ async def _run(
             runtime, job, lease, {"status": FAILED, "error": internal_error().body()["error"]}
         )
         return Processed(Disposition.DONE, recorded)
-    outcome = describe(runtime, prepared, result, items=[])
+    outcome = describe(runtime, prepared, result, Delivery([], JOB_RESPONSE_FORMAT))
     response = {name: value for name, value in outcome.body.items() if name != "data"}
     images: list[dict[str, Any]] = []
     for key, image in zip(keys, result.images, strict=True):

@@ -19,7 +19,7 @@ def jobs_path(job_id: str) -> str:
     return f"/v1/images/jobs/{job_id}"
 
 
-def job_view(job: Job, store: ImageStore, *, base_url: str) -> dict[str, Any]:
+async def job_view(job: Job, store: ImageStore, *, base_url: str) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": job.id,
         "object": JOB_OBJECT,
@@ -30,7 +30,7 @@ def job_view(job: Job, store: ImageStore, *, base_url: str) -> dict[str, Any]:
     if job.result is not None:
         data = []
         for image in job.result.get("images", []):
-            link = store.link(image["key"], base_url=base_url)
+            link = await store.link(image["key"], base_url=base_url)
             item: dict[str, Any] = {"url": link.url, "expires_at": link.expires_at}
             if "revised_prompt" in image:
                 item["revised_prompt"] = image["revised_prompt"]

@@ -57,7 +57,25 @@ async def read_json_body(request: Request, limit: int) -> bytes:
 
 
 def gateway_base_url(request: Request, configured: str | None) -> str:
-    return configured or str(request.base_url)
+    """Where callers reach this gateway, for links it serves itself.
+
+    Behind API Gateway's default endpoint the stage (``/Prod``) is part of the public URL but
+    not of the path the app sees, so it is put back from the event. Custom domains with base
+    path mappings cannot be inferred: operators set ``IMAGEGW_PUBLIC_BASE_URL``.
+    """
+    if configured:
+        return configured
+    event = request.scope.get("aws.event")
+    if isinstance(event, dict):
+        context = event.get("requestContext") or {}
+        domain = context.get("domainName")
+        stage = context.get("stage")
+        if isinstance(domain, str) and domain:
+            # HTTP APIs' "$default" stage and Function URLs have no stage in their URL.
+            staged = isinstance(stage, str) and stage not in ("", "$default")
+            prefix = f"/{stage}" if staged and ".execute-api." in domain else ""
+            return f"https://{domain}{prefix}/"
+    return str(request.base_url)
 
 
 def request_deadline(request: Request, runtime: Runtime) -> Deadline | None:
@@ -86,18 +104,22 @@ def prefers_async(prefer: str | None) -> bool:
 )
 async def create_images(request: Request, caller: Caller, runtime: RuntimeDep) -> Response:
     raw = await read_json_body(request, runtime.settings.max_body_bytes)
-    base_url = gateway_base_url(request, runtime.settings.public_base_url)
+    settings = runtime.settings
+    base_url = gateway_base_url(request, settings.public_base_url)
     if prefers_async(request.headers.get("prefer")) and runtime.job_queue is not None:
         return await submit(runtime, caller, raw, base_url=base_url)
+    # Mangum puts the Lambda event in the scope: only then does Lambda's size limit apply.
+    limited = settings.enforce_response_limit or "aws.event" in request.scope
     outcome = await generate_images(
         runtime,
         caller,
         raw,
         base_url=base_url,
         deadline=request_deadline(request, runtime),
+        response_limit=settings.max_response_bytes if limited else None,
     )
     return Response(
-        content=json.dumps(outcome.body, ensure_ascii=False).encode("utf-8"),
+        content=outcome.content,
         media_type="application/json",
         headers=outcome.headers,
     )
@@ -109,7 +131,7 @@ async def submit(runtime: Runtime, caller: Principal, raw: bytes, *, base_url: s
 
     job = await submit_job(runtime, caller, raw)
     return Response(
-        content=json.dumps(job_view(job, runtime.image_store, base_url=base_url)).encode(),
+        content=json.dumps(await job_view(job, runtime.image_store, base_url=base_url)).encode(),
         status_code=202,
         media_type="application/json",
         headers={

@@ -27,7 +27,7 @@ async def get_job(job_id: str, request: Request, caller: Caller, runtime: Runtim
     job = await runtime.job_store.get(job_id) if is_valid_job_id(job_id) else None
     if job is None or job.client != caller.name:
         raise NotFound(f"No job with id '{job_id}'.", param="job_id", code="job_not_found")
-    view = job_view(
+    view = await job_view(
         job,
         runtime.image_store,
         base_url=gateway_base_url(request, runtime.settings.public_base_url),

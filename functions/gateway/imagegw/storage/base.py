@@ -1,8 +1,9 @@
 """The storage contract behind ``response_format=url``.
 
 A store keeps image bytes under a key that reveals nothing about the request, and hands out a
-link that works for a bounded time. The local store serves its own signed links; an S3 store
-hands out presigned URLs. Delivery only sees this interface.
+link that works for a bounded time. The local store serves its own signed links; the S3 store
+hands out SigV4 presigned URLs. Delivery and jobs only see this interface. ``link`` is async
+because signing may need fresh credentials (an STS call) first.
 """
 
 from __future__ import annotations
@@ -30,35 +31,13 @@ class StoredLink:
     expires_at: int  # unix seconds
 
 
-@dataclass(frozen=True)
-class ImageBody:
-    """The stored bytes, for stores the gateway serves from itself."""
-
-    data: bytes
-    content_type: str
-
-
-@dataclass(frozen=True)
-class ImageRedirect:
-    """Where to send the caller instead (a URL signed just now)."""
-
-    url: str
-
-
-ImageRead = ImageBody | ImageRedirect
-
-
 class ImageStore(ABC):
     @abstractmethod
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         """Store ``data``; raise ``StorageUnavailable`` when it cannot be stored."""
 
     @abstractmethod
-    async def read(self, key: str) -> ImageRead:
-        """The image behind ``key`` (the link's signature was already checked)."""
-
-    @abstractmethod
-    def link(self, key: str, *, base_url: str) -> StoredLink:
+    async def link(self, key: str, *, base_url: str) -> StoredLink:
         """A URL for ``key`` that stops working after the store's lifetime.
 
         ``base_url`` is where the gateway itself is reachable, for stores that serve their own

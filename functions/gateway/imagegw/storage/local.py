@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from imagegw.errors import NotFound, PermissionDenied, StorageUnavailable
-from imagegw.storage.base import ImageBody, ImageRead, ImageStore, StoredLink, is_valid_key
+from imagegw.storage.base import ImageStore, StoredLink, is_valid_key
 
 FILES_PATH = "/v1/images/files"
 _CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
@@ -59,17 +59,10 @@ class LocalImageStore(ImageStore):
         partial.write_bytes(data)
         os.replace(partial, self._directory / key)
 
-    def link(self, key: str, *, base_url: str) -> StoredLink:
+    async def link(self, key: str, *, base_url: str) -> StoredLink:
         expires_at = int(self._clock()) + self._ttl
         query = urlencode({"expires": expires_at, "signature": self._sign(key, expires_at)})
         return StoredLink(f"{base_url.rstrip('/')}{FILES_PATH}/{key}?{query}", expires_at)
-
-    async def read(self, key: str) -> ImageRead:
-        try:
-            data = await asyncio.to_thread((self._directory / key).read_bytes)
-        except FileNotFoundError as exc:
-            raise NotFound("The image is no longer stored.", code="image_not_found") from exc
-        return ImageBody(data, _CONTENT_TYPES[key.rsplit(".", 1)[1]])
 
     def open(self, key: str, *, expires: str | None, signature: str | None) -> tuple[bytes, str]:
         """The bytes and content type behind a link, if the link is genuine and current."""
