@@ -40,7 +40,12 @@ def s3_client(
     )
     config = Config(
         signature_version="s3v4",
-        s3={"addressing_style": "path" if endpoint else "virtual"},
+        # "regional": in us-east-1 botocore otherwise uses the legacy global host
+        # (bucket.s3.amazonaws.com) instead of the bucket's regional endpoint.
+        s3={
+            "addressing_style": "path" if endpoint else "virtual",
+            "us_east_1_regional_endpoint": "regional",
+        },
         retries={"mode": "standard", "max_attempts": 3},
         connect_timeout=3,
         read_timeout=10,
