@@ -459,3 +459,23 @@ def test_storage_failure_with_images_too_big_to_inline_is_503(
     assert "could not store" in message
     assert "1024-byte" in message
     assert "b64_json" not in response.text
+
+
+def test_s3_without_a_bucket_name_costs_b64_callers_nothing_and_url_callers_no_images(
+    mocked_aws: None, provider: FakeProvider, clock: FakeClock
+) -> None:
+    """A storage misconfiguration is a storage failure: b64_json never touches storage, and
+    url callers get the images they paid for inline."""
+    runtime = Runtime(s3_settings(s3_bucket=None), providers={"openai": provider}, clock=clock)
+    with client_for(runtime) as client:
+        inline = client.post(
+            GENERATIONS,
+            json={"model": "openai/gpt-image-2", "prompt": PROMPT, "n": 1},
+            headers=AUTH,
+        )
+        linked = ask_for_urls(client, n=2)
+
+    assert inline.status_code == 200, inline.text
+    assert "x-imagegw-delivery" not in inline.headers
+    assert base64.b64decode(inline.json()["data"][0]["b64_json"]) == encode_image("32x32", "png", 0)
+    assert_inline_fallback(linked, 2)

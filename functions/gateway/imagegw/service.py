@@ -77,7 +77,7 @@ async def generate_images(
     )
 
     delivery = await deliver(
-        result.images, validated.response_format, runtime.image_store, base_url=base_url
+        result.images, validated.response_format, lambda: runtime.image_store, base_url=base_url
     )
     outcome = _outcome(runtime, resolution, validated, result, delivery)
     if response_limit is None:
