@@ -22,6 +22,7 @@ import requests
 from api_support import GENERATIONS, assert_error, client_for
 from fastapi.testclient import TestClient
 
+from imagegw.aws_clients import client as aws_client
 from imagegw.providers.base import GeneratedImage, ImageRequest, ImageResult
 from imagegw.runtime import Runtime
 from imagegw.settings import Settings
@@ -142,10 +143,8 @@ def test_images_are_stored_under_random_keys_with_their_type_and_encryption(
 
 
 def test_kms_key_is_used_when_configured(mocked_aws: None, clock: FakeClock) -> None:
-    import boto3
-
     s3 = create_bucket()
-    kms_key = boto3.client("kms", region_name=region()).create_key()["KeyMetadata"]["KeyId"]
+    kms_key = aws_client("kms", region_name=region()).create_key()["KeyMetadata"]["KeyId"]
     runtime = Runtime(
         s3_settings(s3_kms_key_id=kms_key),
         providers={"openai": FakeProvider(result=distinct_images())},

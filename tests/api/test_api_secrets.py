@@ -2,7 +2,7 @@
 
 Rotation, outages and broken secrets are judged by what reaches the caller (status, error
 envelope, message) and by the Authorization header the fake OpenAI upstream receives. The
-secrets are read through the real boto3 path. Tests that move time build the runtime's
+secrets are read through the real botocore path. Tests that move time build the runtime's
 ``CachedSecret``s with a ``FakeClock``; the others configure the gateway by settings alone.
 """
 
@@ -78,7 +78,7 @@ def timed_runtime(
     keys_fetch: Fetch | None = None,
     **overrides: Any,
 ) -> Runtime:
-    """A runtime whose secrets are cached on ``clock``, read by ``*_fetch`` (real boto3)."""
+    """A runtime whose secrets are cached on ``clock``, read by ``*_fetch`` (real botocore)."""
     values: dict[str, Any] = {"log_level": "DEBUG", "api_keys": API_KEY}
     values.update(overrides)
     settings = Settings(**values)
@@ -187,7 +187,7 @@ def test_an_outage_serves_the_cached_secrets_within_grace_then_503(
         assert generate(client, KEY_A).status_code == 200
         providers.down = keys.down = True
 
-        for step in (TTL, GRACE / 2, GRACE / 2 - 1):  # up to TTL + GRACE - 1
+        for step in (TTL, GRACE - 1):  # past the TTL, then the last second of grace
             secret_clock.now += step
             response = generate(client, KEY_A)
             assert response.status_code == 200, response.text

@@ -1,5 +1,6 @@
 """AWS helpers for tests: buckets, secrets, the STS calls a signer makes, a Secrets Manager
-that can go down. All of them use real boto3 clients, created when called (inside moto)."""
+that can go down. All of them use real botocore clients, created when called (inside moto),
+through the gateway's own client factory (models parsed once per process: fast)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
-
+from imagegw.aws_clients import client as aws_client
 from imagegw.secrets_cache import Fetch, secretsmanager_fetch
 
 BUCKET = "imagegw-test-images"
@@ -28,7 +28,7 @@ def process_credentials() -> dict[str, str]:
 
 def create_bucket(name: str = BUCKET, *, endpoint_url: str | None = None) -> Any:
     """The bucket in the environment's Region; returns an S3 client for looking inside."""
-    s3 = boto3.client("s3", region_name=region(), endpoint_url=endpoint_url)
+    s3 = aws_client("s3", region_name=region(), endpoint_url=endpoint_url)
     if region() == "us-east-1":
         s3.create_bucket(Bucket=name)
     else:
@@ -47,7 +47,7 @@ def stored_objects(s3: Any, bucket: str = BUCKET) -> dict[str, dict[str, Any]]:
 
 
 def secrets_client(endpoint_url: str | None = None) -> Any:
-    return boto3.client("secretsmanager", region_name=region(), endpoint_url=endpoint_url)
+    return aws_client("secretsmanager", region_name=region(), endpoint_url=endpoint_url)
 
 
 def create_secret(name: str, value: Any, *, endpoint_url: str | None = None) -> str:
@@ -67,7 +67,7 @@ def secret_text(name: str, *, endpoint_url: str | None = None) -> str:
 
 
 class OutageSwitch:
-    """Secrets Manager that can become unreachable: while ``down``, the same real boto3 fetch
+    """Secrets Manager that can become unreachable: while ``down``, the same real botocore fetch
     goes to a closed port on 127.0.0.1 instead (connection refused, as in an outage)."""
 
     def __init__(self, secret_id: str, closed_port: int) -> None:
@@ -95,7 +95,7 @@ class AssumedRoles:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def client(self) -> Any:
-        sts = boto3.session.Session().client("sts", region_name=region())
+        sts = aws_client("sts", region_name=region())
         sts.meta.events.register("after-call.sts.AssumeRole", self._record)
         return sts
 
