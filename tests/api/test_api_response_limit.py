@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import random
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from api_support import GENERATIONS, assert_error, client_for
@@ -26,6 +27,7 @@ from imagegw.settings import Settings
 
 from conftest import API_KEY, AUTH
 from support.fakes import FakeClock, FakeProvider
+from support.leaks import LeakWatch
 
 # ~6.1 MB as base64: just under the limit. Seeded test data, not a secret.
 IMAGE = random.Random(7).randbytes(4_600_000)  # noqa: S311
@@ -97,13 +99,17 @@ def test_an_answer_exactly_at_the_limit_is_sent_inline(padding: int, tmp_path: A
     assert base64.b64decode(item["b64_json"]) == IMAGE
 
 
-def test_one_byte_over_switches_to_links_and_says_so(padding: int, tmp_path: Any) -> None:
-    response = ask("x" * (padding + 1), limited(tmp_path))
+def test_one_byte_over_switches_to_links_and_says_so(
+    padding: int, tmp_path: Any, leak_watch: LeakWatch
+) -> None:
+    leak_watch.image(IMAGE)
+    response = ask("x" * (padding + 1), limited(tmp_path, log_level="DEBUG"))
     assert response.status_code == 200, response.text[:300]
     assert response.headers["x-imagegw-delivery"] == "url; reason=response_too_large"
     (item,) = response.json()["data"]
     assert set(item) == {"url", "expires_at", "revised_prompt"}
     assert len(response.content) < 200_000
+    leak_watch.secret(parse_qs(urlsplit(item["url"]).query)["signature"][0], what="link signature")
 
 
 def test_one_byte_over_is_a_413_when_links_are_not_allowed(padding: int, tmp_path: Any) -> None:

@@ -15,11 +15,19 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from lambda_harness import GENERATE_EVENTS, FakeLambdaContext, header, load_event, response_body
+from lambda_harness import (
+    DEV_API_KEY,
+    GENERATE_EVENTS,
+    FakeLambdaContext,
+    header,
+    load_event,
+    response_body,
+)
 
 from imagegw.response_size import ENVELOPE_ALLOWANCE, lambda_response_size
 
 from support.fake_openai import FakeOpenAI, Images
+from support.leaks import LeakWatch
 
 pytest_plugins = ["lambda_fixtures"]
 
@@ -69,7 +77,9 @@ def test_the_size_estimate_bounds_the_serialized_handler_result(
     upstream: FakeOpenAI,
     cold_handler: Handler,
     lambda_context: FakeLambdaContext,
+    leak_watch: LeakWatch,
 ) -> None:
+    leak_watch.secret("sk-upstream-lambda", DEV_API_KEY)
     upstream.enqueue(Images(revised_prompt=REVISED))
     event = with_body(
         load_event(name),
@@ -82,6 +92,8 @@ def test_the_size_estimate_bounds_the_serialized_handler_result(
     body = response_body(result)
     document = json.loads(body)
     assert [item["revised_prompt"] for item in document["data"]] == [REVISED, REVISED]
+    for item in document["data"]:
+        leak_watch.image(base64.b64decode(item["b64_json"]))
     estimate = lambda_response_size(body, service_headers(result))
     # However the runtime serializes the result (escaped or raw UTF-8), it is not larger.
     for ensure_ascii in (True, False):

@@ -5,10 +5,11 @@ URL they were given, the base64 of every image) and the ``leak_watch`` fixture s
 record of the test, formatted by the gateway's own JSON formatter (message, ``extra`` fields,
 exception text), with the root logger at DEBUG.
 
-Records of the fake AWS (moto, its ``responses`` interception and the werkzeug server of
-``ThreadedMotoServer``) are left out: they stand for AWS's side of the wire, which of course sees
-the request. Everything the gateway, botocore, urllib3, httpx, uvicorn or the test emits is
-scanned.
+Left out are records that stand for the other ends of the wire, which of course see the
+request: the fake AWS (moto, its ``responses`` interception, the werkzeug server of
+``ThreadedMotoServer``) and the caller (``httpx2``, the transport of Starlette's TestClient,
+logs the URLs the test fetches). Everything the gateway, botocore, urllib3, httpx (the
+gateway's upstream client), uvicorn or Mangum emits is scanned.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from imagegw.logs import JsonFormatter
 
-FAKE_AWS_LOGGERS = ("moto", "responses", "werkzeug")
+OTHER_ENDS = ("moto", "responses", "werkzeug", "httpx2")
 
 
 def signature_of(url: str) -> str:
@@ -68,7 +69,5 @@ class LeakWatch:
 def formatted(records: Iterable[logging.LogRecord]) -> list[str]:
     formatter = JsonFormatter()
     return [
-        formatter.format(record)
-        for record in records
-        if not record.name.startswith(FAKE_AWS_LOGGERS)
+        formatter.format(record) for record in records if not record.name.startswith(OTHER_ENDS)
     ]
