@@ -1,7 +1,7 @@
 """Fixtures shared by every test layer.
 
-Tests never read the developer's environment: IMAGEGW_* and OPENAI_* variables are removed, and
-each test builds the Settings it needs.
+Tests never read the developer's environment: IMAGEGW_*, OPENAI_*, GOOGLE_* and GEMINI_* variables
+are removed, and each test builds the Settings it needs.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from support.leaks import LeakWatch, formatted
 API_KEY = "sk-test-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
-_LAYERS = ("unit", "providers", "api", "lambda", "e2e")
+_LAYERS = ("unit", "providers", "api", "lambda", "e2e", "deploy")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -42,7 +42,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(autouse=True)
 def _hermetic_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in list(os.environ):
-        if name.startswith(("IMAGEGW_", "OPENAI_")):
+        if name.startswith(("IMAGEGW_", "OPENAI_", "GOOGLE_", "GEMINI_")):
             monkeypatch.delenv(name)
     get_settings.cache_clear()
     yield

@@ -75,5 +75,6 @@ def test_importing_the_handler_in_a_fresh_process_builds_nothing_and_does_no_io(
     assert "PIL" not in report["modules"]
     assert "boto3" not in report["modules"]
     assert "botocore" not in report["modules"]
+    assert "httpx" not in report["modules"]  # loaded with the first upstream call
     assert report["io"] == []
     assert completed.stderr == ""

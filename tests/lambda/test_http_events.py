@@ -182,3 +182,52 @@ def test_the_handler_does_not_modify_the_event(
     event = load_event("function-url-generate")
     cold_handler(event, lambda_context)
     assert event == load_event("function-url-generate")
+
+
+@pytest.mark.parametrize(
+    ("name", "prefix"),
+    [
+        ("rest-v1-generate", "https://1234567890.execute-api.us-east-1.amazonaws.com/Prod/"),
+        ("function-url-generate", None),
+    ],
+)
+def test_local_links_keep_the_stage_of_the_public_url(
+    name: str, prefix: str | None, cold_handler: Handler, lambda_context: FakeLambdaContext
+) -> None:
+    # API Gateway's default endpoint has the stage in its public URL but not in the path the
+    # app sees; a link without it would be a 403 from API Gateway.
+    event = load_event(name)
+    raw = event["body"]
+    body = json.loads(base64.b64decode(raw) if event.get("isBase64Encoded") else raw)
+    body["response_format"] = "url"
+    event["body"] = json.dumps(body)
+    event["isBase64Encoded"] = False
+    for key in list(event["headers"]):
+        if key.lower() == "content-length":
+            del event["headers"][key]
+    response = cold_handler(event, lambda_context)
+    assert response["statusCode"] == 200, response.get("body")
+    url = json.loads(response_body(response))["data"][0]["url"]
+    domain = event["requestContext"]["domainName"]
+    expected = prefix or f"https://{domain}/"
+    assert url.startswith(expected + "v1/images/files/")
+    # The link works when it arrives back through the same kind of event.
+    follow = load_event(name)
+    path_and_query = url[len(expected) - 1 :]
+    path, _, query = path_and_query.partition("?")
+    follow["body"] = None
+    follow["isBase64Encoded"] = False
+    if "httpMethod" in follow:
+        follow["httpMethod"] = "GET"
+        follow["path"] = path
+        follow["queryStringParameters"] = dict(part.split("=", 1) for part in query.split("&"))
+        follow["multiValueQueryStringParameters"] = None
+    else:
+        follow["requestContext"]["http"]["method"] = "GET"
+        follow["requestContext"]["http"]["path"] = path
+        follow["rawPath"] = path
+        follow["rawQueryString"] = query
+    got = cold_handler(follow, lambda_context)
+    assert got["statusCode"] == 200, got.get("body")
+    assert got["isBase64Encoded"] is True
+    assert base64.b64decode(got["body"]).startswith(b"\x89PNG")

@@ -14,9 +14,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from imagegw.auth import (
     CombinedKeyStore,
@@ -33,6 +31,11 @@ from imagegw.secrets_cache import CachedSecret, secretsmanager_fetch
 from imagegw.settings import Settings
 from imagegw.storage import ImageStore
 from imagegw.storage.local import LocalImageStore, default_directory
+
+if TYPE_CHECKING:
+    # Imported on first use: a process that has not called an upstream yet (a cold start
+    # answering GET /v1/models, a health check) does not pay for httpx.
+    import httpx
 
 
 class Runtime:
@@ -88,6 +91,8 @@ class Runtime:
         """
         loop = asyncio.get_running_loop()
         if self._http is None or self._http[0] is not loop:
+            import httpx
+
             limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
             self._http = (loop, httpx.AsyncClient(limits=limits, follow_redirects=False))
         return self._http[1]

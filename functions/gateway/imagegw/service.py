@@ -6,16 +6,22 @@ provider -> delivery -> OpenAI-shaped body plus the headers that say what the ga
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from imagegw import jsonbody
 from imagegw.auth import Principal
 from imagegw.catalog import Resolution
 from imagegw.delivery import Delivery, as_links, deliver
-from imagegw.errors import MissingParameter, PayloadTooLarge, StorageUnavailable
+from imagegw.errors import (
+    ContentPolicyViolation,
+    MissingParameter,
+    PayloadTooLarge,
+    StorageUnavailable,
+    UpstreamBadResponse,
+)
 from imagegw.providers.base import ImageResult
 from imagegw.response_size import lambda_response_size
 from imagegw.runtime import Runtime
@@ -35,7 +41,7 @@ class GenerationOutcome:
     def content(self) -> bytes:
         """The body as JSON bytes, serialized once (it can be megabytes of base64)."""
         if self._content is None:
-            self._content = json.dumps(self.body, ensure_ascii=False).encode("utf-8")
+            self._content = jsonbody.dumps(self.body)
         return self._content
 
 
@@ -76,6 +82,7 @@ async def generate_images(
         },
     )
 
+    _never_empty(result)
     delivery = await deliver(
         result.images, validated.response_format, lambda: runtime.image_store, base_url=base_url
     )
@@ -144,7 +151,23 @@ def _outcome(
     if result.filtered:
         headers["x-imagegw-images-filtered"] = str(result.filtered)
         response["images_filtered"] = result.filtered
+    if result.failed:
+        headers["x-imagegw-images-failed"] = str(result.failed)
+        response["images_failed"] = result.failed
     return GenerationOutcome(response, headers)
+
+
+def _never_empty(result: ImageResult) -> None:
+    """A 200 always carries an image: a provider that delivered none is an error here."""
+    if result.images:
+        return
+    if result.filtered:
+        raise ContentPolicyViolation(
+            "Your request was rejected by the upstream provider's safety system: every image "
+            "was filtered.",
+            code="content_policy_violation",
+        )
+    raise UpstreamBadResponse("The upstream answered with no images.")
 
 
 def _resolved_settings(result: ImageResult) -> dict[str, Any]:

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     google_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("IMAGEGW_GOOGLE_API_KEY", "GEMINI_API_KEY")
     )
+    # Vertex AI hosts the Gemini image models on the global endpoint; Imagen used `location`.
+    google_gemini_location: str | None = None
+    # Endpoints: Google's unless set (a test double, a private endpoint or a proxy).
+    google_vertex_base_url: str | None = None
+    google_gemini_base_url: str | None = None
 
     # AWS Secrets Manager: names or ARNs of the secrets, never their values.
     provider_secret_id: str | None = None

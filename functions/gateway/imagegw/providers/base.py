@@ -38,6 +38,8 @@ class ImageRequest:
     user: str | None = None
     safety_identifier: str | None = None
     complexity: str | None = None
+    watermark: bool | None = None
+    person_generation: str | None = None
 
 
 class GeneratedImage:
@@ -110,6 +112,9 @@ class ImageResult:
     usage: dict[str, Any] | None = None
     # Images the upstream withheld (safety filters): reported to the caller, never hidden.
     filtered: int = 0
+    # Images asked for that did not arrive for another reason (an upstream call of a fan-out
+    # failed or ran out of time) while others were delivered: reported too.
+    failed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -48,7 +48,25 @@ async def read_json_body(request: Request, limit: int) -> bytes:
 
 
 def gateway_base_url(request: Request, configured: str | None) -> str:
-    return configured or str(request.base_url)
+    """Where callers reach this gateway, for links it serves itself.
+
+    Behind API Gateway's default endpoint the stage (``/Prod``) is part of the public URL but
+    not of the path the app sees, so it is put back from the event. Custom domains with base
+    path mappings cannot be inferred: operators set ``IMAGEGW_PUBLIC_BASE_URL``.
+    """
+    if configured:
+        return configured
+    event = request.scope.get("aws.event")
+    if isinstance(event, dict):
+        context = event.get("requestContext") or {}
+        domain = context.get("domainName")
+        stage = context.get("stage")
+        if isinstance(domain, str) and domain:
+            # HTTP APIs' "$default" stage and Function URLs have no stage in their URL.
+            staged = isinstance(stage, str) and stage not in ("", "$default")
+            prefix = f"/{stage}" if staged and ".execute-api." in domain else ""
+            return f"https://{domain}{prefix}/"
+    return str(request.base_url)
 
 
 @router.post(
