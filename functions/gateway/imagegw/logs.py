@@ -27,6 +27,12 @@ PACKAGE_LOGGER = "imagegw"
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
+# AWS SDK wire logs. At DEBUG botocore writes request and response bodies (Secrets Manager
+# values, image bytes), Authorization headers and presigned URL signatures. A root logger at
+# DEBUG (Lambda's log-level setting, a developer's basicConfig) would send all of that to the
+# logs, so these stay at WARNING whatever the root level is.
+_WIRE_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3")
+
 # A contextvar, not a global: uvicorn serves many requests at once on one loop.
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "imagegw_correlation_id", default=None
@@ -60,6 +66,8 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(level: str) -> None:
     """Give the process a JSON handler unless something (Lambda, pytest, Powertools) has one."""
     logging.getLogger(PACKAGE_LOGGER).setLevel(level.upper())
+    for name in _WIRE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     root = logging.getLogger()
     if not root.handlers and _powertools_logger is None:
         handler = logging.StreamHandler()

@@ -3,7 +3,7 @@
 A rotated secret reaches a warm process within ``ttl`` seconds, without a redeploy. While
 Secrets Manager cannot be reached, the last good value keeps serving for a bounded ``grace``
 period; with no value at all the caller gets a 503 that names the secret's role (never its
-value). boto3 is imported on first use, not at startup.
+value). botocore is imported on first use, not at startup.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from imagegw import aws_clients
 from imagegw.errors import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
@@ -35,12 +36,11 @@ def secretsmanager_fetch(
     def fetch() -> str:
         nonlocal client
         if client is None:
-            import boto3
             from botocore.config import Config
 
             # Fail fast: a request waits on this, and the cached value can cover an outage.
             config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2})
-            client = boto3.session.Session().client(
+            client = aws_clients.client(
                 "secretsmanager", region_name=region, endpoint_url=endpoint_url, config=config
             )
         value = client.get_secret_value(SecretId=secret_id)["SecretString"]

@@ -214,7 +214,10 @@ async def generate_images(
     )
     result = await run_generation(runtime, prepared, client=principal.name, deadline=deadline)
     delivery = await deliver(
-        result.images, prepared.validated.response_format, runtime.image_store, base_url=base_url
+        result.images,
+        prepared.validated.response_format,
+        lambda: runtime.image_store,
+        base_url=base_url,
     )
     outcome = describe(runtime, prepared, result, delivery)
     if response_limit is None:

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from imagegw import aws_clients
 from imagegw.storage.base import StoredLink
 
 # Role chaining (a role assuming a role) is capped at one hour by STS; 15 minutes is its floor.
@@ -148,9 +149,8 @@ class RolePresigner(Presigner):
 
 
 def sts_client(region: str | None = None) -> Any:
-    import boto3
     from botocore.config import Config
 
     config = Config(connect_timeout=3, read_timeout=5, retries={"mode": "standard"})
     # The regional endpoint: the global one adds latency and a dependency on us-east-1.
-    return boto3.session.Session().client("sts", region_name=region, config=config)
+    return aws_clients.client("sts", region_name=region, config=config)
