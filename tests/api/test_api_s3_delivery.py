@@ -26,7 +26,12 @@ from imagegw.aws_clients import client as aws_client
 from imagegw.providers.base import GeneratedImage, ImageRequest, ImageResult
 from imagegw.runtime import Runtime
 from imagegw.settings import Settings
-from imagegw.storage.presign import OwnCredentialsPresigner, RolePresigner
+from imagegw.storage.presign import (
+    SAFETY_SECONDS,
+    SHARED_SECONDS,
+    OwnCredentialsPresigner,
+    RolePresigner,
+)
 from imagegw.storage.s3 import S3ImageStore, s3_client
 
 from conftest import API_KEY, AUTH
@@ -355,19 +360,32 @@ def test_role_credentials_are_reused_while_they_outlive_a_url_then_renewed(
     assert len(roles.answers) == 2
 
 
-def test_with_a_one_hour_lifetime_every_link_is_signed_with_fresh_credentials(
+def test_with_a_one_hour_lifetime_each_response_gets_fresh_credentials(
     mocked_aws: None, real_clock: FakeClock, provider: FakeProvider
 ) -> None:
-    """Role chaining caps sessions at one hour, so a full-hour URL needs new credentials."""
+    """Role chaining caps sessions at one hour, so a full-hour URL needs new credentials.
+
+    The links of one response share one STS call (SHARED_SECONDS); a later response assumes
+    the role again. Every expires_at stays within the credentials that signed it.
+    """
     create_bucket()
     roles = AssumedRoles()
     with client_for(role_runtime(roles, real_clock, provider, ttl=3600)) as client:
-        first = ask_for_urls(client, n=1).json()["data"][0]
-        second = ask_for_urls(client, n=1).json()["data"][0]
-    assert parameters(first["url"]).access_key != parameters(second["url"]).access_key
-    for item in (first, second):
-        signed = parameters(item["url"])
-        assert item["expires_at"] <= roles.expiration_of(signed.access_key)
+        first_at = int(real_clock.now)
+        first = ask_for_urls(client, n=4).json()["data"]
+        real_clock.now += SHARED_SECONDS + 1
+        second_at = int(real_clock.now)
+        second = ask_for_urls(client, n=1).json()["data"]
+    first_keys = {parameters(item["url"]).access_key for item in first}
+    assert len(first_keys) == 1
+    assert parameters(second[0]["url"]).access_key not in first_keys
+    shortest = 3600 - SHARED_SECONDS - SAFETY_SECONDS - 1
+    for asked_at, items in ((first_at, first), (second_at, second)):
+        for item in items:
+            signed = parameters(item["url"])
+            assert item["expires_at"] <= roles.expiration_of(signed.access_key)
+            # At most the sharing window and the safety margin short of the hour.
+            assert item["expires_at"] >= asked_at + shortest
 
 
 def test_the_configured_signer_role_signs_the_urls(

@@ -167,3 +167,31 @@ async def test_a_malformed_rotation_keeps_the_last_good_value_within_grace() -> 
     clock.now += GRACE
     with pytest.raises(SecretUnavailable):
         await secret.value()
+
+
+async def test_while_one_refresh_hangs_other_requests_keep_the_cached_value() -> None:
+    # A hanging (not refusing) endpoint: the refreshing request waits on it; others must not.
+    clock = FakeClock(1000.0)
+    source = Source({"openai": {"api_key": "sk-before-3333"}})
+    release = threading.Event()
+    hang = False
+
+    def fetch() -> str:
+        if hang:
+            release.wait(5)
+        return source()
+
+    secret = CachedSecret(
+        fetch, role=ROLE, ttl_seconds=TTL, grace_seconds=GRACE, retry_seconds=RETRY, clock=clock
+    )
+    await secret.value()
+    hang = True
+    source.value = {"openai": {"api_key": "sk-after-4444"}}
+    clock.now += TTL + 1
+    refreshing = asyncio.create_task(secret.value())
+    await asyncio.sleep(0.05)  # the refresh is now waiting on the hung fetch
+    assert not refreshing.done()
+    others = await asyncio.wait_for(asyncio.gather(*(secret.value() for _ in range(3))), 1)
+    assert all(value["openai"]["api_key"] == "sk-before-3333" for value in others)
+    release.set()
+    assert (await refreshing)["openai"]["api_key"] == "sk-after-4444"

@@ -31,7 +31,9 @@ _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", 
 # values, image bytes), Authorization headers and presigned URL signatures. A root logger at
 # DEBUG (Lambda's log-level setting, a developer's basicConfig) would send all of that to the
 # logs, so these stay at WARNING whatever the root level is.
-_WIRE_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3")
+# httpx and httpcore log full upstream URLs at INFO/DEBUG; a provider key in a query string
+# (Gemini's ?key=) must not follow them there.
+_WIRE_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3", "httpx", "httpcore")
 
 # A contextvar, not a global: uvicorn serves many requests at once on one loop.
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(

@@ -80,6 +80,11 @@ class CachedSecret:
     def role(self) -> str:
         return self._role
 
+    def _within_grace(self) -> bool:
+        return (
+            self._value is not None and self._clock() - self._fetched_at < self._ttl + self._grace
+        )
+
     def _fresh(self) -> bool:
         if self._value is None:
             return False
@@ -94,6 +99,11 @@ class CachedSecret:
             return self._value
         if self._lock is None:
             self._lock = asyncio.Lock()
+        if self._lock.locked() and self._within_grace():
+            # One request is already refreshing (maybe against a hanging endpoint): the others
+            # keep serving the last good value instead of queueing behind it.
+            assert self._value is not None
+            return self._value
         async with self._lock:
             # Another request may have refreshed it while this one waited.
             if self._fresh():
