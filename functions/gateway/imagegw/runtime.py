@@ -127,10 +127,9 @@ class Runtime:
         """
         loop = asyncio.get_running_loop()
         if self._http is None or self._http[0] is not loop:
-            import httpx
+            from imagegw.http_pool import upstream_client
 
-            limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-            self._http = (loop, httpx.AsyncClient(limits=limits, follow_redirects=False))
+            self._http = (loop, upstream_client())
         return self._http[1]
 
     @property

@@ -1,0 +1,137 @@
+"""The upstream client's connection pool against a real HTTP/1.1 server on 127.0.0.1.
+
+``imagegw.http_pool`` replaces httpcore's pool bookkeeping; these check that it still reuses
+kept-alive connections, never hands out one the server closed, opens no more connections than
+requests in flight, and closes idle connections beyond the keep-alive limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import httpx
+
+from imagegw.http_pool import LinearPool, upstream_client
+
+
+@dataclass
+class Server:
+    url: str
+    opened: int = 0
+    open_now: int = 0
+    # The server closes each connection after its next response (without saying so).
+    drop_after_response: bool = False
+    delay: float = 0.05
+    peers: set[int] = field(default_factory=set)
+
+
+@asynccontextmanager
+async def http_server() -> AsyncIterator[Server]:
+    server = Server(url="")
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        server.opened += 1
+        server.open_now += 1
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                await reader.readexactly(length)
+                await asyncio.sleep(server.delay)
+                body = b'{"ok": true}'
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n")
+                writer.write(b"content-length: %d\r\n\r\n%s" % (len(body), body))
+                await writer.drain()
+                if server.drop_after_response:
+                    return
+        finally:
+            server.open_now -= 1
+            writer.close()
+
+    listener = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    server.url = f"http://127.0.0.1:{port}/v1/images/generations"
+    async with listener:
+        yield server
+
+
+async def _burst(client: httpx.AsyncClient, url: str, count: int) -> None:
+    responses = await asyncio.gather(
+        *(client.post(url, content=b'{"n": 1}', timeout=10) for _ in range(count))
+    )
+    assert [r.json() for r in responses] == [{"ok": True}] * count
+
+
+def test_the_gateway_client_uses_the_linear_pool() -> None:
+    async def scenario() -> None:
+        async with upstream_client() as client:
+            assert type(client._transport._pool) is LinearPool  # type: ignore[attr-defined]
+
+    asyncio.run(scenario())
+
+
+def test_a_burst_opens_one_connection_per_request_and_the_next_burst_reuses_them() -> None:
+    async def scenario() -> None:
+        async with http_server() as server, upstream_client() as client:
+            await _burst(client, server.url, 64)
+            assert server.opened == 64
+            await _burst(client, server.url, 64)
+            # httpx's default of 20 (or the 50 the gateway had) kept alive would reconnect here.
+            assert server.opened == 64
+            await _burst(client, server.url, 3)
+            assert server.opened == 64
+
+    asyncio.run(scenario())
+
+
+def test_a_connection_the_server_closed_is_never_reused() -> None:
+    async def scenario() -> None:
+        async with http_server() as server, upstream_client() as client:
+            server.drop_after_response = True
+            server.delay = 0
+            for expected in range(1, 6):
+                response = await client.post(server.url, content=b"{}", timeout=10)
+                assert response.json() == {"ok": True}
+                assert server.opened == expected
+                # Until the close has reached the client, the pool may not know of it.
+                for _ in range(100):
+                    if server.open_now == 0:
+                        break
+                    await asyncio.sleep(0.01)
+
+    asyncio.run(scenario())
+
+
+def test_idle_connections_beyond_the_keepalive_limit_are_closed() -> None:
+    async def scenario() -> None:
+        async with http_server() as server, upstream_client(max_keepalive=2) as client:
+            await _burst(client, server.url, 6)
+            assert server.opened == 6
+            # The pool closes the surplus when it next looks at its connections.
+            await client.post(server.url, content=b"{}", timeout=10)
+            for _ in range(100):
+                if server.open_now <= 2:
+                    break
+                await asyncio.sleep(0.01)
+            assert server.open_now == 2
+
+    asyncio.run(scenario())
+
+
+def test_requests_beyond_max_connections_wait_for_a_free_connection() -> None:
+    async def scenario() -> None:
+        async with http_server() as server, upstream_client(max_connections=4) as client:
+            await _burst(client, server.url, 12)
+            assert server.opened == 4
+
+    asyncio.run(scenario())
