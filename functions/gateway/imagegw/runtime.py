@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
-import json
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from imagegw.auth import (
@@ -64,7 +62,7 @@ class Runtime:
         # Providers handed in (tests) are used as they are; built ones are rebuilt when their
         # config changes, which is how a rotated provider key takes effect.
         self._fixed_providers: dict[str, ImageProvider] = dict(providers or {})
-        self._built: dict[str, tuple[str, ImageProvider]] = {}
+        self._built: dict[str, tuple[dict[str, Any], ImageProvider]] = {}
         self._credentials = credentials
         self._http: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
         self._job_store = job_store
@@ -146,12 +144,13 @@ class Runtime:
         if fixed is not None:
             return fixed
         config = await self.credentials.config(name)
-        fingerprint = _fingerprint(config)
         built = self._built.get(name)
-        if built is not None and built[0] == fingerprint:
+        # A plain comparison of a few keys: this runs on every request (serializing and hashing
+        # the config, as before, cost more than the rest of the lookup).
+        if built is not None and built[0] == config:
             return built[1]
         provider = build_provider(name, config, self.settings, self.http())
-        self._built[name] = (fingerprint, provider)
+        self._built[name] = (dict(config), provider)
         if built is not None:
             # In-flight requests may still hold the old provider; the shared HTTP client is
             # not its to close, so only its own resources go.
@@ -167,11 +166,6 @@ class Runtime:
         if self._http is not None:
             await self._http[1].aclose()
             self._http = None
-
-
-def _fingerprint(config: Mapping[str, Any]) -> str:
-    canonical = json.dumps(config, sort_keys=True, default=str).encode()
-    return hashlib.sha256(canonical).hexdigest()
 
 
 def build_credentials(settings: Settings) -> CredentialSource:
