@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from imagegw.http_pool import LinearPool, upstream_client
+from imagegw.http_pool import READ_BYTES, LinearPool, ReadAheadBackend, upstream_client
 
 
 @dataclass
@@ -25,6 +25,7 @@ class Server:
     # The server closes each connection after its next response (without saying so).
     drop_after_response: bool = False
     delay: float = 0.05
+    body: bytes = b'{"ok": true}'
     peers: set[int] = field(default_factory=set)
 
 
@@ -48,7 +49,7 @@ async def http_server() -> AsyncIterator[Server]:
                         length = int(value)
                 await reader.readexactly(length)
                 await asyncio.sleep(server.delay)
-                body = b'{"ok": true}'
+                body = server.body
                 writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n")
                 writer.write(b"content-length: %d\r\n\r\n%s" % (len(body), body))
                 await writer.drain()
@@ -75,7 +76,9 @@ async def _burst(client: httpx.AsyncClient, url: str, count: int) -> None:
 def test_the_gateway_client_uses_the_linear_pool() -> None:
     async def scenario() -> None:
         async with upstream_client() as client:
-            assert type(client._transport._pool) is LinearPool  # type: ignore[attr-defined]
+            pool = client._transport._pool  # type: ignore[attr-defined]
+            assert type(pool) is LinearPool
+            assert isinstance(pool._network_backend, ReadAheadBackend)
 
     asyncio.run(scenario())
 
@@ -133,5 +136,32 @@ def test_requests_beyond_max_connections_wait_for_a_free_connection() -> None:
         async with http_server() as server, upstream_client(max_connections=4) as client:
             await _burst(client, server.url, 12)
             assert server.opened == 4
+
+    asyncio.run(scenario())
+
+
+def test_a_large_body_arrives_whole_in_few_reads() -> None:
+    async def scenario() -> None:
+        async with http_server() as server, upstream_client() as client:
+            # 3 MB of JSON, as an image answer is: far more than one read of either side.
+            server.body = b'{"b64_json": "' + bytes(range(65, 91)) * 120_000 + b'"}'
+            server.delay = 0
+            reads: list[int] = []
+            response = await client.post(server.url, content=b"{}", timeout=10)
+            assert response.content == server.body
+            # The connection's stream reads in pieces of up to READ_BYTES, not httpcore's 64 KiB.
+            pool = client._transport._pool  # type: ignore[attr-defined]
+            stream = pool.connections[0]._connection._network_stream
+            original = stream._stream.read
+
+            async def recording(max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+                reads.append(max_bytes)
+                return await original(max_bytes, timeout)
+
+            stream._stream.read = recording
+            again = await client.post(server.url, content=b"{}", timeout=10)
+            assert again.content == server.body
+            assert reads
+            assert set(reads) == {READ_BYTES}
 
     asyncio.run(scenario())

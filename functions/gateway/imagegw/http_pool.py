@@ -17,6 +17,10 @@ requests in flight over 64 kept-alive connections that was half of the gateway's
   would, and the second request then goes round the pool again). HTTP/1.1 only: one request per
   connection, which is how the gateway's client is built.
 
+Its connections also read what the socket has (up to 1 MiB) however little httpcore asks for:
+httpcore asks for 64 KiB at a time, so a 2 MB image took 32 reads, each through h11, anyio (a
+cancel scope, a split and copy of asyncio's 256 KiB chunks) and httpx; now it takes about 8.
+
 It replaces one private method of httpcore 1.0.9 (pinned in layers/deps/requirements.txt);
 ``tests/unit/test_http_pool.py`` checks the behaviour against a real server, and
 ``upstream_client`` leaves any other pool (proxies, another httpcore) untouched.
@@ -31,11 +35,17 @@ import httpcore
 import httpx
 
 if TYPE_CHECKING:
+    import ssl
+    from collections.abc import Iterable
+
     from httpcore._async.interfaces import AsyncConnectionInterface
+    from httpcore._backends.base import SOCKET_OPTION
 
 # How often every idle connection's socket is probed for a close by the server.
 SWEEP_SECONDS = 1.0
 MAX_CONNECTIONS = 200
+# Larger than asyncio's largest read (256 KiB): each read takes whatever the transport has.
+READ_BYTES = 1024 * 1024
 
 
 class LinearPool(httpcore.AsyncConnectionPool):
@@ -110,6 +120,63 @@ class LinearPool(httpcore.AsyncConnectionPool):
         return None
 
 
+class ReadAheadStream(httpcore.AsyncNetworkStream):
+    """A network stream whose reads return up to ``READ_BYTES``, whatever the caller asked."""
+
+    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+        self._stream = stream
+
+    # The signatures (timeout included) are httpcore's network interface.
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        # h11, the only reader on these connections, takes any amount of data.
+        return await self._stream.read(max(max_bytes, READ_BYTES), timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        await self._stream.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> httpcore.AsyncNetworkStream:
+        return ReadAheadStream(await self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> object:
+        return self._stream.get_extra_info(info)
+
+
+class ReadAheadBackend(httpcore.AsyncNetworkBackend):
+    def __init__(self, backend: httpcore.AsyncNetworkBackend) -> None:
+        self._backend = backend
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109
+        local_address: str | None = None,
+        socket_options: Iterable[SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        stream = await self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
+        return ReadAheadStream(stream)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109
+        socket_options: Iterable[SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        stream = await self._backend.connect_unix_socket(path, timeout, socket_options)
+        return ReadAheadStream(stream)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._backend.sleep(seconds)
+
+
 def upstream_client(
     *, max_connections: int = MAX_CONNECTIONS, max_keepalive: int | None = None
 ) -> httpx.AsyncClient:
@@ -129,4 +196,5 @@ def upstream_client(
         # Exactly httpcore's plain pool: proxies (subclasses) keep their own logic.
         if type(pool) is httpcore.AsyncConnectionPool:
             pool.__class__ = LinearPool
+            pool._network_backend = ReadAheadBackend(pool._network_backend)
     return client
