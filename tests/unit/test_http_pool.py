@@ -8,13 +8,20 @@ requests in flight, and closes idle connections beyond the keep-alive limit.
 from __future__ import annotations
 
 import asyncio
+import gzip
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import httpx
 
-from imagegw.http_pool import READ_BYTES, LinearPool, ReadAheadBackend, upstream_client
+from imagegw.http_pool import (
+    READ_BYTES,
+    LinearPool,
+    ReadAheadBackend,
+    post_for_body,
+    upstream_client,
+)
 
 
 @dataclass
@@ -26,6 +33,7 @@ class Server:
     drop_after_response: bool = False
     delay: float = 0.05
     body: bytes = b'{"ok": true}'
+    extra_headers: bytes = b""
     peers: set[int] = field(default_factory=set)
 
 
@@ -51,6 +59,7 @@ async def http_server() -> AsyncIterator[Server]:
                 await asyncio.sleep(server.delay)
                 body = server.body
                 writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n")
+                writer.write(server.extra_headers)
                 writer.write(b"content-length: %d\r\n\r\n%s" % (len(body), body))
                 await writer.drain()
                 if server.drop_after_response:
@@ -163,5 +172,28 @@ def test_a_large_body_arrives_whole_in_few_reads() -> None:
             assert again.content == server.body
             assert reads
             assert set(reads) == {READ_BYTES}
+
+    asyncio.run(scenario())
+
+
+def test_post_for_body_reads_the_whole_body_plain_or_compressed() -> None:
+    async def scenario() -> None:
+        document = b'{"b64_json": "' + b"QUJD" * 300_000 + b'"}'
+        async with http_server() as server, upstream_client() as client:
+            server.delay = 0
+            server.body = document
+            response, body = await post_for_body(
+                client, server.url, content=b"{}", headers={}, timeouts=httpx.Timeout(10)
+            )
+            assert response.status_code == 200
+            assert body == document
+            # Compressed: the declared length is not the body's; httpx decodes it.
+            server.body = gzip.compress(document)
+            server.extra_headers = b"content-encoding: gzip\r\n"
+            response, body = await post_for_body(
+                client, server.url, content=b"{}", headers={}, timeouts=httpx.Timeout(10)
+            )
+            assert response.headers["content-encoding"] == "gzip"
+            assert body == document
 
     asyncio.run(scenario())

@@ -198,3 +198,52 @@ def upstream_client(
             pool.__class__ = LinearPool
             pool._network_backend = ReadAheadBackend(pool._network_backend)
     return client
+
+
+async def post_for_body(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    content: bytes,
+    headers: dict[str, str],
+    timeouts: httpx.Timeout,
+) -> tuple[httpx.Response, bytearray]:
+    """POST ``content`` and read the answer into one buffer that only the caller holds.
+
+    ``response.content`` would be two copies at the peak (httpx joins the pieces it read), and
+    one that outlives the caller's use of it: a response is in a reference cycle with its
+    stream, so its body stays until the garbage collector's next pass, next to everything made
+    from it. With megabytes of base64 per image that set the gateway's peak memory. The
+    returned response has its status and headers; its body is the buffer.
+    """
+    request = client.build_request("POST", url, content=content, headers=headers, timeout=timeouts)
+    response = await client.send(request, stream=True)
+    try:
+        return response, await _read_body(response)
+    finally:
+        await response.aclose()
+
+
+async def _read_body(response: httpx.Response) -> bytearray:
+    if response.is_stream_consumed:
+        # Read already: a transport that answers from memory (httpx.MockTransport in tests).
+        return bytearray(response.content)
+    declared = response.headers.get("content-length", "")
+    if not declared.isdigit() or "content-encoding" in response.headers:
+        # Compressed or of unknown length: decoded pieces appended as they come.
+        body = bytearray()
+        async for piece in response.aiter_bytes():
+            body += piece
+        return body
+    body = bytearray(int(declared))
+    view = memoryview(body)
+    filled = 0
+    try:
+        async for piece in response.aiter_raw():
+            # h11 never delivers more than the declared length, and fails on less.
+            view[filled : filled + len(piece)] = piece
+            filled += len(piece)
+    finally:
+        view.release()
+    del body[filled:]
+    return body

@@ -29,6 +29,7 @@ from imagegw.errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
+from imagegw.http_pool import post_for_body
 from imagegw.providers.base import (
     MEDIA_TYPES,
     GeneratedImage,
@@ -188,11 +189,12 @@ class OpenAIProvider(ImageProvider):
             # httpx's read timeout restarts with every chunk; the deadline bounds the whole call
             # so a slowly trickling upstream cannot outlive API Gateway's 29 s.
             async with asyncio.timeout(request.timeout_seconds):
-                response = await self._http.post(
+                response, content = await post_for_body(
+                    self._http,
                     self._url,
                     content=json.dumps(request_body(request), ensure_ascii=False).encode("utf-8"),
                     headers={**self._headers, "Content-Type": "application/json"},
-                    timeout=timeout,
+                    timeouts=timeout,
                 )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise UpstreamUnreachable(
@@ -205,13 +207,17 @@ class OpenAIProvider(ImageProvider):
                 "The connection to the upstream provider failed while the request was in flight."
             ) from exc
         if response.status_code != 200:
-            raise translate_error(response.status_code, response.content, response.headers)
+            raise translate_error(response.status_code, bytes(content), response.headers)
         try:
-            payload = json.loads(response.content)
+            # json.loads(content), with the body let go once decoded (peak memory).
+            text = content.decode(json.detect_encoding(content), "surrogatepass")
+            del content
+            payload = json.loads(text)
         except ValueError as exc:
             raise UpstreamBadResponse(
                 "The upstream answered with a body that is not JSON."
             ) from exc
+        del text
         return parse_result(payload, request)
 
 
