@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     # X-Ray through Powertools Tracer (the function also needs `Tracing: Active`). Off by
     # default: the X-Ray SDK adds about 0.3 s to a cold start.
     tracing: bool = False
+    # Browser origins allowed to call the API (comma-separated); empty: no CORS headers at all.
+    cors_origins: str = ""
 
 
 @lru_cache(maxsize=1)
