@@ -25,8 +25,8 @@ PYTHON312 = $(shell for candidate in python3.12 $$HOME/.pyenv/versions/3.12*/bin
 	/usr/local/bin/python3.12 /usr/bin/python3.12; do \
 	"$$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null \
 	&& { command -v "$$candidate"; break; }; done)
-# What the Lambda runtime provides besides the code and the layer (boto3 is not in the layer).
-RUNTIME_BOTO3 := $(shell sed -n 's/^boto3==//p' requirements-dev.txt)
+# The Lambda runtime's own boto3 (the layer pins the same version, which shadows it).
+RUNTIME_BOTO3 := $(shell sed -n 's/^boto3==//p' layers/deps/requirements.txt)
 
 .PHONY: dev test lint typecheck pytest format validate python312 build package-check clean bench
 
