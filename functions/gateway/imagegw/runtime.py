@@ -29,6 +29,7 @@ from imagegw.catalog import Catalog, load_catalog
 from imagegw.credentials import CredentialSource, EnvironmentCredentials, SecretCredentials
 from imagegw.errors import StorageUnavailable
 from imagegw.providers import ImageProvider, build_provider
+from imagegw.reliability import Reliability
 from imagegw.secrets_cache import CachedSecret, secretsmanager_fetch
 from imagegw.settings import Settings
 from imagegw.storage import ImageStore
@@ -45,6 +46,7 @@ class Runtime:
         image_store: ImageStore | None = None,
         providers: dict[str, ImageProvider] | None = None,
         credentials: CredentialSource | None = None,
+        reliability: Reliability | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -58,6 +60,8 @@ class Runtime:
         self._built: dict[str, tuple[str, ImageProvider]] = {}
         self._credentials = credentials
         self._http: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
+        # Idempotency, per-key limits and retries (in memory until first used; no I/O here).
+        self.reliability = reliability or Reliability(settings, clock=clock)
 
     @property
     def catalog(self) -> Catalog:

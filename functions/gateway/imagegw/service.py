@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imagegw.auth import Principal
-from imagegw.catalog import Resolution
 from imagegw.delivery import Delivery, as_links, deliver
 from imagegw.errors import MissingParameter, PayloadTooLarge, StorageUnavailable
+from imagegw.fallbacks import FALLBACK_HEADER, Served, serve
 from imagegw.providers.base import ImageResult
 from imagegw.response_size import lambda_response_size
 from imagegw.runtime import Runtime
 from imagegw.schemas import parse_generation_request
+from imagegw.storage import ImageStore
 from imagegw.validation import ValidatedRequest, validate
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ async def generate_images(
     *,
     base_url: str,
     response_limit: int | None = None,
+    idempotency_key: str | None = None,
 ) -> GenerationOutcome:
     """``response_limit``: the largest serialized Lambda result allowed (None: no limit)."""
     body = parse_generation_request(raw_body)
@@ -61,41 +63,59 @@ async def generate_images(
     validated = validate(
         body, resolution, timeout_seconds=runtime.settings.upstream_timeout_seconds
     )
-    provider = await runtime.provider(resolution.spec.provider)
+    # Idempotency-Key replay and per-key limits around the paid part (reliability.py).
+    async with runtime.reliability.guard(
+        principal,
+        body,
+        idempotency_key,
+        images=validated.image_request.n,
+        budget_seconds=validated.image_request.timeout_seconds,
+        image_store=runtime.image_store,
+        base_url=base_url,
+    ) as guard:
+        if guard.replay is not None:
+            return GenerationOutcome(*guard.replay)
+        started = time.perf_counter()
+        served = await serve(runtime, principal, body, resolution, validated)
+        logger.info(
+            "generated",
+            extra={
+                "client": principal.name,
+                "model": served.resolution.spec.id,
+                "n": served.validated.image_request.n,
+                "delivered": len(served.result.images),
+                "upstream_ms": round((time.perf_counter() - started) * 1000),
+            },
+        )
+        outcome = await _delivered(runtime, served, guard.image_store, base_url, response_limit)
+        guard.succeeded(outcome.content, outcome.headers, delivered=len(served.result.images))
+        return outcome
 
-    started = time.perf_counter()
-    result = await provider.generate(validated.image_request)
-    logger.info(
-        "generated",
-        extra={
-            "client": principal.name,
-            "model": resolution.spec.id,
-            "n": validated.image_request.n,
-            "delivered": len(result.images),
-            "upstream_ms": round((time.perf_counter() - started) * 1000),
-        },
-    )
 
-    delivery = await deliver(
-        result.images, validated.response_format, runtime.image_store, base_url=base_url
-    )
-    outcome = _outcome(runtime, resolution, validated, result, delivery)
+async def _delivered(
+    runtime: Runtime,
+    served: Served,
+    store: ImageStore,
+    base_url: str,
+    response_limit: int | None,
+) -> GenerationOutcome:
+    """The served images delivered as asked, in a response that fits ``response_limit``."""
+    images, response_format = served.result.images, served.validated.response_format
+    delivery = await deliver(images, response_format, store, base_url=base_url)
+    outcome = _outcome(runtime, served, delivery)
     if response_limit is None:
         return outcome
     size = lambda_response_size(outcome.content, outcome.headers)
     if size <= response_limit:
         return outcome
-    return await _fit_response(
-        runtime, resolution, validated, result, delivery, base_url, size, response_limit
-    )
+    return await _fit_response(runtime, served, delivery, store, base_url, size, response_limit)
 
 
 async def _fit_response(
     runtime: Runtime,
-    resolution: Resolution,
-    validated: ValidatedRequest,
-    result: ImageResult,
+    served: Served,
     delivery: Delivery,
+    store: ImageStore,
     base_url: str,
     size: int,
     limit: int,
@@ -114,7 +134,7 @@ async def _fit_response(
             code="response_too_large",
         )
     try:
-        items = await as_links(result.images, runtime.image_store, base_url=base_url)
+        items = await as_links(served.result.images, store, base_url=base_url)
     except StorageUnavailable as exc:
         raise StorageUnavailable(
             f"{too_big}, and storing them for URL delivery failed. Retry shortly, or ask for "
@@ -123,16 +143,11 @@ async def _fit_response(
     switched = Delivery(
         items, "url", headers={"x-imagegw-delivery": "url; reason=response_too_large"}
     )
-    return _outcome(runtime, resolution, validated, result, switched)
+    return _outcome(runtime, served, switched)
 
 
-def _outcome(
-    runtime: Runtime,
-    resolution: Resolution,
-    validated: ValidatedRequest,
-    result: ImageResult,
-    delivery: Delivery,
-) -> GenerationOutcome:
+def _outcome(runtime: Runtime, served: Served, delivery: Delivery) -> GenerationOutcome:
+    resolution, validated, result = served.resolution, served.validated, served.result
     headers = {"x-imagegw-model": resolution.spec.id, **delivery.headers}
     response: dict[str, Any] = {"created": int(runtime.clock()), "data": delivery.items}
     response.update(_resolved_settings(result))
@@ -140,6 +155,9 @@ def _outcome(
     if resolution.redirected_from is not None:
         headers["x-imagegw-redirected-from"] = resolution.redirected_from.id
         response["redirected_from"] = resolution.redirected_from.id
+    if served.fallback_from is not None:
+        headers[FALLBACK_HEADER] = served.fallback_from
+        response["fallback_from"] = served.fallback_from
     _report_ignored(validated, response, headers)
     if result.filtered:
         headers["x-imagegw-images-filtered"] = str(result.filtered)

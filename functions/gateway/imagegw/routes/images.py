@@ -85,6 +85,7 @@ async def create_images(request: Request, caller: Caller, runtime: RuntimeDep) -
         raw,
         base_url=gateway_base_url(request, settings.public_base_url),
         response_limit=settings.max_response_bytes if limited else None,
+        idempotency_key=request.headers.get("idempotency-key"),
     )
     return Response(
         content=outcome.content,
