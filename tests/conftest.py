@@ -22,7 +22,7 @@ from support.fakes import FakeClock, FakeProvider
 API_KEY = "sk-test-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
-_LAYERS = ("unit", "providers", "api", "lambda", "e2e")
+_LAYERS = ("unit", "providers", "api", "aws", "lambda", "e2e")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

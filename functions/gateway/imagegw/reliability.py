@@ -87,7 +87,9 @@ class Reliability:
     @property
     def idempotency(self) -> Idempotency:
         if self._idempotency is None:
-            store = self._idempotency_store or self._build_idempotency_store()
+            store = self._idempotency_store
+            if store is None:
+                store = self._build_idempotency_store()
             self._idempotency = Idempotency(
                 store,
                 window_seconds=self._settings.idempotency_window_seconds,
@@ -99,7 +101,9 @@ class Reliability:
     @property
     def limits(self) -> KeyLimits:
         if self._limits is None:
-            counters = self._counters or self._build_counters()
+            counters = self._counters
+            if counters is None:
+                counters = self._build_counters()
             self._limits = KeyLimits(counters, self._clock)
         return self._limits
 
