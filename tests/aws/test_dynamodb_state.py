@@ -124,11 +124,29 @@ async def test_one_claim_wins(records: IdempotencyStore) -> None:
     assert (existing.owner, existing.state) == ("owner-1", "running")
 
 
-async def test_concurrent_claims_have_exactly_one_winner(records: IdempotencyStore) -> None:
+async def test_concurrent_claims_have_exactly_one_winner() -> None:
+    # In memory only: moto does not serialize threads the way DynamoDB serializes writes to an
+    # item, so on AWS the guarantee is the conditional write, checked one call at a time below.
+    records = MemoryIdempotencyStore()
     outcomes = await asyncio.gather(
         *(records.claim("r1", running(f"owner-{i}"), now=NOW) for i in range(8))
     )
     assert sum(outcome is None for outcome in outcomes) == 1
+
+
+async def test_separate_instances_share_records_and_counters(aws: None) -> None:
+    # Two Lambda instances: separate store objects, separate boto3 clients, one table.
+    first = DynamoDBIdempotencyStore(TABLE, client=dynamodb)
+    second = DynamoDBIdempotencyStore(TABLE, client=dynamodb)
+    assert await first.claim("r1", running("owner-1"), now=NOW) is None
+    existing = await second.claim("r1", running("owner-2"), now=NOW)
+    assert existing is not None
+    assert existing.owner == "owner-1"
+    one, two = (DynamoDBCounterStore(TABLE, client=dynamodb) for _ in range(2))
+    expires = int(NOW) + 120
+    assert await one.try_add("limit#a#rate#1", 3, limit=4, expires_at=expires)
+    assert not await two.try_add("limit#a#rate#1", 2, limit=4, expires_at=expires)
+    assert await two.try_add("limit#a#rate#1", 1, limit=4, expires_at=expires)
 
 
 async def test_a_finished_record_replays_its_answer(records: IdempotencyStore) -> None:
@@ -203,7 +221,8 @@ async def test_counters_stop_at_their_limit(counters: CounterStore) -> None:
     assert not await counters.try_add("limit#a#rate#1", 1, limit=5, expires_at=expires)
 
 
-async def test_concurrent_reservations_never_pass_the_limit(counters: CounterStore) -> None:
+async def test_concurrent_reservations_never_pass_the_limit() -> None:
+    counters = MemoryCounterStore(FakeClock())  # in memory only, as above
     expires = int(NOW) + 120
     granted = await asyncio.gather(
         *(counters.try_add("limit#a#rate#1", 1, limit=10, expires_at=expires) for _ in range(25))
