@@ -19,6 +19,9 @@ from imagegw.settings import Settings, get_settings
 
 from support.fakes import FakeClock, FakeProvider
 
+# No secret, key, signature or image bytes in any log line of the run (support/log_guard.py).
+pytest_plugins = ["support.log_guard"]
+
 API_KEY = "sk-test-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
