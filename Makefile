@@ -9,7 +9,7 @@ PORT ?= 8000
 DEV_API_KEY ?= sk-imagegw-dev
 export PYTHONPATH := $(CURDIR)/functions/gateway
 
-.PHONY: dev test lint typecheck pytest format build clean
+.PHONY: dev test lint typecheck pytest format build clean load
 
 $(VENV)/.installed: requirements-dev.txt layers/deps/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ typecheck: $(VENV)/.installed
 
 pytest: $(VENV)/.installed
 	$(BIN)/pytest
+
+# Not part of `make test`: 2,000 requests at 50 concurrent against uvicorn, 5 % upstream faults.
+load: $(VENV)/.installed
+	$(BIN)/python bench/load.py --write
 
 format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .
