@@ -148,6 +148,7 @@ class Run:
         self.images = 0
         self.links = 0
         self.replays = 0
+        self.fresh_errors: Counter[int] = Counter()  # errors not replayed from an earlier answer
         self.keys: list[tuple[str, dict[str, Any]]] = []
 
     def next_request(self, index: int) -> tuple[dict[str, Any], dict[str, str]]:
@@ -173,17 +174,24 @@ class Run:
     async def one(self, client: httpx.AsyncClient, index: int) -> None:
         body, headers = self.next_request(index)
         started = time.perf_counter()
-        response = await client.post("/v1/images/generations", json=body, headers=headers)
+        try:
+            response = await client.post("/v1/images/generations", json=body, headers=headers)
+        except httpx.TransportError as exc:
+            self.problems.append(f"request {index}: no answer ({type(exc).__name__})")
+            self.statuses[0] += 1
+            return
         self.latencies.append(time.perf_counter() - started)
         self.statuses[response.status_code] += 1
+        replayed = response.headers.get("idempotent-replayed") == "true"
+        self.replays += replayed
         if response.status_code not in EXPECTED:
             self.problems.append(f"request {index}: unexpected {response.status_code}")
             return
         if response.status_code != 200:
             self.codes[response.json()["error"]["code"]] += 1
+            if not replayed:
+                self.fresh_errors[response.status_code] += 1
             return
-        if response.headers.get("idempotent-replayed") == "true":
-            self.replays += 1
         await self.check_images(client, index, body, response.json())
 
     async def check_images(
@@ -261,6 +269,15 @@ def main() -> int:
     growth_mib = (samples[-1] - warm_rss) / 1024
     if growth_mib > arguments.max_growth_mib:
         run.problems.append(f"memory grew {growth_mib:.1f} MiB after warm-up")
+    # Every error is explained by an injected fault, and only replays skip the upstream.
+    faults = upstream.faults
+    explained = {502: faults["500"] + faults["hangup"], 504: faults["slow"], 429: 0}
+    for status, count in explained.items():
+        if run.fresh_errors[status] != count:
+            run.problems.append(f"{run.fresh_errors[status]} x {status}, {count} explained")
+    calls = arguments.requests - run.replays + faults["429"]
+    if len(upstream.requests) != calls:
+        run.problems.append(f"{len(upstream.requests)} upstream requests, {calls} expected")
     total = sum(run.statuses.values())
     if total != arguments.requests:
         run.problems.append(f"{total} answers for {arguments.requests} requests")
@@ -289,6 +306,16 @@ def main() -> int:
         f"{samples[-1] / 1024:.1f} MiB (samples: "
         f"{', '.join(f'{s / 1024:.1f}' for s in samples)}) |",
         f"| problems | {len(run.problems)} |",
+        "",
+        "Checked by the script: every status is 200 or an error an injected fault explains (each "
+        "502 an injected 500 or hang-up, each 504 an answer slower than the budget, never "
+        "retried); every injected 429 was retried by the gateway and none reached a caller; "
+        "upstream requests = requests - idempotent replays + retried 429s (no replay called the "
+        "upstream); every 200 holds exactly n images less those reported filtered, each decoded "
+        "(links fetched); resident memory after warm-up grows by less than "
+        f"{arguments.max_growth_mib:g} MiB (one kept answer per request would be tens of MiB; "
+        "the in-memory idempotency store is capped at 2 MiB for this run so that it is full "
+        "before warm-up ends).",
         "",
     ]
     print("\n".join(report))

@@ -21,7 +21,17 @@ _REQUEST_SCHEMA: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {"application/json": {"schema": ImageGenerationRequest.model_json_schema()}},
-    }
+    },
+    "parameters": [
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "description": "Repeat the request safely: the same key and body get the first "
+            "answer without a second generation (README, Idempotency-Key).",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+        }
+    ],
 }
 
 
