@@ -58,17 +58,18 @@ SECTION = "## Load run (issue 7)"
 class FaultyUpstream(FakeOpenAI):
     """The fake upstream, answering a seeded share of requests with a fault."""
 
-    def __init__(self, fault_rate: float, seed: int) -> None:
+    def __init__(self, fault_rate: float, seed: int, kinds: list[str]) -> None:
         super().__init__(expected_key=UPSTREAM_KEY)
         self._random = random.Random(seed)
         self._fault_rate = fault_rate
+        self._kinds = kinds
         self.faults: Counter[str] = Counter()
 
     def _next_reply(self) -> Reply:
         with self._lock:
             if self._random.random() >= self._fault_rate:
                 return Images()
-            kind = self._random.choice(["500", "hangup", "429", "slow"])
+            kind = self._random.choice(self._kinds)
             self.faults[kind] += 1
         if kind == "500":
             return Error(500, "The server had an error.", type="server_error")
@@ -237,12 +238,15 @@ def main() -> int:
     parser.add_argument("--fault-rate", type=float, default=0.05)
     parser.add_argument("--warmup", type=int, default=400)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--faults", default="500,hangup,429,slow", help="kinds to inject")
     parser.add_argument("--max-growth-mib", type=float, default=15.0)
     parser.add_argument("--write", action="store_true", help="record in bench/RESULTS.md")
     arguments = parser.parse_args()
 
     storage = Path(os.environ.get("TMPDIR", "/tmp")) / f"imagegw-load-{os.getpid()}"
-    upstream = FaultyUpstream(arguments.fault_rate, arguments.seed).start()
+    upstream = FaultyUpstream(
+        arguments.fault_rate, arguments.seed, arguments.faults.split(",")
+    ).start()
     port = free_port()
     gateway = start_gateway(upstream, port, storage)
     run = Run(f"http://127.0.0.1:{port}", arguments.seed)
