@@ -1,20 +1,45 @@
 # Two commands on a fresh machine: `make dev` (gateway on 127.0.0.1:$PORT) and `make test`.
-# Both create .venv from the project's own requirement files first.
+# Both create .venv from the project's own requirement files first; `make test` also creates
+# .venv-sam (the AWS SAM CLI, kept apart because its pins conflict with the gateway's).
+# `make package-check` builds the Lambda artifacts with `sam build` and runs the built handler.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
 PORT ?= 8000
 # The key `make dev` accepts unless IMAGEGW_API_KEYS says otherwise (development only).
 DEV_API_KEY ?= sk-imagegw-dev
 export PYTHONPATH := $(CURDIR)/functions/gateway
+PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: dev test lint typecheck pytest format build clean load
+# The SAM CLI needs a Region to validate and build, never credentials: no telemetry, and no
+# probing of the EC2 metadata service for credentials that are not there.
+SAM_ENV := SAM_CLI_TELEMETRY=0 AWS_EC2_METADATA_DISABLED=true \
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1}
+
+# `sam build` (no container) runs pip with the interpreter of the function's runtime, python3.12.
+# The first one that really is 3.12: on PATH, else a pyenv install (pyenv's shim is not enough).
+PYTHON312 = $(shell for candidate in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 \
+	/usr/local/bin/python3.12 /usr/bin/python3.12; do \
+	"$$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null \
+	&& { command -v "$$candidate"; break; }; done)
+# What the Lambda runtime provides besides the code and the layer (boto3 is not in the layer).
+RUNTIME_BOTO3 := $(shell sed -n 's/^boto3==//p' requirements-dev.txt)
+
+.PHONY: dev test lint typecheck pytest format validate python312 build package-check clean bench load
 
 $(VENV)/.installed: requirements-dev.txt layers/deps/requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install $(PIP_FLAGS) --upgrade pip
+	$(BIN)/python -m pip install $(PIP_FLAGS) -r requirements-dev.txt
+	touch $@
+
+$(SAM_VENV)/.installed: requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install $(PIP_FLAGS) -r requirements-sam.txt
 	touch $@
 
 dev: $(VENV)/.installed
@@ -30,8 +55,14 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
-pytest: $(VENV)/.installed
+# tests/deploy runs cfn-lint, `sam validate --lint` and the SAM translation from .venv-sam.
+pytest: $(VENV)/.installed $(SAM_VENV)/.installed
 	$(BIN)/pytest
+
+# Not part of `make test`: benchmarks measure, they do not pass or fail. A few minutes on 2 cores;
+# the report goes to stdout and into bench/RESULTS.md.
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench.run --write
 
 # Not part of `make test`: 2,000 requests at 50 concurrent against uvicorn, 5 % upstream faults.
 load: $(VENV)/.installed
@@ -41,5 +72,30 @@ format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+validate: $(VENV)/.installed $(SAM_VENV)/.installed
+	$(BIN)/cfn-lint template.yaml
+	$(SAM_ENV) $(SAM) validate --lint
+
+python312:
+	@test -n "$(PYTHON312)" || { echo "sam build needs a python3.12 interpreter (the Lambda" \
+	  "runtime's version) on PATH or under ~/.pyenv/versions/3.12.*: install one, e.g." \
+	  "'pyenv install 3.12'" >&2; exit 1; }
+
+# The deployable artifacts: arm64, as in template.yaml, in .aws-sam/build.
+build: $(SAM_VENV)/.installed python312
+	PATH="$(dir $(PYTHON312)):$$PATH" $(SAM_ENV) $(SAM) build --no-use-container
+
+# This machine is x86_64 and cannot load the arm64 layer's native modules, so the same template
+# is also built for x86_64 (same builder, same pinned requirements) into .aws-sam/build-x86_64.
+# tests/deploy/test_built_package.py checks the arm64 build's contents, then runs the arm64 build's
+# function code on the x86_64 layer under python3.12 with sample events.
+package-check: build $(VENV)/.installed
+	sed -e 's/\barm64\b/x86_64/g' template.yaml > .aws-sam/template-x86_64.yaml
+	PATH="$(dir $(PYTHON312)):$$PATH" $(SAM_ENV) $(SAM) build --no-use-container \
+	  --template-file .aws-sam/template-x86_64.yaml --base-dir . --build-dir .aws-sam/build-x86_64
+	$(PYTHON312) -m pip install $(PIP_FLAGS) --upgrade --target .aws-sam/lambda-runtime \
+	  boto3==$(RUNTIME_BOTO3)
+	PACKAGE_CHECK_PYTHON="$(PYTHON312)" $(BIN)/pytest -m package tests/deploy
+
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -158,19 +158,19 @@ class Run:
         if draw < 0.05 and self.keys:  # repeat an earlier idempotent request
             key, body = self.random.choice(self.keys)
             return body, {**headers, "Idempotency-Key": key}
-        body: dict[str, Any] = {
+        fresh: dict[str, Any] = {
             "model": MODEL,
             "prompt": f"load test image {index}",
             "n": self.random.randint(1, 3),
             "size": "1024x1024",
         }
         if self.random.random() < 0.1:
-            body["response_format"] = "url"
+            fresh["response_format"] = "url"
         if draw < 0.15:
             key = f"load-{index}"
-            self.keys.append((key, body))
+            self.keys.append((key, fresh))
             headers["Idempotency-Key"] = key
-        return body, headers
+        return fresh, headers
 
     async def one(self, client: httpx.AsyncClient, index: int) -> None:
         body, headers = self.next_request(index)
@@ -244,9 +244,8 @@ def main() -> int:
     arguments = parser.parse_args()
 
     storage = Path(os.environ.get("TMPDIR", "/tmp")) / f"imagegw-load-{os.getpid()}"
-    upstream = FaultyUpstream(
-        arguments.fault_rate, arguments.seed, arguments.faults.split(",")
-    ).start()
+    upstream = FaultyUpstream(arguments.fault_rate, arguments.seed, arguments.faults.split(","))
+    upstream.start()
     port = free_port()
     gateway = start_gateway(upstream, port, storage)
     run = Run(f"http://127.0.0.1:{port}", arguments.seed)

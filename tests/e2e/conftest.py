@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -92,14 +91,3 @@ def make_client() -> Iterator[MakeClient]:
 def oai(make_client: MakeClient, gateway: GatewayServer) -> openai.OpenAI:
     """The official client, as a user sets it up against the gateway, with retries off."""
     return make_client(gateway)
-
-
-@pytest.fixture
-def closed_port() -> Iterator[int]:
-    """A port on 127.0.0.1 where nothing listens (held bound so no one else takes it)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    try:
-        yield int(sock.getsockname()[1])
-    finally:
-        sock.close()

@@ -16,6 +16,7 @@ import pytest
 from lambda_harness import DEV_API_KEY, FakeLambdaContext
 
 import imagegw.handler
+import imagegw.worker
 from imagegw.settings import get_settings
 
 
@@ -36,16 +37,25 @@ def cold_handler(
     """The real handler as a fresh Lambda process sees it, configured by environment only."""
     monkeypatch.setenv("IMAGEGW_API_KEYS", DEV_API_KEY)
     monkeypatch.setenv("IMAGEGW_LOCAL_STORAGE_DIR", str(lambda_storage_dir))
+    # What the Lambda runtime sets: the gateway behaves as it does deployed (no in-process
+    # job tasks, metrics on).
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "imagegw-dev-GatewayFunction")
     monkeypatch.setattr(imagegw.handler, "_adapter", None)
+    monkeypatch.setattr(imagegw.handler, "_entry", None)
+    monkeypatch.setattr(imagegw.worker, "_runtime", None)
+    monkeypatch.setattr(imagegw.worker, "_entry", None)
     get_settings.cache_clear()
     yield imagegw.handler.handler
     adapter = imagegw.handler._adapter
+    runtimes = [imagegw.worker._runtime]
     if adapter is not None:
+        runtimes.append(getattr(getattr(adapter.app, "state", None), "runtime", None))
+    live = [runtime for runtime in runtimes if runtime is not None]
+    if live:
         # Release what the process built (upstream clients, the loop Mangum set up) so tests
         # do not leak sockets into each other.
         loop = asyncio.get_event_loop()
-        runtime = getattr(getattr(adapter.app, "state", None), "runtime", None)
-        if runtime is not None:
+        for runtime in live:
             loop.run_until_complete(runtime.aclose())
         loop.close()
         asyncio.set_event_loop(None)

@@ -18,6 +18,8 @@ DEV_API_KEY = "sk-imagegw-dev"
 
 GENERATE_EVENTS = ("rest-v1-generate", "http-v2-generate", "function-url-generate")
 V2_EVENTS = ("http-v2-generate", "function-url-generate")
+# Samples of the other ways the functions are invoked (handler: gateway; sqs: the worker).
+NON_HTTP_EVENTS = ("eventbridge-generate", "invoke-generate", "sqs-generate")
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -76,5 +78,7 @@ class FakeLambdaContext:
         self.identity = None
         self.client_context = None
 
+        self.remaining_ms = 29_000
+
     def get_remaining_time_in_millis(self) -> int:
-        return 29_000
+        return self.remaining_ms

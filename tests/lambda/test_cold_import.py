@@ -46,7 +46,9 @@ print(json.dumps({
     "adapter_is_none": imagegw.handler._adapter is None,
     "settings_cached": get_settings.cache_info().currsize,
     "modules": sorted(
-        name for name in ("PIL", "boto3", "botocore", "httpx") if name in sys.modules
+        name
+        for name in ("PIL", "boto3", "botocore", "httpx", "aws_lambda_powertools", "aws_xray_sdk")
+        if name in sys.modules
     ),
     "io": io_events,
 }))
@@ -75,5 +77,9 @@ def test_importing_the_handler_in_a_fresh_process_builds_nothing_and_does_no_io(
     assert "PIL" not in report["modules"]
     assert "boto3" not in report["modules"]
     assert "botocore" not in report["modules"]
+    # Powertools is imported on the first invocation; the X-Ray SDK only with tracing on.
+    assert "aws_lambda_powertools" not in report["modules"]
+    assert "aws_xray_sdk" not in report["modules"]
+    assert "httpx" not in report["modules"]  # loaded with the first upstream call
     assert report["io"] == []
     assert completed.stderr == ""

@@ -1,7 +1,9 @@
-"""Events of other services get a clear error result from the handler; they never raise.
+"""Events the handler cannot use get a clear error result; they never raise.
 
-Mangum raises RuntimeError on anything it cannot infer; a raise would make the service that sent
-the event retry it (SQS redelivers, EventBridge retries) instead of seeing the answer.
+Mangum raises RuntimeError on anything it cannot infer, so nothing but HTTP events may reach it.
+A raise would make the service that sent the event retry it (SQS redelivers, EventBridge retries)
+instead of seeing the answer. SQS, EventBridge and direct invocations are served now (see
+test_event_invocations.py); what is left here is what none of them can use.
 """
 
 from __future__ import annotations
@@ -61,36 +63,82 @@ WEBSOCKET_EVENT = {
     "isBase64Encoded": False,
 }
 
-NON_HTTP_EVENTS = {
-    "sqs": SQS_EVENT,
-    "eventbridge": EVENTBRIDGE_EVENT,
-    "websocket": WEBSOCKET_EVENT,
+SNS_EVENT = {
+    "Records": [
+        {
+            "EventSource": "aws:sns",
+            "EventVersion": "1.0",
+            "Sns": {"Type": "Notification", "Message": "generate"},
+        }
+    ]
+}
+
+UNSUPPORTED_EVENTS = {"websocket": WEBSOCKET_EVENT, "sns": SNS_EVENT}
+
+# Payloads that are meant as a generation (EventBridge, direct invoke) but carry none.
+MALFORMED_EVENTS = {
+    "eventbridge-without-request": EVENTBRIDGE_EVENT,
     "empty-dict": {},
     "list": [SQS_EVENT],
     "empty-list": [],
     "string": "generate",
     "none": None,
+    "unknown-action": {"action": "delete", "request": {"prompt": "x"}},
+    "request-not-object": {"request": "a red bicycle"},
+    "bad-job-id": {"request": {"prompt": "x"}, "job_id": "../../etc"},
+    "unknown-field": {"request": {"prompt": "x"}, "callback": "https://example.com"},
 }
 
 
-@pytest.mark.parametrize("event", list(NON_HTTP_EVENTS.values()), ids=list(NON_HTTP_EVENTS))
-def test_non_http_event_gets_the_error_result(
+def assert_error(result: Any, code: str) -> dict[str, Any]:
+    assert set(result) == {"error"}
+    error: dict[str, Any] = result["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["code"] == code
+    assert error["type"] == "invalid_request_error"
+    return error
+
+
+@pytest.mark.parametrize("event", list(UNSUPPORTED_EVENTS.values()), ids=list(UNSUPPORTED_EVENTS))
+def test_events_of_unsupported_services_get_the_error_result(
     event: Any, cold_handler: Handler, lambda_context: FakeLambdaContext
 ) -> None:
     for _ in range(2):
-        result = cold_handler(event, lambda_context)
-        assert set(result) == {"error"}
-        error = result["error"]
-        assert set(error) == {"message", "type", "param", "code"}
-        assert error["code"] == "unsupported_event"
-        assert error["type"] == "invalid_request_error"
+        error = assert_error(cold_handler(event, lambda_context), "unsupported_event")
         assert "HTTP" in error["message"]
+
+
+@pytest.mark.parametrize("event", list(MALFORMED_EVENTS.values()), ids=list(MALFORMED_EVENTS))
+def test_payloads_without_a_usable_request_get_the_error_result(
+    event: Any, cold_handler: Handler, lambda_context: FakeLambdaContext
+) -> None:
+    for _ in range(2):
+        error = assert_error(cold_handler(event, lambda_context), "malformed_event")
+        assert "request" in error["message"] or error["param"] in {"action", "job_id", "callback"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["not json", '{"job_id": "../etc"}', '{"request": {"prompt": "x"}, "callback": "x"}', "[]"],
+    ids=["not-json", "bad-job-id", "unknown-field", "list"],
+)
+def test_an_unusable_sqs_message_is_a_batch_item_failure_not_a_failed_batch(
+    body: str, cold_handler: Handler, lambda_context: FakeLambdaContext
+) -> None:
+    """The message is delivered again until the queue moves it to the DLQ; the batch's other
+    messages are not affected (they are covered in test_event_invocations.py)."""
+    event = {"Records": [dict(SQS_EVENT["Records"][0], body=body)]}
+    for _ in range(2):
+        result = cold_handler(event, lambda_context)
+        assert result == {
+            "batchItemFailures": [{"itemIdentifier": "059f36b4-87a3-44ab-83d2-661975830a7d"}]
+        }
 
 
 def test_http_events_still_work_after_non_http_ones(
     cold_handler: Handler, lambda_context: FakeLambdaContext
 ) -> None:
-    for event in NON_HTTP_EVENTS.values():
+    for event in [*UNSUPPORTED_EVENTS.values(), *MALFORMED_EVENTS.values()]:
         assert "error" in cold_handler(event, lambda_context)
     response = cold_handler(load_event("rest-v1-models"), lambda_context)
     assert response["statusCode"] == 200, response.get("body")

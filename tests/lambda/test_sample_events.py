@@ -8,6 +8,7 @@ headers, a body that does not decode) would test the wrong thing.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 from typing import Any
@@ -17,6 +18,7 @@ from lambda_harness import (
     DEV_API_KEY,
     EVENTS_DIR,
     GENERATE_EVENTS,
+    NON_HTTP_EVENTS,
     V2_EVENTS,
     FakeLambdaContext,
     load_event,
@@ -58,7 +60,21 @@ def mangum_handler(event: dict[str, Any]) -> Any:
 
 
 def test_the_events_folder_holds_exactly_the_documented_samples() -> None:
-    assert sorted(path.stem for path in EVENTS_DIR.glob("*.json")) == sorted(ALL_EVENTS)
+    expected = [*ALL_EVENTS, *NON_HTTP_EVENTS]
+    assert sorted(path.stem for path in EVENTS_DIR.glob("*.json")) == sorted(expected)
+
+
+def test_non_http_samples_carry_the_same_generation_request() -> None:
+    eventbridge = load_event("eventbridge-generate")
+    assert eventbridge["detail"]["request"] == GENERATION_REQUEST
+    assert {"detail-type", "source", "id"} <= set(eventbridge)
+    assert load_event("invoke-generate")["request"] == GENERATION_REQUEST
+    (record,) = load_event("sqs-generate")["Records"]
+    assert record["eventSource"] == "aws:sqs"
+    assert json.loads(record["body"])["request"] == GENERATION_REQUEST
+    # SQS checksums the body with MD5 (a checksum, not security).
+    checksum = hashlib.md5(record["body"].encode(), usedforsecurity=False).hexdigest()
+    assert record["md5OfBody"] == checksum
 
 
 @pytest.mark.parametrize("name", ALL_EVENTS)

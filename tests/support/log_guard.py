@@ -6,7 +6,9 @@ secrets and for shapes that must never be logged: client and provider keys (``sk
 signatures, presigned-URL signatures and credentials, and base64 image data (PNG, JPEG, WebP
 headers). A hit fails the run at the end, naming the test and the logger, not the secret.
 
-A bug's traceback is logged on purpose (operators need it); its text is the code's own.
+Records of the other ends of the wire (``support.leaks.OTHER_ENDS``: moto, the test's own HTTP
+client) are left out, as in the per-test ``leak_watch``. A bug's traceback is logged on purpose
+(operators need it); its text is the code's own.
 Enabled from ``tests/conftest.py``; other layers' own log checks (AWS tests) are complementary.
 """
 
@@ -20,6 +22,8 @@ from dataclasses import dataclass
 import pytest
 
 from imagegw.logs import JsonFormatter
+
+from support.leaks import OTHER_ENDS
 
 # Literal secrets the suite configures (fixtures and fakes), and the shapes of any others.
 KNOWN_SECRETS = (
@@ -52,7 +56,16 @@ class LogGuard(logging.Handler):
         self.leaks: list[Leak] = []
         self.records = 0
 
+    def filter(self, record: logging.LogRecord) -> bool:
+        # Powertools' Logger puts a SuppressFilter for the package logger on every root handler
+        # (its own handler writes those records); the guard must see them all the same.
+        return True
+
     def emit(self, record: logging.LogRecord) -> None:
+        # The other ends of the wire (fake AWS, the test's own HTTP client) see the request by
+        # definition; the same exclusion as support/leaks.py.
+        if record.name.split(".")[0] in OTHER_ENDS:
+            return
         self.records += 1
         try:
             line = self.formatter_.format(record)
@@ -81,6 +94,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    # Put back on the root logger should a test (or a library it configured) have reset it.
+    root = logging.getLogger()
+    if _GUARD not in root.handlers:
+        root.addHandler(_GUARD)
     _GUARD.current_test = item.nodeid
     try:
         return (yield)

@@ -31,6 +31,8 @@ def test_every_documented_field_is_parsed() -> None:
         "user": "u-1",
         "safety_identifier": "s-1",
         "complexity": "low",
+        "watermark": False,
+        "person_generation": "allow_adult",
         "stream": False,
         "partial_images": 0,
     }

@@ -1,7 +1,11 @@
-"""template.yaml: valid for cfn-lint, and pointing at code and dependencies that exist.
+"""template.yaml and samconfig.toml: what the stack promises, read from the parsed files.
 
-``sam build`` only finds out at build time that a handler path or a layer folder is wrong; these
-checks find it in the test run.
+``sam build`` only finds out at build time that a handler path or a layer folder is wrong, and
+nothing at all finds out that a policy grew a wildcard or a bucket lost its public-access block:
+each property of the deployed stack is an assertion here that fails if the property is removed.
+The template is parsed with cfn-lint's CloudFormation-aware loader (``!Ref``, ``!Sub``, ``!GetAtt``
+become their ``{"Ref": ...}`` / ``{"Fn::...": ...}`` forms). tests/deploy runs the SAM CLI and the
+SAM translator on the same file.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import ast
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +23,41 @@ from cfnlint.decode import decode_str
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template.yaml"
+SAMCONFIG = REPO / "samconfig.toml"
 CFN_LINT = Path(sys.executable).parent / "cfn-lint"
+
+GATEWAY_HANDLER = "imagegw.handler.handler"
+WORKER_HANDLER = "imagegw.worker.handler"
+# Handlers whose module another branch adds (events: imagegw/worker.py). Until it lands the
+# template may name it; once it exists the module is checked like any other.
+
+IMAGE_OBJECTS = {
+    "Fn::Sub": [
+        "${Arn}/${Prefix}*",
+        {
+            "Arn": {"Fn::GetAtt": ["ImagesBucket", "Arn"]},
+            "Prefix": {"Fn::FindInMap": ["Images", "Storage", "Prefix"]},
+        },
+    ]
+}
+ITEM_ACTIONS = {
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:ConditionCheckItem",
+}
+SQS_POLLER_ACTIONS = {
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:DeleteMessageBatch",
+    "sqs:ChangeMessageVisibility",
+    "sqs:ChangeMessageVisibilityBatch",
+    "sqs:GetQueueAttributes",
+}
+
+
+# ---------------------------------------------------------------------------- helpers
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +76,13 @@ def resources_of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str
     }
 
 
+def resource(template: dict[str, Any], name: str, kind: str) -> dict[str, Any]:
+    assert name in template["Resources"], f"template.yaml has no resource {name}"
+    found: dict[str, Any] = template["Resources"][name]
+    assert found["Type"] == kind
+    return found
+
+
 def function_property(template: dict[str, Any], function: dict[str, Any], name: str) -> Any:
     """A function property, falling back to Globals.Function as SAM does."""
     properties = function.get("Properties", {})
@@ -45,21 +91,78 @@ def function_property(template: dict[str, Any], function: dict[str, Any], name: 
     return template.get("Globals", {}).get("Function", {}).get(name)
 
 
+def function_environment(template: dict[str, Any], function: dict[str, Any]) -> dict[str, Any]:
+    """The variables the function gets: Globals merged with its own, as SAM merges maps."""
+    merged: dict[str, Any] = {}
+    for source in (template.get("Globals", {}).get("Function", {}), function["Properties"]):
+        merged.update(source.get("Environment", {}).get("Variables", {}))
+    return merged
+
+
+def function_by_handler(template: dict[str, Any], handler: str) -> tuple[str, dict[str, Any]]:
+    found = [
+        (name, function)
+        for name, function in resources_of_type(template, "AWS::Serverless::Function").items()
+        if function["Properties"].get("Handler") == handler
+    ]
+    assert len(found) == 1, f"exactly one function must use {handler}"
+    return found[0]
+
+
 @pytest.fixture(scope="module")
 def gateway_function(template: dict[str, Any]) -> dict[str, Any]:
-    functions = [
-        resource
-        for resource in resources_of_type(template, "AWS::Serverless::Function").values()
-        if resource["Properties"].get("Handler") == "imagegw.handler.handler"
+    return function_by_handler(template, GATEWAY_HANDLER)[1]
+
+
+@pytest.fixture(scope="module")
+def worker_function(template: dict[str, Any]) -> dict[str, Any]:
+    return function_by_handler(template, WORKER_HANDLER)[1]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def role_of(template: dict[str, Any], function: dict[str, Any]) -> dict[str, Any]:
+    role = function["Properties"].get("Role")
+    assert isinstance(role, dict), "the function must use a role of this template"
+    assert "Fn::GetAtt" in role, role
+    name, attribute = role["Fn::GetAtt"]
+    assert attribute == "Arn"
+    return resource(template, name, "AWS::IAM::Role")
+
+
+def statements(role: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        statement
+        for policy in role["Properties"].get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
     ]
-    assert len(functions) == 1, "exactly one function must use imagegw.handler.handler"
-    return functions[0]
+
+
+def grants(role: dict[str, Any], action: str) -> list[Any]:
+    """Every resource the role's Allow statements grant ``action`` on."""
+    return [
+        granted
+        for statement in statements(role)
+        if statement["Effect"] == "Allow" and action in as_list(statement["Action"])
+        for granted in as_list(statement["Resource"])
+    ]
+
+
+def image_prefix(template: dict[str, Any]) -> str:
+    prefix = template["Mappings"]["Images"]["Storage"]["Prefix"]
+    assert isinstance(prefix, str)
+    return prefix
 
 
 def python_minor(runtime: str) -> int:
     match = re.fullmatch(r"python3\.(\d+)", runtime)
     assert match, f"not a Python runtime: {runtime}"
     return int(match.group(1))
+
+
+# ---------------------------------------------------------------------------- lint and shape
 
 
 def test_cfn_lint_passes_without_findings() -> None:
@@ -83,40 +186,53 @@ def test_template_is_a_sam_template(template: dict[str, Any]) -> None:
     assert "AWS::Serverless-2016-10-31" in transforms
 
 
-def test_function_handler_points_at_the_handler_module(
-    template: dict[str, Any], gateway_function: dict[str, Any]
-) -> None:
-    properties = gateway_function["Properties"]
-    assert properties["Handler"] == "imagegw.handler.handler"
-    assert properties["CodeUri"] == "functions/gateway"
-    module_path = REPO / properties["CodeUri"] / "imagegw" / "handler.py"
-    assert module_path.is_file()
-    assert (module_path.parent / "__init__.py").is_file()
+# ---------------------------------------------------------------------------- functions and code
+
+
+@pytest.mark.parametrize("handler", [GATEWAY_HANDLER, WORKER_HANDLER])
+def test_function_handler_points_at_the_package(template: dict[str, Any], handler: str) -> None:
+    _, function = function_by_handler(template, handler)
+    code_uri = function_property(template, function, "CodeUri")
+    assert code_uri == "functions/gateway"
+    module_name, function_name = handler.rsplit(".", 1)
+    module_path = REPO / code_uri / Path(*module_name.split(".")).with_suffix(".py")
+    assert (REPO / code_uri / "imagegw" / "__init__.py").is_file()
+    assert module_path.is_file(), f"{module_path} does not exist"
     tree = ast.parse(module_path.read_text(encoding="utf-8"))
-    top_level = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
-    assert "handler" in top_level
+    top_level = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)} | {
+        target.id
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    assert function_name in top_level
 
 
-def test_function_runs_on_python_3_12_or_newer(
-    template: dict[str, Any], gateway_function: dict[str, Any]
-) -> None:
-    runtime = function_property(template, gateway_function, "Runtime")
-    assert isinstance(runtime, str)
-    assert python_minor(runtime) >= 12
+def test_every_function_runs_python_3_12_or_newer_on_arm64(template: dict[str, Any]) -> None:
+    functions = resources_of_type(template, "AWS::Serverless::Function")
+    assert len(functions) == 2
+    for function in functions.values():
+        runtime = function_property(template, function, "Runtime")
+        assert isinstance(runtime, str)
+        assert python_minor(runtime) >= 12
+        assert function_property(template, function, "Architectures") == ["arm64"]
 
 
-def test_dependencies_layer_is_built_from_pinned_requirements(
-    template: dict[str, Any], gateway_function: dict[str, Any]
-) -> None:
+def test_every_function_traces_to_xray(template: dict[str, Any]) -> None:
+    for function in resources_of_type(template, "AWS::Serverless::Function").values():
+        assert function_property(template, function, "Tracing") == "Active"
+
+
+def test_dependencies_layer_is_built_from_pinned_requirements(template: dict[str, Any]) -> None:
     layers = {
-        name: resource
-        for name, resource in resources_of_type(template, "AWS::Serverless::LayerVersion").items()
-        if resource["Properties"].get("ContentUri") == "layers/deps"
+        name: layer
+        for name, layer in resources_of_type(template, "AWS::Serverless::LayerVersion").items()
+        if layer["Properties"].get("ContentUri") == "layers/deps"
     }
     assert len(layers) == 1
     (layer_name, layer) = next(iter(layers.items()))
     requirements = REPO / "layers" / "deps" / "requirements.txt"
-    assert requirements.is_file()
     lines = [
         line.split("#")[0].strip()
         for line in requirements.read_text(encoding="utf-8").splitlines()
@@ -127,24 +243,445 @@ def test_dependencies_layer_is_built_from_pinned_requirements(
     unpinned = [line for line in lines if "==" not in line]
     assert unpinned == []
 
-    # The function uses the layer, and the layer is built for the function's runtime.
-    assert {"Ref": layer_name} in gateway_function["Properties"].get("Layers", [])
-    runtime = function_property(template, gateway_function, "Runtime")
-    assert runtime in layer["Properties"]["CompatibleRuntimes"]
-    assert layer["Metadata"]["BuildMethod"] == runtime
-    architectures = function_property(template, gateway_function, "Architectures") or ["x86_64"]
-    for architecture in architectures:
-        assert architecture in layer["Properties"].get("CompatibleArchitectures", ["x86_64"])
+    # Every function uses the layer, and the layer is built for the function's runtime and CPU.
+    assert layer["Metadata"]["BuildArchitecture"] == "arm64"
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    for function in resources_of_type(template, "AWS::Serverless::Function").values():
+        assert {"Ref": layer_name} in function_property(template, function, "Layers")
+        runtime = function_property(template, function, "Runtime")
+        assert runtime in layer["Properties"]["CompatibleRuntimes"]
+        assert layer["Metadata"]["BuildMethod"] == runtime
 
 
-def test_api_events_cover_the_proxy_path_and_the_root(gateway_function: dict[str, Any]) -> None:
+def test_api_events_cover_the_proxy_path_and_the_root(
+    template: dict[str, Any], gateway_function: dict[str, Any]
+) -> None:
     routes: dict[str, set[str]] = {}
     for event in gateway_function["Properties"]["Events"].values():
-        if event["Type"] in {"Api", "HttpApi"}:
+        if event["Type"] == "Api":
             properties = event["Properties"]
+            assert properties["RestApiId"] == {"Ref": "GatewayApi"}
             routes.setdefault(properties["Path"], set()).add(properties["Method"].upper())
-    assert "/{proxy+}" in routes
-    assert "/" in routes
-    # The gateway serves GET (models, images by link) and POST (generations) under the proxy.
-    proxy = routes["/{proxy+}"]
-    assert "ANY" in proxy or {"GET", "POST"} <= proxy, proxy
+    assert routes == {"/{proxy+}": {"ANY"}, "/": {"ANY"}}
+
+
+def test_rest_api_is_regional_and_staged_by_parameter(template: dict[str, Any]) -> None:
+    api = resource(template, "GatewayApi", "AWS::Serverless::Api")["Properties"]
+    assert api["StageName"] == {"Ref": "Stage"}
+    # Only Regional REST APIs can have the 29 s integration timeout raised.
+    assert api["EndpointConfiguration"]["Type"] == "REGIONAL"
+    assert api["TracingEnabled"] is True
+    # Without it SAM adds a second, stray stage named "Stage".
+    assert "OpenApiVersion" in api
+
+
+def test_gateway_has_a_function_url_for_long_calls(
+    template: dict[str, Any], gateway_function: dict[str, Any]
+) -> None:
+    url = gateway_function["Properties"]["FunctionUrlConfig"]
+    # The app authenticates with its own bearer keys; IAM auth would force SigV4 on clients.
+    assert url["AuthType"] == "NONE"
+    assert url.get("InvokeMode", "BUFFERED") == "BUFFERED"
+    timeout = function_property(template, gateway_function, "Timeout")
+    # Longer than API Gateway's 29 s (that is what the URL is for), within Lambda's 900 s.
+    assert 29 < timeout <= 900
+
+
+def test_gateway_async_invokes_are_not_retried_blindly(gateway_function: dict[str, Any]) -> None:
+    config = gateway_function["Properties"]["EventInvokeConfig"]
+    assert config["MaximumRetryAttempts"] == 0
+    assert config["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": ["AsyncFailureQueue", "Arn"]},
+    }
+
+
+def test_eventbridge_rule_targets_the_gateway_when_enabled(template: dict[str, Any]) -> None:
+    assert template["Conditions"]["EventBridgeEnabled"] == {
+        "Fn::Equals": [{"Ref": "EnableEventBridgeRule"}, "true"]
+    }
+    rule = resource(template, "GatewayEventRule", "AWS::Events::Rule")
+    assert rule["Condition"] == "EventBridgeEnabled"
+    assert rule["Properties"]["EventPattern"]["source"] == [{"Ref": "EventBridgeSource"}]
+    (target,) = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["GatewayFunction", "Arn"]}
+    permission = resource(template, "GatewayEventRulePermission", "AWS::Lambda::Permission")
+    assert permission["Condition"] == "EventBridgeEnabled"
+    assert permission["Properties"]["Principal"] == "events.amazonaws.com"
+    assert permission["Properties"]["SourceArn"] == {"Fn::GetAtt": ["GatewayEventRule", "Arn"]}
+
+
+def test_worker_consumes_the_jobs_queue_with_partial_batch_failures(
+    worker_function: dict[str, Any],
+) -> None:
+    (event,) = worker_function["Properties"]["Events"].values()
+    assert event["Type"] == "SQS"
+    properties = event["Properties"]
+    assert properties["Queue"] == {"Fn::GetAtt": ["JobsQueue", "Arn"]}
+    assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # Each message is a paid generation that can take minutes: small batches only.
+    assert 1 <= properties["BatchSize"] <= 2
+    assert properties["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "WorkerMaxConcurrency"}
+
+
+# ---------------------------------------------------------------------------- environment contract
+
+
+def expected_environment(function: str) -> dict[str, Any]:
+    shared = {
+        "IMAGEGW_STORAGE": "s3",
+        "IMAGEGW_S3_BUCKET": {"Ref": "ImagesBucket"},
+        "IMAGEGW_S3_PREFIX": {"Fn::FindInMap": ["Images", "Storage", "Prefix"]},
+        "IMAGEGW_URL_TTL_SECONDS": {"Ref": "UrlTtlSeconds"},
+        "IMAGEGW_PROVIDER_SECRET_ID": {"Ref": "ProviderSecretArn"},
+        "IMAGEGW_LOG_LEVEL": {"Ref": "LogLevel"},
+        "IMAGEGW_CORS_ORIGINS": {"Ref": "CorsAllowedOrigins"},
+        "IMAGEGW_JOBS_TABLE": {"Ref": "JobsTable"},
+        "IMAGEGW_JOBS_QUEUE_URL": {"Ref": "JobsQueue"},
+        "IMAGEGW_IDEMPOTENCY_TABLE": {"Ref": "IdempotencyTable"},
+        "POWERTOOLS_SERVICE_NAME": "imagegw",
+        "POWERTOOLS_METRICS_NAMESPACE": "imagegw",
+        "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+    }
+    if function == "gateway":
+        shared["IMAGEGW_CLIENT_KEYS_SECRET_ID"] = {"Ref": "ClientKeysSecretArn"}
+        shared["IMAGEGW_S3_SIGNER_ROLE_ARN"] = {"Fn::GetAtt": ["SignerRole", "Arn"]}
+    return shared
+
+
+@pytest.mark.parametrize(
+    ("function", "handler"), [("gateway", GATEWAY_HANDLER), ("worker", WORKER_HANDLER)]
+)
+def test_functions_get_the_environment_the_code_reads(
+    template: dict[str, Any], function: str, handler: str
+) -> None:
+    _, resource_ = function_by_handler(template, handler)
+    environment = function_environment(template, resource_)
+    for name, value in expected_environment(function).items():
+        assert environment.get(name) == value, name
+    assert image_prefix(template) == "images/"
+    # The worker authenticates no client and signs no link.
+    if function == "worker":
+        assert "IMAGEGW_CLIENT_KEYS_SECRET_ID" not in environment
+        assert "IMAGEGW_S3_SIGNER_ROLE_ARN" not in environment
+
+
+def test_worker_knows_the_queues_max_receive_count(
+    template: dict[str, Any], worker_function: dict[str, Any]
+) -> None:
+    # On the last delivery the worker records the job as failed before SQS moves the message
+    # to the dead-letter queue; it can only do so if it knows which delivery is the last.
+    queue = resource(template, "JobsQueue", "AWS::SQS::Queue")["Properties"]
+    environment = function_environment(template, worker_function)
+    max_receive_count = queue["RedrivePolicy"]["maxReceiveCount"]
+    assert int(environment["IMAGEGW_JOBS_MAX_RECEIVE_COUNT"]) == max_receive_count
+
+
+def test_upstream_timeout_leaves_room_inside_each_function_timeout(
+    template: dict[str, Any],
+) -> None:
+    for function in resources_of_type(template, "AWS::Serverless::Function").values():
+        upstream = float(
+            function_environment(template, function)["IMAGEGW_UPSTREAM_TIMEOUT_SECONDS"]
+        )
+        assert 0 < upstream < function_property(template, function, "Timeout")
+
+
+# ---------------------------------------------------------------------------- parameters
+
+
+def test_parameters_and_their_defaults(template: dict[str, Any]) -> None:
+    parameters = template["Parameters"]
+    assert parameters["Stage"]["Default"] == "dev"
+    # Secrets are named by ARN and have no default: a deploy must say which ones.
+    for name in ("ProviderSecretArn", "ClientKeysSecretArn"):
+        assert "Default" not in parameters[name]
+        assert parameters[name]["AllowedPattern"].startswith("^arn:aws")
+    assert parameters["UrlTtlSeconds"]["Default"] == 3600
+    # The signer role is assumed by a Lambda role (role chaining): its sessions last one hour
+    # at most, and a URL cannot outlive the credentials that signed it.
+    assert parameters["UrlTtlSeconds"]["MaxValue"] <= 3600
+    assert parameters["ImageRetentionDays"]["Default"] == 1
+    assert parameters["ImageRetentionDays"]["MinValue"] >= 1
+    assert parameters["LogLevel"]["Default"] == "INFO"
+    assert set(parameters["LogLevel"]["AllowedValues"]) == {"DEBUG", "INFO", "WARNING", "ERROR"}
+    assert parameters["CorsAllowedOrigins"]["Default"] == ""
+
+
+def test_signer_role_only_reads_images_and_only_the_gateway_assumes_it(
+    template: dict[str, Any],
+) -> None:
+    signer = resource(template, "SignerRole", "AWS::IAM::Role")
+    assert signer["Properties"]["MaxSessionDuration"] == 3600
+    assert signer["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": {"Fn::GetAtt": ["GatewayRole", "Arn"]}},
+            "Action": "sts:AssumeRole",
+        }
+    ]
+    (statement,) = statements(signer)
+    assert (statement["Effect"], statement["Action"], statement["Resource"]) == (
+        "Allow",
+        "s3:GetObject",
+        IMAGE_OBJECTS,
+    )
+    policy = resource(template, "GatewaySignerPolicy", "AWS::IAM::Policy")["Properties"]
+    assert policy["Roles"] == [{"Ref": "GatewayRole"}]
+    assert policy["PolicyDocument"]["Statement"] == [
+        {
+            "Sid": "AssumeSigner",
+            "Effect": "Allow",
+            "Action": "sts:AssumeRole",
+            "Resource": {"Fn::GetAtt": ["SignerRole", "Arn"]},
+        }
+    ]
+    # The gateway is not created (and so not invoked) before it may assume the signer.
+    gateway = resource(template, "GatewayFunction", "AWS::Serverless::Function")
+    assert gateway["DependsOn"] == "GatewaySignerPolicy"
+
+
+# ---------------------------------------------------------------------------- bucket
+
+
+@pytest.fixture(scope="module")
+def bucket(template: dict[str, Any]) -> dict[str, Any]:
+    properties: dict[str, Any] = resource(template, "ImagesBucket", "AWS::S3::Bucket")["Properties"]
+    return properties
+
+
+def test_bucket_blocks_every_kind_of_public_access(bucket: dict[str, Any]) -> None:
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+
+
+def test_bucket_encrypts_by_default(bucket: dict[str, Any]) -> None:
+    (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"AES256", "aws:kms"}
+
+
+def test_bucket_expires_images_after_the_retention_parameter(
+    template: dict[str, Any], bucket: dict[str, Any]
+) -> None:
+    rules = {rule["Id"]: rule for rule in bucket["LifecycleConfiguration"]["Rules"]}
+    expire = rules["expire-images"]
+    assert expire["Status"] == "Enabled"
+    assert expire["Prefix"] == {"Fn::FindInMap": ["Images", "Storage", "Prefix"]}
+    assert expire["ExpirationInDays"] == {"Ref": "ImageRetentionDays"}
+    abort = rules["abort-incomplete-uploads"]
+    assert abort["Status"] == "Enabled"
+    assert abort["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] >= 1
+
+
+def test_bucket_policy_refuses_requests_without_tls(template: dict[str, Any]) -> None:
+    policy = resource(template, "ImagesBucketPolicy", "AWS::S3::BucketPolicy")["Properties"]
+    assert policy["Bucket"] == {"Ref": "ImagesBucket"}
+    (statement,) = [
+        statement
+        for statement in policy["PolicyDocument"]["Statement"]
+        if statement.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+    ]
+    assert statement["Effect"] == "Deny"
+    assert statement["Principal"] == "*"
+    assert statement["Action"] == "s3:*"
+    assert set(map(str, statement["Resource"])) == {
+        str({"Fn::GetAtt": ["ImagesBucket", "Arn"]}),
+        str({"Fn::Sub": "${ImagesBucket.Arn}/*"}),
+    }
+
+
+# ---------------------------------------------------------------------------- queues and tables
+
+
+def test_jobs_queue_visibility_is_at_least_six_worker_timeouts(
+    template: dict[str, Any], worker_function: dict[str, Any]
+) -> None:
+    queue = resource(template, "JobsQueue", "AWS::SQS::Queue")["Properties"]
+    timeout = function_property(template, worker_function, "Timeout")
+    assert queue["VisibilityTimeout"] >= 6 * timeout
+
+
+def test_jobs_queue_redrives_to_its_dead_letter_queue(template: dict[str, Any]) -> None:
+    queue = resource(template, "JobsQueue", "AWS::SQS::Queue")["Properties"]
+    redrive = queue["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["JobsDeadLetterQueue", "Arn"]}
+    assert 2 <= redrive["maxReceiveCount"] <= 5
+    dead = resource(template, "JobsDeadLetterQueue", "AWS::SQS::Queue")["Properties"]
+    # Dead letters must outlive the original messages, or they expire before anyone looks.
+    assert dead["MessageRetentionPeriod"] > queue["MessageRetentionPeriod"]
+
+
+@pytest.mark.parametrize(("name", "key"), [("JobsTable", "job_id"), ("IdempotencyTable", "pk")])
+def test_tables_are_on_demand_with_a_string_key_and_ttl(
+    template: dict[str, Any], name: str, key: str
+) -> None:
+    table = resource(template, name, "AWS::DynamoDB::Table")["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["KeySchema"] == [{"AttributeName": key, "KeyType": "HASH"}]
+    assert table["AttributeDefinitions"] == [{"AttributeName": key, "AttributeType": "S"}]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+
+
+# ---------------------------------------------------------------------------- IAM
+
+
+@pytest.fixture(scope="module")
+def gateway_role(template: dict[str, Any], gateway_function: dict[str, Any]) -> dict[str, Any]:
+    return role_of(template, gateway_function)
+
+
+@pytest.fixture(scope="module")
+def worker_role(template: dict[str, Any], worker_function: dict[str, Any]) -> dict[str, Any]:
+    return role_of(template, worker_function)
+
+
+def test_functions_use_their_own_roles_without_managed_policies(
+    gateway_role: dict[str, Any], worker_role: dict[str, Any]
+) -> None:
+    # With a role of its own, SAM attaches no AWS managed policy (AWSLambdaBasicExecutionRole,
+    # AWSLambdaSQSQueueExecutionRole, AWSXrayWriteOnlyAccess all grant on "*").
+    assert gateway_role is not worker_role
+    for role in (gateway_role, worker_role):
+        assert "ManagedPolicyArns" not in role["Properties"]
+        assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ]
+
+
+def test_no_wildcards_except_where_aws_requires_them(template: dict[str, Any]) -> None:
+    policy_statements = [
+        statement
+        for role in resources_of_type(template, "AWS::IAM::Role").values()
+        for statement in statements(role)
+    ] + [
+        statement
+        for policy in resources_of_type(template, "AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    assert len(policy_statements) > 10
+    for statement in policy_statements:
+        assert statement["Effect"] == "Allow"
+        actions = as_list(statement["Action"])
+        assert all("*" not in action for action in actions), actions
+        if "*" in as_list(statement["Resource"]):
+            # X-Ray's write actions support no resource-level permissions.
+            assert set(actions) <= {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
+
+def test_gateway_reads_exactly_the_named_secrets(gateway_role: dict[str, Any]) -> None:
+    granted = grants(gateway_role, "secretsmanager:GetSecretValue")
+    assert sorted(map(str, granted)) == sorted(
+        map(str, [{"Ref": "ProviderSecretArn"}, {"Ref": "ClientKeysSecretArn"}])
+    )
+
+
+def test_worker_reads_the_provider_secret_only(worker_role: dict[str, Any]) -> None:
+    assert grants(worker_role, "secretsmanager:GetSecretValue") == [{"Ref": "ProviderSecretArn"}]
+
+
+def test_functions_only_write_objects_under_the_image_prefix(
+    gateway_role: dict[str, Any], worker_role: dict[str, Any]
+) -> None:
+    for role in (gateway_role, worker_role):
+        s3_statements = [
+            statement
+            for statement in statements(role)
+            if any(action.startswith("s3:") for action in as_list(statement["Action"]))
+        ]
+        assert s3_statements, "the role must be able to store images"
+        for statement in s3_statements:
+            # Reading is the signer role's alone; nothing lists the bucket.
+            assert as_list(statement["Action"]) == ["s3:PutObject"]
+            assert as_list(statement["Resource"]) == [IMAGE_OBJECTS]
+
+
+def test_gateway_may_submit_jobs_and_the_worker_may_poll_them(
+    gateway_role: dict[str, Any], worker_role: dict[str, Any]
+) -> None:
+    queue = {"Fn::GetAtt": ["JobsQueue", "Arn"]}
+    assert queue in grants(gateway_role, "sqs:SendMessage")
+    assert all(queue not in grants(gateway_role, action) for action in SQS_POLLER_ACTIONS)
+    for action in SQS_POLLER_ACTIONS:
+        assert grants(worker_role, action) == [queue], action
+    assert grants(worker_role, "sqs:SendMessage") == []
+
+
+def test_sqs_and_dynamodb_grants_name_only_this_stacks_resources(
+    gateway_role: dict[str, Any], worker_role: dict[str, Any]
+) -> None:
+    queues = {
+        str({"Fn::GetAtt": ["JobsQueue", "Arn"]}),
+        str({"Fn::GetAtt": ["AsyncFailureQueue", "Arn"]}),
+    }
+    tables = [
+        {"Fn::GetAtt": ["JobsTable", "Arn"]},
+        {"Fn::GetAtt": ["IdempotencyTable", "Arn"]},
+    ]
+    for role in (gateway_role, worker_role):
+        for statement in statements(role):
+            actions = as_list(statement["Action"])
+            resources = as_list(statement["Resource"])
+            if any(action.startswith("sqs:") for action in actions):
+                assert {str(item) for item in resources} <= queues
+            if any(action.startswith("dynamodb:") for action in actions):
+                assert set(actions) <= ITEM_ACTIONS  # item-level: no Scan, no table admin
+                assert resources == tables
+
+
+def test_logs_go_to_each_functions_own_log_group(
+    template: dict[str, Any],
+    gateway_function: dict[str, Any],
+    worker_function: dict[str, Any],
+    gateway_role: dict[str, Any],
+    worker_role: dict[str, Any],
+) -> None:
+    for function, role in ((gateway_function, gateway_role), (worker_function, worker_role)):
+        log_group = function["Properties"]["LoggingConfig"]["LogGroup"]
+        resource(template, log_group["Ref"], "AWS::Logs::LogGroup")
+        assert grants(role, "logs:PutLogEvents") == [{"Fn::GetAtt": [log_group["Ref"], "Arn"]}]
+        assert grants(role, "logs:CreateLogGroup") == []
+
+
+# ---------------------------------------------------------------------------- outputs, samconfig
+
+
+def test_outputs_name_every_url_and_resource_an_operator_needs(template: dict[str, Any]) -> None:
+    outputs = {name: output["Value"] for name, output in template["Outputs"].items()}
+    api_url = outputs["ApiUrl"]["Fn::Sub"]
+    assert "${GatewayApi}.execute-api" in api_url
+    assert api_url.endswith("/${Stage}/v1")
+    assert outputs["FunctionUrl"] == {"Fn::Sub": "${GatewayFunctionUrl.FunctionUrl}v1"}
+    assert outputs["ImagesBucketName"] == {"Ref": "ImagesBucket"}
+    assert outputs["JobsQueueUrl"] == {"Ref": "JobsQueue"}
+    assert outputs["JobsDeadLetterQueueUrl"] == {"Ref": "JobsDeadLetterQueue"}
+    assert outputs["AsyncFailureQueueUrl"] == {"Ref": "AsyncFailureQueue"}
+    assert outputs["JobsTableName"] == {"Ref": "JobsTable"}
+    assert outputs["IdempotencyTableName"] == {"Ref": "IdempotencyTable"}
+    assert outputs["SignerRoleArn"] == {"Fn::GetAtt": ["SignerRole", "Arn"]}
+    for name in ("GatewayFunction", "WorkerFunction"):
+        assert outputs[f"{name}Name"] == {"Ref": name}
+        assert outputs[f"{name}Arn"] == {"Fn::GetAtt": [name, "Arn"]}
+
+
+def test_samconfig_has_the_defaults_users_expect() -> None:
+    config = tomllib.loads(SAMCONFIG.read_text(encoding="utf-8"))["default"]
+    global_ = config["global"]["parameters"]
+    assert global_["stack_name"] == "imagegw"
+    assert re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", global_["region"])
+    deploy = config["deploy"]["parameters"]
+    assert "CAPABILITY_IAM" in deploy["capabilities"].split()
+    assert deploy["resolve_s3"] is True
+    assert deploy["confirm_changeset"] is True
+    assert "Stage=dev" in deploy["parameter_overrides"]
+    build = config["build"]["parameters"]
+    assert build.get("use_container", False) is False  # no Docker needed to build
+    assert config["validate"]["parameters"]["lint"] is True

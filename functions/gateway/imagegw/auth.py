@@ -134,15 +134,19 @@ class FileKeyStore(KeyStore):
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._cache: tuple[float, tuple[ApiKeyRecord, ...]] | None = None
+        self._cache: tuple[tuple[int, int, int], tuple[ApiKeyRecord, ...]] | None = None
 
     async def records(self) -> Sequence[ApiKeyRecord]:
         return await asyncio.to_thread(self._load)
 
     def _load(self) -> tuple[ApiKeyRecord, ...]:
         try:
-            mtime = self._path.stat().st_mtime
-            if self._cache is not None and self._cache[0] == mtime:
+            stat = self._path.stat()
+            # Not the mtime alone: two writes within one tick of the filesystem's clock share
+            # it, and a revocation would go unnoticed. A replaced file (the keys command
+            # writes a new one) has a new inode; an edit in place usually a new size.
+            version = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+            if self._cache is not None and self._cache[0] == version:
                 return self._cache[1]
             records = records_from_document(json.loads(self._path.read_text(encoding="utf-8")))
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -150,7 +154,7 @@ class FileKeyStore(KeyStore):
                 "The gateway's client key file cannot be read; check IMAGEGW_API_KEYS_FILE.",
                 code="key_store_unavailable",
             ) from exc
-        self._cache = (mtime, records)
+        self._cache = (version, records)
         return records
 
 

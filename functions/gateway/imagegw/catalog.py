@@ -13,7 +13,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from imagegw.errors import ModelNotFound, ModelRetired
 
@@ -81,10 +88,15 @@ class ModelSpec(BaseModel):
     output_formats: tuple[str, ...] = ()
     moderations: tuple[str, ...] = ()
     complexities: tuple[str, ...] = ()
+    person_generations: tuple[str, ...] = ()
     parameters: frozenset[str] = frozenset()
     ignored_parameters: frozenset[str] = frozenset()
     forwards_response_format: bool = False
     prompt_max_chars: int = Field(default=32000, ge=1)
+    # How the provider reaches the model (which API, which size table): read only by the
+    # provider named in ``provider``, so a new upstream model of a known kind is a data edit.
+    # Written as a TOML table; held as sorted pairs so the spec stays hashable.
+    upstream_options: tuple[tuple[str, str], ...] = ()
 
     shutdown_date: dt.date | None = None
     replacement: str | None = None
@@ -92,6 +104,11 @@ class ModelSpec(BaseModel):
     # Models that may serve instead while this one's provider is down or rate-limiting, in order
     # of preference; each is used only for requests it serves identically (fallbacks.py).
     fallbacks: tuple[str, ...] = ()
+
+    @field_validator("upstream_options", mode="before")
+    @classmethod
+    def _options_from_table(cls, value: Any) -> Any:
+        return tuple(sorted(value.items())) if isinstance(value, dict) else value
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:
@@ -107,6 +124,9 @@ class ModelSpec(BaseModel):
 
     def is_retired(self, today: dt.date) -> bool:
         return self.shutdown_date is not None and today >= self.shutdown_date
+
+    def upstream_option(self, name: str) -> str | None:
+        return dict(self.upstream_options).get(name)
 
     def accepts(self, parameter: str) -> bool:
         return parameter in self.parameters
@@ -124,6 +144,7 @@ class ModelSpec(BaseModel):
             "backgrounds": list(self.backgrounds),
             "output_formats": list(self.output_formats),
             "moderations": list(self.moderations),
+            "person_generations": list(self.person_generations),
             "parameters": sorted(self.parameters),
             "ignored_parameters": sorted(self.ignored_parameters),
             "response_formats": ["b64_json", "url"],

@@ -7,7 +7,7 @@ is used within the secret's time-to-live. The layout (README, "Secrets"):
 
     {"openai": {"api_key": "sk-...", "base_url": "https://...", "organization": "org-..."},
      "google": {"service_account": {...} | "<json>", "project": "...", "location": "us-central1",
-                "api_key": "..."}}
+                "api_key": "...", "gemini_location": "global"}}
 """
 
 from __future__ import annotations
@@ -66,6 +66,9 @@ def environment_config(settings: Settings, provider: str) -> ProviderConfig:
             "project": settings.google_project,
             "location": settings.google_location,
             "api_key": _plain(settings.google_api_key),
+            "gemini_location": settings.google_gemini_location,
+            "vertex_base_url": settings.google_vertex_base_url,
+            "gemini_base_url": settings.google_gemini_base_url,
         }
     else:
         values = {}

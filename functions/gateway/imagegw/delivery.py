@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,12 +51,18 @@ async def as_links(
 
 
 async def deliver(
-    images: list[GeneratedImage], response_format: str, store: ImageStore, *, base_url: str
+    images: list[GeneratedImage],
+    response_format: str,
+    store: Callable[[], ImageStore],
+    *,
+    base_url: str,
 ) -> Delivery:
+    """``store`` is asked for only when links are needed: building it can fail (S3 without a
+    bucket name), which must neither fail b64_json answers nor lose url ones."""
     if response_format == "b64_json":
         return Delivery(inline(images), "b64_json")
     try:
-        return Delivery(await as_links(images, store, base_url=base_url), "url")
+        return Delivery(await as_links(images, store(), base_url=base_url), "url")
     except StorageUnavailable:
         logger.exception("storing images failed; returning them inline instead")
         return Delivery(

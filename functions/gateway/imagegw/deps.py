@@ -11,7 +11,9 @@ from imagegw.auth import Principal, authenticate
 from imagegw.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async although it does not await: FastAPI runs a plain function dependency in a worker
+    # thread, which costs a thread hop per request and the import of anyio's backend on the first.
     runtime: Runtime = request.app.state.runtime
     return runtime
 

@@ -105,16 +105,20 @@ def candidates(
 
 async def serve(
     runtime: Runtime,
-    principal: Principal,
-    body: ImageGenerationRequest,
+    principal: Principal | None,
+    body: ImageGenerationRequest | None,
     resolution: Resolution,
     validated: ValidatedRequest,
 ) -> Served:
+    """``validated.image_request`` carries the whole budget. Without the caller's ``principal``
+    and ``body`` (which a fallback must be checked against) there are no fallbacks."""
     started = time.monotonic()
     budget = validated.image_request.timeout_seconds
     try:
         result = await _generate(runtime, resolution, validated.image_request)
     except GatewayError as error:
+        if principal is None or body is None:
+            raise
         if not resolution.spec.fallbacks or not switches(error):
             raise
         first = error

@@ -307,7 +307,7 @@ def _error_class(name: str | None) -> type[GatewayError]:
 
 
 async def replayed_success(
-    response: StoredResponse, store: ImageStore, *, base_url: str
+    response: StoredResponse, store: Callable[[], ImageStore], *, base_url: str
 ) -> tuple[dict[str, Any], dict[str, str], bytes]:
     """Body, headers and bytes of a kept answer, with its image links signed afresh."""
     body: dict[str, Any] = json.loads(response.content)
@@ -316,7 +316,7 @@ async def replayed_success(
         return body, headers, response.content
     linked = [item for item in body.get("data", []) if isinstance(item, dict) and "url" in item]
     for item, key in zip(linked, response.links, strict=False):
-        link = await store.link(key, base_url=base_url)
+        link = await store().link(key, base_url=base_url)
         item["url"] = link.url
         item["expires_at"] = link.expires_at
     return body, headers, json.dumps(body, ensure_ascii=False).encode("utf-8")
@@ -325,15 +325,16 @@ async def replayed_success(
 class LinkRecorder(ImageStore):
     """The image store, noting the key behind every link handed out (to re-sign on replay)."""
 
-    def __init__(self, store: ImageStore) -> None:
+    def __init__(self, store: Callable[[], ImageStore]) -> None:
+        # A factory: the real store is built only when an image is stored (b64_json never is).
         self.store = store
         self._keys: dict[str, str] = {}
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
-        await self.store.put(key, data, content_type)
+        await self.store().put(key, data, content_type)
 
     async def link(self, key: str, *, base_url: str) -> StoredLink:
-        link = await self.store.link(key, base_url=base_url)
+        link = await self.store().link(key, base_url=base_url)
         self._keys[link.url] = key
         return link
 

@@ -14,6 +14,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imagegw.errors import internal_error, render
+from imagegw.logs import correlation_id
 
 logger = logging.getLogger("imagegw.access")
 
@@ -34,6 +35,8 @@ class RequestContextMiddleware:
             return
         request_id = new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
+        # Every log line of this request carries the id the caller sees in x-request-id.
+        token = correlation_id.set(request_id)
         started = time.perf_counter()
         status = 500
         response_started = False
@@ -79,3 +82,4 @@ class RequestContextMiddleware:
                     "duration_ms": round((time.perf_counter() - started) * 1000, 1),
                 },
             )
+            correlation_id.reset(token)

@@ -50,7 +50,7 @@ Replay = tuple[dict[str, Any], dict[str, str], bytes]
 class Guard:
     """One generation's view: a replay, or the store to deliver through and how it ended."""
 
-    def __init__(self, image_store: ImageStore, replay: Replay | None = None) -> None:
+    def __init__(self, image_store: LinkRecorder, replay: Replay | None = None) -> None:
         self.replay = replay
         self.image_store = image_store
         self.delivered = 0
@@ -58,8 +58,7 @@ class Guard:
 
     def succeeded(self, content: bytes, headers: dict[str, str], *, delivered: int) -> None:
         self.delivered = delivered
-        recorder = self.image_store
-        links = recorder.keys_in(content) if isinstance(recorder, LinkRecorder) else ()
+        links = self.image_store.keys_in(content)
         self.response = StoredResponse(200, content, dict(headers), links=links)
 
 
@@ -119,7 +118,7 @@ class Reliability:
         *,
         images: int,
         budget_seconds: float,
-        image_store: ImageStore,
+        image_store: Callable[[], ImageStore],
         base_url: str,
     ) -> AsyncIterator[Guard]:
         key = check_key(idempotency_key)
@@ -134,7 +133,8 @@ class Reliability:
                 if answer.error_class is not None:
                     raise replayed_error(answer)
                 yield Guard(
-                    image_store, await replayed_success(answer, image_store, base_url=base_url)
+                    LinkRecorder(image_store),
+                    await replayed_success(answer, image_store, base_url=base_url),
                 )
                 return
             ticket = answer

@@ -14,9 +14,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from imagegw.auth import (
     CombinedKeyStore,
@@ -35,6 +33,15 @@ from imagegw.settings import Settings
 from imagegw.storage import ImageStore
 from imagegw.storage.local import LocalImageStore, default_directory
 
+if TYPE_CHECKING:
+    # Imported on first use: a process that has not called an upstream yet (a cold start
+    # answering GET /v1/models, a health check) does not pay for httpx.
+    import httpx
+
+    from imagegw.jobs.queue import JobQueue
+    from imagegw.jobs.store import JobStore
+    from imagegw.observability import Telemetry
+
 
 class Runtime:
     def __init__(
@@ -46,6 +53,8 @@ class Runtime:
         image_store: ImageStore | None = None,
         providers: dict[str, ImageProvider] | None = None,
         credentials: CredentialSource | None = None,
+        job_store: JobStore | None = None,
+        job_queue: JobQueue | None = None,
         reliability: Reliability | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -60,6 +69,10 @@ class Runtime:
         self._built: dict[str, tuple[str, ImageProvider]] = {}
         self._credentials = credentials
         self._http: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
+        self._job_store = job_store
+        self._job_queue = job_queue
+        self._job_queue_built = job_queue is not None
+        self._telemetry: Telemetry | None = None
         # Idempotency, per-key limits and retries (in memory until first used; no I/O here).
         self.reliability = reliability or Reliability(settings, clock=clock)
 
@@ -81,6 +94,32 @@ class Runtime:
             self._image_store = build_image_store(self.settings, self.clock)
         return self._image_store
 
+    @property
+    def job_store(self) -> JobStore:
+        if self._job_store is None:
+            from imagegw.jobs.build import build_job_store
+
+            self._job_store = build_job_store(self.settings)
+        return self._job_store
+
+    @property
+    def job_queue(self) -> JobQueue | None:
+        """Where submitted jobs go; None when async jobs are not available here."""
+        if not self._job_queue_built:
+            from imagegw.jobs.build import build_job_queue
+
+            self._job_queue = build_job_queue(self)
+            self._job_queue_built = True
+        return self._job_queue
+
+    @property
+    def telemetry(self) -> Telemetry:
+        if self._telemetry is None:
+            from imagegw.observability import Telemetry
+
+            self._telemetry = Telemetry(self.settings)
+        return self._telemetry
+
     def today(self) -> dt.date:
         return dt.datetime.fromtimestamp(self.clock(), tz=dt.UTC).date()
 
@@ -92,6 +131,8 @@ class Runtime:
         """
         loop = asyncio.get_running_loop()
         if self._http is None or self._http[0] is not loop:
+            import httpx
+
             limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
             self._http = (loop, httpx.AsyncClient(limits=limits, follow_redirects=False))
         return self._http[1]
@@ -120,6 +161,8 @@ class Runtime:
         return provider
 
     async def aclose(self) -> None:
+        if self._job_queue is not None:
+            await self._job_queue.drain()
         providers = [*self._fixed_providers.values(), *(p for _, p in self._built.values())]
         for provider in providers:
             await provider.aclose()

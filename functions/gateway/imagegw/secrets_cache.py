@@ -3,7 +3,7 @@
 A rotated secret reaches a warm process within ``ttl`` seconds, without a redeploy. While
 Secrets Manager cannot be reached, the last good value keeps serving for a bounded ``grace``
 period; with no value at all the caller gets a 503 that names the secret's role (never its
-value). boto3 is imported on first use, not at startup.
+value). botocore is imported on first use, not at startup.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from imagegw import aws_clients
 from imagegw.errors import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
@@ -35,12 +36,11 @@ def secretsmanager_fetch(
     def fetch() -> str:
         nonlocal client
         if client is None:
-            import boto3
             from botocore.config import Config
 
             # Fail fast: a request waits on this, and the cached value can cover an outage.
             config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2})
-            client = boto3.session.Session().client(
+            client = aws_clients.client(
                 "secretsmanager", region_name=region, endpoint_url=endpoint_url, config=config
             )
         value = client.get_secret_value(SecretId=secret_id)["SecretString"]
@@ -80,6 +80,11 @@ class CachedSecret:
     def role(self) -> str:
         return self._role
 
+    def _within_grace(self) -> bool:
+        return (
+            self._value is not None and self._clock() - self._fetched_at < self._ttl + self._grace
+        )
+
     def _fresh(self) -> bool:
         if self._value is None:
             return False
@@ -94,6 +99,11 @@ class CachedSecret:
             return self._value
         if self._lock is None:
             self._lock = asyncio.Lock()
+        if self._lock.locked() and self._within_grace():
+            # One request is already refreshing (maybe against a hanging endpoint): the others
+            # keep serving the last good value instead of queueing behind it.
+            assert self._value is not None
+            return self._value
         async with self._lock:
             # Another request may have refreshed it while this one waited.
             if self._fresh():

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     google_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("IMAGEGW_GOOGLE_API_KEY", "GEMINI_API_KEY")
     )
+    # Vertex AI hosts the Gemini image models on the global endpoint; Imagen used `location`.
+    google_gemini_location: str | None = None
+    # Endpoints: Google's unless set (a test double, a private endpoint or a proxy).
+    google_vertex_base_url: str | None = None
+    google_gemini_base_url: str | None = None
 
     # AWS Secrets Manager: names or ARNs of the secrets, never their values.
     provider_secret_id: str | None = None
@@ -103,6 +108,35 @@ class Settings(BaseSettings):
     # Request hygiene.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Deadlines under Lambda. An upstream call gets what is left of the invocation (and of the
+    # API Gateway integration timeout when the request came through one) minus this margin,
+    # kept for storing images and sending the answer.
+    response_margin_seconds: float = Field(default=2.0, ge=0)
+    # REST APIs cut requests at 29 s (raisable by a quota request), HTTP APIs at 30 s.
+    # Function URLs have no such limit: only the function's own timeout applies.
+    api_gateway_timeout_seconds: float = Field(default=29.0, gt=0)
+
+    # Async jobs (`Prefer: respond-async`). Without a table the jobs live in process memory;
+    # without a queue they run as background tasks of the process (development only).
+    jobs_table: str | None = None
+    jobs_queue_url: str | None = None
+    # How long job records are kept (DynamoDB TTL); match the bucket's image retention.
+    jobs_retention_seconds: int = Field(default=86_400, ge=60)
+    # The queue's maxReceiveCount: on that delivery a job that still fails is marked failed
+    # and its message goes on to the dead-letter queue.
+    jobs_max_receive_count: int = Field(default=3, ge=1)
+
+    # Observability. Prompts are personal data: they are logged only when this is switched on.
+    log_prompts: bool = False
+    # CloudWatch metrics as EMF lines on stdout; None means "when running in Lambda".
+    metrics: bool | None = None
+    metrics_namespace: str = "imagegw"
+    # X-Ray through Powertools Tracer (the function also needs `Tracing: Active`). Off by
+    # default: the X-Ray SDK adds about 0.3 s to a cold start.
+    tracing: bool = False
+    # Browser origins allowed to call the API (comma-separated); empty: no CORS headers at all.
+    cors_origins: str = ""
 
 
 @lru_cache(maxsize=1)

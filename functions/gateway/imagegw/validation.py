@@ -34,6 +34,8 @@ _FORWARDED = (
     "complexity",
     "user",
     "safety_identifier",
+    "watermark",
+    "person_generation",
 )
 
 
@@ -151,6 +153,7 @@ def _check_values(forwarded: dict[str, object], spec: ModelSpec) -> None:
         "output_format": spec.output_formats,
         "moderation": spec.moderations,
         "complexity": spec.complexities,
+        "person_generation": spec.person_generations,
     }
     for name, allowed in choices.items():
         if name in forwarded and forwarded[name] not in allowed:

@@ -26,6 +26,7 @@ ProviderFactory = Callable[[Mapping[str, Any], "Settings", "httpx.AsyncClient"],
 _FACTORIES: dict[str, str] = {
     "openai": "imagegw.providers.openai:build",
     "local": "imagegw.providers.local:build",
+    "google": "imagegw.providers.google:build",
 }
 
 

@@ -38,6 +38,8 @@ class ImageRequest:
     user: str | None = None
     safety_identifier: str | None = None
     complexity: str | None = None
+    watermark: bool | None = None
+    person_generation: str | None = None
 
 
 class GeneratedImage:
@@ -110,7 +112,12 @@ class ImageResult:
     usage: dict[str, Any] | None = None
     # Images the upstream withheld (safety filters): reported to the caller, never hidden.
     filtered: int = 0
+    # Images asked for that did not arrive for another reason (an upstream call of a fan-out
+    # failed or ran out of time) while others were delivered: reported too.
+    failed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    # The catalog model that served when a fallback replaced the requested one (fallbacks.py).
+    served_by: str | None = None
 
 
 class ImageProvider(ABC):

@@ -1,15 +1,24 @@
-"""``POST /v1/images/generations`` and the files behind locally signed image links."""
+"""``POST /v1/images/generations`` and the files behind locally signed image links.
+
+With ``Prefer: respond-async`` (RFC 7240) and a job queue available, the generation becomes a job:
+202 at once, with the job (status ``queued``) as the body and its URL in ``Location``. Without a
+queue the preference is not applied and the request is served synchronously, as RFC 7240 allows;
+``Preference-Applied`` says which happened.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
 from imagegw.auth import SCOPE_GENERATE, Principal
+from imagegw.deadline import Deadline, lambda_deadline
 from imagegw.deps import RuntimeDep, require_scope
 from imagegw.errors import NotFound, PayloadTooLarge, UnsupportedMediaType
+from imagegw.runtime import Runtime
 from imagegw.schemas import ImageGenerationRequest
 from imagegw.service import generate_images
 from imagegw.storage.local import FILES_PATH, LocalImageStore
@@ -79,6 +88,25 @@ def gateway_base_url(request: Request, configured: str | None) -> str:
     return str(request.base_url)
 
 
+def request_deadline(request: Request, runtime: Runtime) -> Deadline | None:
+    """Under Lambda, when the answer stops being useful (Mangum passes event and context)."""
+    return lambda_deadline(
+        request.scope.get("aws.context"),
+        request.scope.get("aws.event"),
+        gateway_timeout=runtime.settings.api_gateway_timeout_seconds,
+    )
+
+
+def prefers_async(prefer: str | None) -> bool:
+    if not prefer:
+        return False
+    for preference in prefer.split(","):
+        name = preference.split(";", 1)[0].split("=", 1)[0].strip().lower()
+        if name == "respond-async":
+            return True
+    return False
+
+
 @router.post(
     "/v1/images/generations",
     summary="Create images from a prompt (OpenAI Images API)",
@@ -87,13 +115,17 @@ def gateway_base_url(request: Request, configured: str | None) -> str:
 async def create_images(request: Request, caller: Caller, runtime: RuntimeDep) -> Response:
     raw = await read_json_body(request, runtime.settings.max_body_bytes)
     settings = runtime.settings
+    base_url = gateway_base_url(request, settings.public_base_url)
+    if prefers_async(request.headers.get("prefer")) and runtime.job_queue is not None:
+        return await submit(runtime, caller, raw, base_url=base_url)
     # Mangum puts the Lambda event in the scope: only then does Lambda's size limit apply.
     limited = settings.enforce_response_limit or "aws.event" in request.scope
     outcome = await generate_images(
         runtime,
         caller,
         raw,
-        base_url=gateway_base_url(request, settings.public_base_url),
+        base_url=base_url,
+        deadline=request_deadline(request, runtime),
         response_limit=settings.max_response_bytes if limited else None,
         idempotency_key=request.headers.get("idempotency-key"),
     )
@@ -101,6 +133,22 @@ async def create_images(request: Request, caller: Caller, runtime: RuntimeDep) -
         content=outcome.content,
         media_type="application/json",
         headers=outcome.headers,
+    )
+
+
+async def submit(runtime: Runtime, caller: Principal, raw: bytes, *, base_url: str) -> Response:
+    from imagegw.jobs.runner import submit_job
+    from imagegw.jobs.view import job_view, jobs_path
+
+    job = await submit_job(runtime, caller, raw)
+    return Response(
+        content=json.dumps(await job_view(job, runtime.image_store, base_url=base_url)).encode(),
+        status_code=202,
+        media_type="application/json",
+        headers={
+            "location": base_url.rstrip("/") + jobs_path(job.id),
+            "preference-applied": "respond-async",
+        },
     )
 
 

@@ -6,9 +6,10 @@ A presigned URL stops working when the credentials that signed it expire, whatev
 ``RolePresigner`` (what the deployed stack uses) assumes a dedicated signer role and so knows
 exactly when its credentials expire. It reuses them while they outlive a new URL by a margin and
 assumes the role again otherwise. A Lambda function assuming a role is role chaining, which AWS
-caps at one hour, so with the default one-hour lifetime every signing assumes afresh (one STS
-call per response) and the URL's lifetime is the credentials' remaining life, a few seconds
-short of the hour; ``expires_at`` says so instead of promising more.
+caps at one hour, so with the default one-hour lifetime credentials are shared only for
+``SHARED_SECONDS`` (one STS call per response, not per image) and a URL's lifetime is the
+credentials' remaining life, up to about half a minute short of the hour; ``expires_at`` says so
+instead of promising more.
 
 ``OwnCredentialsPresigner`` signs with the process's own credentials. It is for development
 (moto, MinIO) and hosts with long-lived keys; with temporary credentials of unknown expiry
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from imagegw import aws_clients
 from imagegw.storage.base import StoredLink
 
 # Role chaining (a role assuming a role) is capped at one hour by STS; 15 minutes is its floor.
@@ -32,8 +34,12 @@ MAX_ROLE_SESSION_SECONDS = 3600
 MIN_ROLE_SESSION_SECONDS = 900
 # Time a URL needs to travel to the caller and start downloading, kept off the credentials' life.
 SAFETY_SECONDS = 5
-# Credentials are reused only while they outlive a full-lifetime URL by this much.
+# Credentials are reused while they outlive a full-lifetime URL by this much...
 REUSE_MARGIN_SECONDS = 60
+# ... and, whatever their remaining life, for this long after they were obtained, so the n links
+# of one response share one STS call (each then lives at most this much less than the TTL,
+# which its expires_at says).
+SHARED_SECONDS = 30
 
 
 class Presigner(ABC):
@@ -73,6 +79,7 @@ class OwnCredentialsPresigner(Presigner):
 class _Session:
     client: Any  # an S3 client holding the assumed credentials
     expires_at: float
+    obtained_at: float
 
 
 class RolePresigner(Presigner):
@@ -104,9 +111,12 @@ class RolePresigner(Presigner):
         return StoredLink(url, int(now) + seconds)
 
     def _usable(self, session: _Session | None) -> bool:
+        if session is None:
+            return False
+        now = self._clock()
         return (
-            session is not None
-            and session.expires_at - self._clock() >= self._ttl + REUSE_MARGIN_SECONDS
+            session.expires_at - now >= self._ttl + REUSE_MARGIN_SECONDS
+            or now - session.obtained_at < SHARED_SECONDS
         )
 
     async def _current_session(self) -> _Session:
@@ -144,13 +154,12 @@ class RolePresigner(Presigner):
                 "aws_session_token": credentials["SessionToken"],
             }
         )
-        return _Session(client, expires_at)
+        return _Session(client, expires_at, self._clock())
 
 
 def sts_client(region: str | None = None) -> Any:
-    import boto3
     from botocore.config import Config
 
     config = Config(connect_timeout=3, read_timeout=5, retries={"mode": "standard"})
     # The regional endpoint: the global one adds latency and a dependency on us-east-1.
-    return boto3.session.Session().client("sts", region_name=region, config=config)
+    return aws_clients.client("sts", region_name=region, config=config)

@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from imagegw import aws_clients
 from imagegw.errors import StorageUnavailable
 from imagegw.storage.base import ImageStore, StoredLink, is_valid_key
 from imagegw.storage.presign import Presigner
@@ -32,7 +33,6 @@ def s3_client(
     boto3 presigns with SigV2 and the global host unless told otherwise. A custom endpoint
     (moto, MinIO: ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``) needs path-style addressing.
     """
-    import boto3
     from botocore.config import Config
 
     endpoint = (
@@ -40,12 +40,17 @@ def s3_client(
     )
     config = Config(
         signature_version="s3v4",
-        s3={"addressing_style": "path" if endpoint else "virtual"},
+        # "regional": in us-east-1 botocore otherwise uses the legacy global host
+        # (bucket.s3.amazonaws.com) instead of the bucket's regional endpoint.
+        s3={
+            "addressing_style": "path" if endpoint else "virtual",
+            "us_east_1_regional_endpoint": "regional",
+        },
         retries={"mode": "standard", "max_attempts": 3},
         connect_timeout=3,
         read_timeout=10,
     )
-    return boto3.session.Session().client(
+    return aws_clients.client(
         "s3", region_name=region, endpoint_url=endpoint, config=config, **(credentials or {})
     )
 
@@ -60,7 +65,7 @@ class S3ImageStore(ImageStore):
         prefix: str = "images/",
         kms_key_id: str | None = None,
     ) -> None:
-        # Built on first use: importing boto3 costs a cold start that b64_json requests skip.
+        # Built on first use: importing botocore costs a cold start that b64_json requests skip.
         self._client_factory = client
         self._client: Any = None
         self._presigner = presigner

@@ -1,0 +1,60 @@
+"""The job record and its life.
+
+    queued --claim--> running --> succeeded
+       ^                 |  \\--> failed
+       '---- release ----'        (release: a failure that cannot have been billed, retried)
+
+A claim is a conditional write (queued -> running) that also sets a lease: a random token and
+the time by which the claiming worker will have finished or died. Every later write of that
+attempt is conditional on the token, so a stale worker can never overwrite a newer attempt.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Status = Literal["queued", "running", "succeeded", "failed"]
+QUEUED: Status = "queued"
+RUNNING: Status = "running"
+SUCCEEDED: Status = "succeeded"
+FAILED: Status = "failed"
+TERMINAL: frozenset[str] = frozenset({SUCCEEDED, FAILED})
+
+# Ids the gateway makes, and the ids event senders may choose (printable, bounded).
+_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+
+
+def new_job_id() -> str:
+    return f"job_{secrets.token_hex(16)}"
+
+
+def is_valid_job_id(value: object) -> bool:
+    return isinstance(value, str) and _JOB_ID.match(value) is not None
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    client: str  # the key name that may read the job (or aws:<source> for event jobs)
+    status: Status
+    request: str  # the OpenAI request body, as JSON text
+    source: str  # api | sqs | eventbridge | invoke
+    created_at: int
+    updated_at: int
+    expires_at: int  # DynamoDB TTL: the record is deleted some time after this
+    attempts: int = 0
+    lease_token: str | None = None
+    lease_until: float | None = None
+    # On success: {"images": [{"key", "revised_prompt"?}], "response": {...the body but data}}.
+    result: dict[str, Any] | None = None
+    # On failure: OpenAI's error object {"message", "type", "param", "code"}.
+    error: dict[str, Any] | None = None
+    # Why the last attempt was given back to the queue (kept while queued again).
+    last_error: dict[str, Any] | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL

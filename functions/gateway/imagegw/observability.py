@@ -1,0 +1,100 @@
+"""Metrics and traces: CloudWatch EMF through Powertools Metrics, X-Ray through Powertools Tracer.
+
+Metrics are EMF lines on stdout (CloudWatch turns them into metrics; nothing is called over the
+network). Each is emitted on its own with its own dimensions, because one request's provider and
+model differ from the next one's in the same warm process:
+
+    ImagesGenerated   Count         provider, model
+    UpstreamLatency   Milliseconds  provider, model
+    GenerationErrors  Count         provider, model, error_code
+
+Tracing wraps the upstream call in an X-Ray subsegment annotated with provider and model, and
+records no request or response body. Powertools and the X-Ray SDK are imported on first use,
+and the tracer only when tracing is switched on: the SDK costs about 0.3 s of cold start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from imagegw.settings import Settings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Tracer
+
+SERVICE = "imagegw"
+_tracer: Tracer | None = None
+
+
+def in_lambda() -> bool:
+    return "AWS_LAMBDA_FUNCTION_NAME" in os.environ
+
+
+def tracer() -> Tracer:
+    """The process's Powertools Tracer, patching only httpx (upstreams) and botocore (AWS)."""
+    global _tracer
+    if _tracer is None:
+        from aws_lambda_powertools import Tracer
+
+        _tracer = Tracer(service=SERVICE, auto_patch=True, patch_modules=["httpx", "botocore"])
+    return _tracer
+
+
+class Telemetry:
+    def __init__(self, settings: Settings) -> None:
+        self._metrics = settings.metrics if settings.metrics is not None else in_lambda()
+        self._namespace = settings.metrics_namespace
+        self._tracing = settings.tracing
+
+    @property
+    def tracing(self) -> bool:
+        return self._tracing
+
+    def images_generated(self, *, provider: str, model: str, count: int) -> None:
+        self._emit("ImagesGenerated", "Count", count, provider=provider, model=model)
+
+    def upstream_latency(self, *, provider: str, model: str, milliseconds: float) -> None:
+        self._emit("UpstreamLatency", "Milliseconds", milliseconds, provider=provider, model=model)
+
+    def error(self, *, code: str | None, provider: str | None, model: str | None) -> None:
+        self._emit(
+            "GenerationErrors",
+            "Count",
+            1,
+            provider=provider or "none",
+            model=model or "none",
+            error_code=code or "unknown",
+        )
+
+    def _emit(self, name: str, unit: str, value: float, **dimensions: str) -> None:
+        if not self._metrics:
+            return
+        from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+        with single_metric(
+            name=name,
+            unit=MetricUnit(unit),
+            value=value,
+            namespace=self._namespace,
+            default_dimensions={"service": SERVICE, **dimensions},
+        ):
+            pass
+
+    @contextlib.asynccontextmanager
+    async def span(self, name: str, **annotations: str) -> AsyncIterator[None]:
+        """An X-Ray subsegment around a block, when tracing is on; nothing otherwise."""
+        if not self._tracing:
+            yield
+            return
+        active = tracer()
+        if active.disabled:
+            yield
+            return
+        subsegment: Any
+        async with active.provider.in_subsegment_async(name) as subsegment:
+            for key, value in annotations.items():
+                subsegment.put_annotation(key, value)
+            yield

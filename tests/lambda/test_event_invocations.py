@@ -1,0 +1,290 @@
+"""events/ samples for EventBridge, direct invocation and SQS through the real handlers, with
+the jobs table and queue in moto, each event twice in one process where redelivery matters.
+
+The local provider draws real PNGs into the local store; counting the stored files is how the
+tests see how many times a generation ran.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_harness import JobsAws, decoded
+from lambda_harness import FakeLambdaContext, header, load_event, response_body, with_authorization
+
+import imagegw.worker
+
+pytest_plugins = ["lambda_fixtures", "aws_fixtures"]
+
+Handler = Callable[[Any, Any], Any]
+OTHER_KEY = "sk-imagegw-other"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def _two_keys(monkeypatch: pytest.MonkeyPatch, cold_handler: Handler) -> None:
+    # env-key-1 is the development key of the samples, env-key-2 someone else's.
+    monkeypatch.setenv("IMAGEGW_API_KEYS", f"sk-imagegw-dev,{OTHER_KEY}")
+
+
+def stored_images(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.png")) if directory.exists() else []
+
+
+def get_job_event(job_id: str, authorization: str = "Bearer sk-imagegw-dev") -> dict[str, Any]:
+    event = load_event("rest-v1-models")
+    path = f"/v1/images/jobs/{job_id}"
+    event["path"] = path
+    event["pathParameters"] = {"proxy": path.lstrip("/")}
+    event["requestContext"]["path"] = f"/Prod{path}"
+    return with_authorization(event, authorization)
+
+
+def async_generate_event() -> dict[str, Any]:
+    event = load_event("rest-v1-generate")
+    event["headers"]["Prefer"] = "respond-async"
+    event["multiValueHeaders"]["Prefer"] = ["respond-async"]
+    return event
+
+
+def image_key(url: str) -> str:
+    return url.split("?", 1)[0].rsplit("/", 1)[1]
+
+
+def read_job(handler: Handler, job_id: str, context: FakeLambdaContext) -> dict[str, Any]:
+    response = handler(get_job_event(job_id), context)
+    assert response["statusCode"] == 200, response.get("body")
+    assert header(response, "cache-control") == "no-store"
+    view: dict[str, Any] = json.loads(response_body(response))
+    return view
+
+
+def assert_job_links_point_at_stored_images(view: dict[str, Any], directory: Path) -> None:
+    assert view["status"] == "succeeded"
+    (item,) = view["result"]["data"]
+    assert "/v1/images/files/" in item["url"]
+    assert "signature=" in item["url"]
+    assert isinstance(item["expires_at"], int)
+    assert (directory / image_key(item["url"])).read_bytes().startswith(PNG)
+    assert view["result"]["model"] == "local/sketch"
+    assert "error" not in view
+
+
+# Direct invocation ---------------------------------------------------------------------------
+
+
+def test_direct_invoke_sample_returns_the_openai_result_with_links_twice(
+    cold_handler: Handler, lambda_context: FakeLambdaContext, lambda_storage_dir: Path
+) -> None:
+    results = [cold_handler(load_event("invoke-generate"), lambda_context) for _ in range(2)]
+    for result in results:
+        assert set(result) >= {"created", "data", "model"}
+        (item,) = result["data"]
+        assert "b64_json" not in item
+        assert (lambda_storage_dir / image_key(item["url"])).read_bytes().startswith(PNG)
+    # A direct invocation is a synchronous call: each one generates.
+    assert len(stored_images(lambda_storage_dir)) == 2
+
+
+def test_direct_invoke_of_a_bare_body_honours_an_explicit_b64_json(
+    cold_handler: Handler, lambda_context: FakeLambdaContext, lambda_storage_dir: Path
+) -> None:
+    request = {**load_event("invoke-generate")["request"], "response_format": "b64_json"}
+    result = cold_handler(request, lambda_context)
+    (item,) = result["data"]
+    assert base64.b64decode(item["b64_json"]).startswith(PNG)
+    assert stored_images(lambda_storage_dir) == []
+
+
+def test_direct_invoke_with_a_bad_request_gets_the_openai_error(
+    cold_handler: Handler, lambda_context: FakeLambdaContext, lambda_storage_dir: Path
+) -> None:
+    event = load_event("invoke-generate")
+    event["request"]["size"] = "7x7"
+    for _ in range(2):
+        result = cold_handler(event, lambda_context)
+        assert set(result) == {"error"}
+        assert result["error"]["code"] == "invalid_value"
+        assert result["error"]["param"] == "size"
+    assert stored_images(lambda_storage_dir) == []
+
+
+# EventBridge -> queue -> worker -> GET --------------------------------------------------------
+
+
+def test_eventbridge_sample_becomes_a_job_that_the_worker_runs_once(
+    jobs_aws: JobsAws,
+    cold_handler: Handler,
+    lambda_context: FakeLambdaContext,
+    lambda_storage_dir: Path,
+) -> None:
+    event = load_event("eventbridge-generate")
+    queued = cold_handler(event, lambda_context)
+    assert queued["id"] == "catalog-item-1234"
+    assert queued["status"] == "queued"
+    assert queued["object"] == "image.generation.job"
+
+    records = jobs_aws.receive()
+    assert [json.loads(record["body"]) for record in records] == [{"job_id": "catalog-item-1234"}]
+    # The same message delivered twice (SQS is at-least-once): one generation.
+    assert imagegw.worker.handler({"Records": records}, lambda_context) == {"batchItemFailures": []}
+    assert jobs_aws.deliver(imagegw.worker.handler, lambda_context) == {"batchItemFailures": []}
+    assert jobs_aws.receive() == []
+    assert len(stored_images(lambda_storage_dir)) == 1
+
+    item = jobs_aws.item("catalog-item-1234")
+    assert item is not None
+    assert item["status"] == {"S": "succeeded"}
+    assert item["client"] == {"S": "env-key-1"}
+    result = decoded(item["result"])
+    # Keys are stored, never links: links are signed when the job is read.
+    assert "url" not in json.dumps(result)
+    (stored,) = result["images"]
+    assert (lambda_storage_dir / stored["key"]).exists()
+
+    # EventBridge retrying the same event finds the finished job: no new message, no new image.
+    again = cold_handler(event, lambda_context)
+    assert again["status"] == "succeeded"
+    assert jobs_aws.receive() == []
+    assert len(stored_images(lambda_storage_dir)) == 1
+
+    view = read_job(cold_handler, "catalog-item-1234", lambda_context)
+    assert_job_links_point_at_stored_images(view, lambda_storage_dir)
+    assert image_key(view["result"]["data"][0]["url"]) == stored["key"]
+
+
+def test_only_the_key_named_by_the_job_may_read_it(
+    jobs_aws: JobsAws, cold_handler: Handler, lambda_context: FakeLambdaContext
+) -> None:
+    cold_handler(load_event("eventbridge-generate"), lambda_context)
+    for job_id in ("catalog-item-1234", "no-such-job"):
+        response = cold_handler(get_job_event(job_id, f"Bearer {OTHER_KEY}"), lambda_context)
+        assert response["statusCode"] == 404
+        body = json.loads(response_body(response))
+        assert body["error"]["code"] == "job_not_found"
+
+
+def test_an_eventbridge_request_that_fails_validation_is_recorded_as_a_failed_job(
+    jobs_aws: JobsAws, cold_handler: Handler, lambda_context: FakeLambdaContext
+) -> None:
+    event = load_event("eventbridge-generate")
+    event["detail"]["request"]["quality"] = "ultra"
+    for _ in range(2):
+        view = cold_handler(event, lambda_context)
+        assert view["status"] == "failed"
+        assert view["error"]["code"] == "invalid_value"
+        assert view["error"]["param"] == "quality"
+    assert jobs_aws.receive() == []
+    assert read_job(cold_handler, "catalog-item-1234", lambda_context)["status"] == "failed"
+
+
+def test_eventbridge_without_a_queue_runs_the_job_in_the_invocation(
+    monkeypatch: pytest.MonkeyPatch,
+    jobs_aws: JobsAws,
+    cold_handler: Handler,
+    lambda_context: FakeLambdaContext,
+    lambda_storage_dir: Path,
+) -> None:
+    monkeypatch.delenv("IMAGEGW_JOBS_QUEUE_URL")
+    for _ in range(2):
+        view = cold_handler(load_event("eventbridge-generate"), lambda_context)
+        assert_job_links_point_at_stored_images(view, lambda_storage_dir)
+    assert len(stored_images(lambda_storage_dir)) == 1
+
+
+# SQS messages from other services ------------------------------------------------------------
+
+
+def test_sqs_sample_generates_once_however_often_it_is_delivered(
+    jobs_aws: JobsAws,
+    cold_handler: Handler,
+    lambda_context: FakeLambdaContext,
+    lambda_storage_dir: Path,
+) -> None:
+    event = load_event("sqs-generate")
+    for _ in range(2):
+        assert imagegw.worker.handler(event, lambda_context) == {"batchItemFailures": []}
+    assert len(stored_images(lambda_storage_dir)) == 1
+    job_id = "sqs-059f36b4-87a3-44ab-83d2-661975830a7d"
+    assert_job_links_point_at_stored_images(
+        read_job(cold_handler, job_id, lambda_context), lambda_storage_dir
+    )
+
+
+def test_one_bad_message_does_not_fail_the_others_in_its_batch(
+    jobs_aws: JobsAws, lambda_context: FakeLambdaContext, lambda_storage_dir: Path
+) -> None:
+    good = load_event("sqs-generate")["Records"][0]
+    bad = dict(copy.deepcopy(good), messageId="bad-1", body="{not json")
+    result = imagegw.worker.handler({"Records": [bad, good]}, lambda_context)
+    assert result == {"batchItemFailures": [{"itemIdentifier": "bad-1"}]}
+    assert len(stored_images(lambda_storage_dir)) == 1
+
+
+def test_the_gateway_handler_serves_sqs_batches_too(
+    jobs_aws: JobsAws,
+    cold_handler: Handler,
+    lambda_context: FakeLambdaContext,
+    lambda_storage_dir: Path,
+) -> None:
+    assert cold_handler(load_event("sqs-generate"), lambda_context) == {"batchItemFailures": []}
+    assert len(stored_images(lambda_storage_dir)) == 1
+
+
+# Prefer: respond-async over HTTP -------------------------------------------------------------
+
+
+def test_prefer_respond_async_answers_202_and_the_worker_completes_the_job(
+    jobs_aws: JobsAws,
+    cold_handler: Handler,
+    lambda_context: FakeLambdaContext,
+    lambda_storage_dir: Path,
+) -> None:
+    response = cold_handler(async_generate_event(), lambda_context)
+    assert response["statusCode"] == 202, response.get("body")
+    assert header(response, "preference-applied") == "respond-async"
+    view = json.loads(response_body(response))
+    assert view["status"] == "queued"
+    assert (header(response, "location") or "").endswith(f"/v1/images/jobs/{view['id']}")
+    assert stored_images(lambda_storage_dir) == []
+    assert read_job(cold_handler, view["id"], lambda_context)["status"] == "queued"
+
+    assert jobs_aws.deliver(imagegw.worker.handler, lambda_context) == {"batchItemFailures": []}
+    assert jobs_aws.receive() == []
+    done = read_job(cold_handler, view["id"], lambda_context)
+    assert_job_links_point_at_stored_images(done, lambda_storage_dir)
+    other = cold_handler(get_job_event(view["id"], f"Bearer {OTHER_KEY}"), lambda_context)
+    assert other["statusCode"] == 404
+
+
+def test_an_async_job_cannot_ask_for_inline_images(
+    jobs_aws: JobsAws, cold_handler: Handler, lambda_context: FakeLambdaContext
+) -> None:
+    event = async_generate_event()
+    body = json.loads(
+        base64.b64decode(event["body"]) if event["isBase64Encoded"] else event["body"]
+    )
+    event["body"] = json.dumps({**body, "response_format": "b64_json"})
+    event["isBase64Encoded"] = False
+    for name in ("Content-Length",):
+        event["headers"].pop(name, None)
+        event["multiValueHeaders"].pop(name, None)
+    response = cold_handler(event, lambda_context)
+    assert response["statusCode"] == 400
+    assert json.loads(response_body(response))["error"]["param"] == "response_format"
+    assert jobs_aws.receive() == []
+
+
+def test_without_a_queue_under_lambda_respond_async_is_not_applied(
+    cold_handler: Handler, lambda_context: FakeLambdaContext
+) -> None:
+    response = cold_handler(async_generate_event(), lambda_context)
+    assert response["statusCode"] == 200
+    assert header(response, "preference-applied") is None
+    assert "b64_json" in json.loads(response_body(response))["data"][0]

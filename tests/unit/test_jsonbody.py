@@ -1,0 +1,80 @@
+"""The response writer splices base64 in unescaped and is byte-for-byte json.dumps otherwise."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from typing import Any
+
+import pytest
+
+from imagegw.jsonbody import dumps
+
+IMAGE_B64 = base64.b64encode(os.urandom(30_000)).decode("ascii")
+
+
+def reference(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, ensure_ascii=False).encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"created": 1, "data": [{"b64_json": IMAGE_B64}]},
+        {
+            "created": 1,
+            "data": [
+                {"b64_json": IMAGE_B64, "revised_prompt": 'un "vélo" rouge \\ \n ☃ \u0001'},
+                {"b64_json": IMAGE_B64[::-1]},
+                {"url": "https://example.test/a.png?sig=1", "expires_at": 2},
+            ],
+            "size": "1024x1024",
+            "usage": {"input_tokens": 3, "details": [1, 2.5, None, True]},
+            "ignored_parameters": ["style"],
+        },
+        {"created": 1, "data": [{"b64_json": "aGk="}]},  # short: plain json.dumps
+        {"created": 1, "data": []},
+        {"error": {"message": "no data key", "type": "x", "param": None, "code": None}},
+    ],
+    ids=["one-image", "images-and-text", "short-b64", "no-images", "no-data"],
+)
+def test_bytes_are_exactly_what_json_dumps_writes(body: dict[str, Any]) -> None:
+    assert dumps(body) == reference(body)
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        IMAGE_B64[:-8] + '","x":"',  # would break out of the string if spliced raw
+        IMAGE_B64[:-8] + "\\u0022ab",
+        IMAGE_B64[:-8] + "\n\t\x00abcd",
+        IMAGE_B64[:-8] + "éabcdefg",
+    ],
+    ids=["quote", "backslash", "control", "non-ascii"],
+)
+def test_a_value_that_is_not_base64_is_escaped_as_before(hostile: str) -> None:
+    body = {"created": 1, "data": [{"b64_json": hostile}, {"b64_json": IMAGE_B64}]}
+    written = dumps(body)
+    assert written == reference(body)
+    assert json.loads(written)["data"][0]["b64_json"] == hostile
+
+
+def test_a_lone_surrogate_fails_to_encode_as_it_did_before() -> None:
+    body = {"created": 1, "data": [{"b64_json": IMAGE_B64[:-8] + "\ud800abcdefg"}]}
+    with pytest.raises(UnicodeEncodeError):
+        reference(body)
+    with pytest.raises(UnicodeEncodeError):
+        dumps(body)
+
+
+def test_the_callers_body_is_not_changed() -> None:
+    body = {"created": 1, "data": [{"b64_json": IMAGE_B64}]}
+    dumps(body)
+    assert body == {"created": 1, "data": [{"b64_json": IMAGE_B64}]}
+
+
+def test_text_that_looks_like_a_marker_stays_text() -> None:
+    prompt = '"imagegw-b64-00000000000000000000000000000000-0"'
+    body = {"created": 1, "data": [{"b64_json": IMAGE_B64, "revised_prompt": prompt}]}
+    assert json.loads(dumps(body))["data"][0] == {"b64_json": IMAGE_B64, "revised_prompt": prompt}
