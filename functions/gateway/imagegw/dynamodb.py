@@ -43,14 +43,15 @@ _COUNT = "ADD used :amount SET expires_at = if_not_exists(expires_at, :exp)"
 
 
 def dynamodb_client() -> Any:
-    import boto3
     from botocore.config import Config
+
+    from imagegw import aws_clients
 
     # Fail fast: a request waits on every call, and before the upstream call a 503 is harmless.
     config = Config(
         connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}
     )
-    return boto3.session.Session().client("dynamodb", config=config)
+    return aws_clients.client("dynamodb", config=config)
 
 
 def _condition_failed(exc: Exception) -> bool:
