@@ -40,6 +40,16 @@ IMAGE_OBJECTS = {
         },
     ]
 }
+
+IDEMPOTENT_ANSWERS = {
+    "Fn::Sub": [
+        "${Arn}/${Prefix}*",
+        {
+            "Arn": {"Fn::GetAtt": ["ImagesBucket", "Arn"]},
+            "Prefix": {"Fn::FindInMap": ["Images", "Storage", "IdempotencyPrefix"]},
+        },
+    ]
+}
 ITEM_ACTIONS = {
     "dynamodb:GetItem",
     "dynamodb:PutItem",
@@ -596,12 +606,27 @@ def test_functions_only_write_objects_under_the_image_prefix(
             statement
             for statement in statements(role)
             if any(action.startswith("s3:") for action in as_list(statement["Action"]))
+            and as_list(statement["Resource"]) != [IDEMPOTENT_ANSWERS]
         ]
         assert s3_statements, "the role must be able to store images"
         for statement in s3_statements:
             # Reading is the signer role's alone; nothing lists the bucket.
             assert as_list(statement["Action"]) == ["s3:PutObject"]
             assert as_list(statement["Resource"]) == [IMAGE_OBJECTS]
+
+
+def test_only_the_gateway_keeps_idempotent_answers_under_their_own_prefix(
+    template: dict[str, Any], gateway_role: dict[str, Any], worker_role: dict[str, Any]
+) -> None:
+    kept = [s for s in statements(gateway_role) if as_list(s["Resource"]) == [IDEMPOTENT_ANSWERS]]
+    assert [sorted(as_list(s["Action"])) for s in kept] == [["s3:GetObject", "s3:PutObject"]]
+    assert not [s for s in statements(worker_role) if IDEMPOTENT_ANSWERS in as_list(s["Resource"])]
+    prefixes = template["Mappings"]["Images"]["Storage"]
+    assert prefixes["IdempotencyPrefix"] != prefixes["Prefix"]  # images stay unreadable
+    rules = template["Resources"]["ImagesBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert {"Fn::FindInMap": ["Images", "Storage", "IdempotencyPrefix"]} in [
+        rule.get("Prefix") for rule in rules
+    ]
 
 
 def test_gateway_may_submit_jobs_and_the_worker_may_poll_them(
