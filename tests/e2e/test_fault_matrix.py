@@ -138,7 +138,7 @@ FAULTS: dict[str, Fault] = {
         headers={"x-imagegw-delivery": "b64_json; reason=storage_unavailable"},
     ),
     "secrets-manager-down": Fault(
-        upstream="secrets-down", status=503, code="secret_unavailable", calls=0
+        upstream="secrets-down", status=503, code="secret_unavailable", retry=True, calls=0
     ),
 }
 

@@ -15,6 +15,7 @@ from imagegw.errors import (
     StateUnavailable,
     UpstreamUnreachable,
 )
+from imagegw.secrets_cache import SecretUnavailable
 from imagegw.storage.local import LinkRefused
 from imagegw.validation import UnsupportedParameter
 
@@ -33,7 +34,13 @@ def _all_error_classes() -> list[type[GatewayError]]:
 ERROR_CLASSES = _all_error_classes()
 # Nothing was generated (refused, never sent, or stopped before the upstream call), or the same
 # request is still running and its answer will be replayed.
-RETRYABLE = {RateLimited, UpstreamUnreachable, StateUnavailable, IdempotencyInProgress}
+RETRYABLE = {
+    RateLimited,
+    UpstreamUnreachable,
+    StateUnavailable,
+    IdempotencyInProgress,
+    SecretUnavailable,
+}
 
 
 def test_the_tree_is_complete() -> None:
