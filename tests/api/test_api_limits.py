@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from api_support import GENERATIONS, assert_error, bearer, client_for, write_key_file
 from fastapi.testclient import TestClient
@@ -139,4 +142,41 @@ def test_keys_without_limits_are_not_limited(limited: TestClient) -> None:
 def test_one_key_at_its_limit_does_not_starve_another(limited: TestClient) -> None:
     assert generate(limited, RATED, 4) == 200
     assert generate(limited, RATED, 1) == 429
+    assert generate(limited, QUOTA, 4) == 200
+
+
+# ---------------------------------------------------------------- async jobs
+
+
+def submit(client: TestClient, key: str, n: int) -> httpx.Response:
+    headers = {**bearer(key), "Prefer": "respond-async"}
+    body = {**REQUEST, "n": n, "response_format": "url"}
+    return client.post(GENERATIONS, json=body, headers=headers)
+
+
+def finished(client: TestClient, response: httpx.Response, key: str) -> dict[str, Any]:
+    assert response.status_code == 202, response.text
+    for _ in range(300):
+        view: dict[str, Any] = client.get(response.headers["location"], headers=bearer(key)).json()
+        if view["status"] in ("succeeded", "failed"):
+            return view
+        time.sleep(0.01)
+    raise AssertionError("the job did not finish")
+
+
+def test_async_jobs_count_against_the_quota_like_synchronous_calls(limited: TestClient) -> None:
+    # Without this, a key at its quota could keep generating through Prefer: respond-async.
+    assert finished(limited, submit(limited, QUOTA, 4), QUOTA)["status"] == "succeeded"
+    refused = submit(limited, QUOTA, 2)
+    assert_error(refused, 429, code="insufficient_quota", error_type="insufficient_quota")
+    assert generate(limited, QUOTA, 1) == 200
+
+
+def test_a_job_that_delivers_fewer_images_gives_the_rest_back(
+    limited: TestClient, provider: Provider
+) -> None:
+    provider.delivered = 1
+    assert finished(limited, submit(limited, QUOTA, 4), QUOTA)["status"] == "succeeded"
+    provider.delivered = None
+    # One image used of five: four more fit today.
     assert generate(limited, QUOTA, 4) == 200

@@ -140,11 +140,11 @@ class Reliability:
             ticket = answer
         guard = Guard(LinkRecorder(image_store))
         try:
-            reservation = await self._reserve(principal, images)
+            reservation = await self.reserve(principal, images)
             try:
                 yield guard
             finally:
-                await self._settle(reservation, guard.delivered)
+                await self.settle(reservation, guard.delivered)
         except BaseException as error:
             if ticket is not None:
                 await self._forget(ticket, error)
@@ -152,12 +152,14 @@ class Reliability:
         if ticket is not None and guard.response is not None:
             await self._keep(ticket, guard.response)
 
-    async def _reserve(self, principal: Principal, images: int) -> Reservation | None:
+    async def reserve(self, principal: Principal, images: int) -> Reservation | None:
+        """Take ``images`` from the key's limits (None when the key has none)."""
         if principal.rate is None and principal.quota is None:
             return None
         return await self.limits.reserve(principal, images)
 
-    async def _settle(self, reservation: Reservation | None, delivered: int) -> None:
+    async def settle(self, reservation: Reservation | None, delivered: int) -> None:
+        """Give back what was reserved but not delivered; never fails the caller."""
         if reservation is None:
             return
         try:
