@@ -24,10 +24,13 @@ from imagegw.settings import Settings, get_settings
 from support.fakes import FakeClock, FakeProvider
 from support.leaks import LeakWatch, formatted
 
+# No secret, key, signature or image bytes in any log line of the run (support/log_guard.py).
+pytest_plugins = ["support.log_guard"]
+
 API_KEY = "sk-test-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
-_LAYERS = ("unit", "providers", "api", "lambda", "e2e", "deploy")
+_LAYERS = ("unit", "providers", "api", "aws", "lambda", "e2e", "deploy")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

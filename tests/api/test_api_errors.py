@@ -35,7 +35,9 @@ SECRET_DETAIL = "db password hunter2 at /srv/imagegw/secret.py"
 def _client_raising(
     error: GatewayError, settings: Settings, clock: FakeClock
 ) -> Iterator[TestClient]:
-    runtime = Runtime(settings, providers={"openai": FakeProvider(error=error)}, clock=clock)
+    # How one failure is rendered: the gateway's own retries (tests/unit/test_retry.py) are off.
+    single = settings.model_copy(update={"upstream_max_attempts": 1})
+    runtime = Runtime(single, providers={"openai": FakeProvider(error=error)}, clock=clock)
     with client_for(runtime) as client:
         yield client
 

@@ -122,7 +122,9 @@ def test_list_shows_names_scopes_and_models_but_never_keys_or_hashes(
     key = create(capsys, "--secret-id", SECRET, name="team-a", models=["openai/*"])
     code, out, err = run(capsys, "--secret-id", SECRET, "list")
     assert code == 0, err
-    assert out.splitlines() == ["team-a\tscopes=images:generate,models:read\tmodels=openai/*"]
+    assert out.splitlines() == [
+        "team-a\tscopes=images:generate,models:read\tmodels=openai/*\trate=-\tquota=-"
+    ]
     assert key not in out + err
     assert not HEX_DIGEST.search(out + err)
 
@@ -187,3 +189,35 @@ def test_file_mode_keys_work_with_the_key_file_setting_and_revoke_at_once(
         # must be noticed anyway.
         os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
         assert_error(client.get("/v1/models", headers=bearer(key)), 401, code="invalid_api_key")
+
+
+def test_create_can_give_a_key_rate_and_quota_limits_the_gateway_enforces(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "keys.json"
+    code, out, err = run(
+        capsys, "--file", str(path), "create", "--name", "small", "--rate", "5", "--quota", "1"
+    )
+    assert code == 0, err
+    key = out.strip()
+    (entry,) = json.loads(path.read_text(encoding="utf-8"))["keys"]
+    assert (entry["rate"], entry["quota"]) == (5, 1)
+    code, out, _ = run(capsys, "--file", str(path), "list")
+    assert "rate=5" in out
+    assert "quota=1" in out
+
+    runtime = Runtime(Settings(api_keys_file=path), clock=FakeClock())
+    with client_for(runtime) as client:
+        assert client.post(GENERATIONS, json=GENERATION, headers=bearer(key)).status_code == 200
+        over = client.post(GENERATIONS, json=GENERATION, headers=bearer(key))
+    assert_error(over, 429, code="insufficient_quota")
+
+
+def test_create_refuses_limits_the_gateway_would_reject(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "keys.json"
+    code, _, err = run(capsys, "--file", str(path), "create", "--name", "x", "--rate", "0")
+    assert code == 2
+    assert "'rate' must be a positive whole number" in err
+    assert not path.exists()

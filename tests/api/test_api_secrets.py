@@ -194,7 +194,7 @@ def test_an_outage_serves_the_cached_secrets_within_grace_then_503(
             assert upstream_key(upstream) == f"Bearer {OLD_UPSTREAM}"
 
         secret_clock.now += 1  # TTL + GRACE after the last successful read
-        first = assert_error(generate(client, KEY_A), 503, code="secret_unavailable")
+        first = assert_error(generate(client, KEY_A), 503, code="secret_unavailable", retry=True)
         assert "client keys secret" in first
         for text in (OLD_UPSTREAM, KEY_A, hash_key(KEY_A)):
             assert text not in first
@@ -217,7 +217,9 @@ def test_an_unreachable_secrets_manager_without_a_value_is_a_503_naming_the_secr
         api_keys=API_KEY, provider_secret_id=PROVIDER_SECRET, openai_api_key=ENV_UPSTREAM
     )
     with client_for(runtime) as client:
-        message = assert_error(generate(client), 503, code="secret_unavailable")
+        response = generate(client)
+    # Read before any upstream call: nothing was billed, so clients may retry.
+    message = assert_error(response, 503, code="secret_unavailable", retry=True)
     assert "provider credentials secret (IMAGEGW_PROVIDER_SECRET_ID)" in message
     assert ENV_UPSTREAM not in message
     assert API_KEY not in message
@@ -226,7 +228,7 @@ def test_an_unreachable_secrets_manager_without_a_value_is_a_503_naming_the_secr
     with client_for(runtime) as client:
         response = client.get("/v1/models", headers=AUTH)
     # Not a 401: the key may well be valid, the gateway just cannot tell.
-    message = assert_error(response, 503, code="secret_unavailable")
+    message = assert_error(response, 503, code="secret_unavailable", retry=True)
     assert "client keys secret (IMAGEGW_CLIENT_KEYS_SECRET_ID)" in message
 
 
@@ -308,6 +310,7 @@ def test_a_malformed_secret_is_a_503_naming_the_secret_and_quoting_none_of_it(
         runtime = configured_runtime(client_keys_secret_id=secret)
         variable = "IMAGEGW_CLIENT_KEYS_SECRET_ID"
     with client_for(runtime) as client:
-        message = assert_error(generate(client), 503, code=code)
+        # secret_unavailable: read before any upstream call, so x-should-retry is true.
+        message = assert_error(generate(client), 503, code=code, retry=code == "secret_unavailable")
     assert variable in message
     assert "sk-half" not in message

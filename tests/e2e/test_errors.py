@@ -118,13 +118,17 @@ def test_unknown_model(oai: openai.OpenAI) -> None:
 
 
 def test_upstream_rate_limit_reaches_the_client_with_retry_after(
-    oai: openai.OpenAI, upstream: FakeOpenAI
+    make_gateway: MakeGateway, make_client: MakeClient, upstream: FakeOpenAI
 ) -> None:
+    # The upstream's wait does not fit the request's budget, so the gateway does not retry on
+    # its own: the caller gets the 429 and its Retry-After at once.
+    oai = make_client(make_gateway(upstream_timeout_seconds=4))
     upstream.enqueue(rate_limited(retry_after="3"))
     error = raised(oai)
     check(error, openai.RateLimitError, 429, "rate_limit_exceeded", should_retry=True)
     assert error.response.headers["retry-after"] == "3"
     assert error.type == "rate_limit_error"
+    assert len(upstream.requests) == 1
 
 
 def test_upstream_server_error_is_502_without_its_body(

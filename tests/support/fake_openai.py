@@ -269,6 +269,8 @@ class FakeOpenAI:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops connections under concurrent load (bench/load.py).
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], handler: type, fake: FakeOpenAI) -> None:
         self.fake = fake

@@ -8,7 +8,14 @@ import pytest
 
 from imagegw import errors
 from imagegw.app import MethodNotAllowed
-from imagegw.errors import GatewayError, RateLimited, UpstreamUnreachable
+from imagegw.errors import (
+    GatewayError,
+    IdempotencyInProgress,
+    RateLimited,
+    StateUnavailable,
+    UpstreamUnreachable,
+)
+from imagegw.secrets_cache import SecretUnavailable
 from imagegw.storage.local import LinkRefused
 from imagegw.validation import UnsupportedParameter
 
@@ -25,7 +32,15 @@ def _all_error_classes() -> list[type[GatewayError]]:
 
 
 ERROR_CLASSES = _all_error_classes()
-RETRYABLE = {RateLimited, UpstreamUnreachable}
+# Nothing was generated (refused, never sent, or stopped before the upstream call), or the same
+# request is still running and its answer will be replayed.
+RETRYABLE = {
+    RateLimited,
+    UpstreamUnreachable,
+    StateUnavailable,
+    IdempotencyInProgress,
+    SecretUnavailable,
+}
 
 
 def test_the_tree_is_complete() -> None:

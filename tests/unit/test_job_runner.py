@@ -77,8 +77,12 @@ async def test_a_rate_limited_job_is_retried_and_fails_on_the_last_delivery(
 ) -> None:
     limited = RateLimited("slow down", headers={"retry-after": "7"})
     provider = FakeProvider(error=limited)
+    # One upstream attempt per delivery: the queue's redelivery is what is tested here (the
+    # gateway's own retries within an attempt are in tests/unit/test_retry.py).
     runtime = make_runtime(
-        settings.model_copy(update={"jobs_max_receive_count": 3}), clock, provider
+        settings.model_copy(update={"jobs_max_receive_count": 3, "upstream_max_attempts": 1}),
+        clock,
+        provider,
     )
     job = await queued_job(runtime)
 

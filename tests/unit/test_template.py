@@ -30,7 +30,6 @@ GATEWAY_HANDLER = "imagegw.handler.handler"
 WORKER_HANDLER = "imagegw.worker.handler"
 # Handlers whose module another branch adds (events: imagegw/worker.py). Until it lands the
 # template may name it; once it exists the module is checked like any other.
-HANDLERS_IN_FLIGHT = {WORKER_HANDLER}
 
 IMAGE_OBJECTS = {
     "Fn::Sub": [
@@ -38,6 +37,16 @@ IMAGE_OBJECTS = {
         {
             "Arn": {"Fn::GetAtt": ["ImagesBucket", "Arn"]},
             "Prefix": {"Fn::FindInMap": ["Images", "Storage", "Prefix"]},
+        },
+    ]
+}
+
+IDEMPOTENT_ANSWERS = {
+    "Fn::Sub": [
+        "${Arn}/${Prefix}*",
+        {
+            "Arn": {"Fn::GetAtt": ["ImagesBucket", "Arn"]},
+            "Prefix": {"Fn::FindInMap": ["Images", "Storage", "IdempotencyPrefix"]},
         },
     ]
 }
@@ -198,9 +207,7 @@ def test_function_handler_points_at_the_package(template: dict[str, Any], handle
     module_name, function_name = handler.rsplit(".", 1)
     module_path = REPO / code_uri / Path(*module_name.split(".")).with_suffix(".py")
     assert (REPO / code_uri / "imagegw" / "__init__.py").is_file()
-    if not module_path.is_file():
-        assert handler in HANDLERS_IN_FLIGHT, f"{module_path} does not exist"
-        return
+    assert module_path.is_file(), f"{module_path} does not exist"
     tree = ast.parse(module_path.read_text(encoding="utf-8"))
     top_level = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)} | {
         target.id
@@ -599,12 +606,27 @@ def test_functions_only_write_objects_under_the_image_prefix(
             statement
             for statement in statements(role)
             if any(action.startswith("s3:") for action in as_list(statement["Action"]))
+            and as_list(statement["Resource"]) != [IDEMPOTENT_ANSWERS]
         ]
         assert s3_statements, "the role must be able to store images"
         for statement in s3_statements:
             # Reading is the signer role's alone; nothing lists the bucket.
             assert as_list(statement["Action"]) == ["s3:PutObject"]
             assert as_list(statement["Resource"]) == [IMAGE_OBJECTS]
+
+
+def test_only_the_gateway_keeps_idempotent_answers_under_their_own_prefix(
+    template: dict[str, Any], gateway_role: dict[str, Any], worker_role: dict[str, Any]
+) -> None:
+    kept = [s for s in statements(gateway_role) if as_list(s["Resource"]) == [IDEMPOTENT_ANSWERS]]
+    assert [sorted(as_list(s["Action"])) for s in kept] == [["s3:GetObject", "s3:PutObject"]]
+    assert not [s for s in statements(worker_role) if IDEMPOTENT_ANSWERS in as_list(s["Resource"])]
+    prefixes = template["Mappings"]["Images"]["Storage"]
+    assert prefixes["IdempotencyPrefix"] != prefixes["Prefix"]  # images stay unreadable
+    rules = template["Resources"]["ImagesBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert {"Fn::FindInMap": ["Images", "Storage", "IdempotencyPrefix"]} in [
+        rule.get("Prefix") for rule in rules
+    ]
 
 
 def test_gateway_may_submit_jobs_and_the_worker_may_poll_them(

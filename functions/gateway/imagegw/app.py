@@ -99,5 +99,33 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(models.router)
     app.include_router(images.router)
     app.include_router(jobs.router)
+    origins = [origin.strip() for origin in runtime.settings.cors_origins.split(",")]
+    if any(origins):
+        from fastapi.middleware.cors import CORSMiddleware  # only deployments that use it
+
+        # Browsers only: server-side OpenAI clients need no CORS. Keys travel in the
+        # Authorization header, never cookies, so credentials mode stays off.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=[origin for origin in origins if origin],
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["authorization", "content-type", "idempotency-key", "prefer"],
+            expose_headers=["x-request-id", *EXPOSED_HEADERS],
+            max_age=600,
+        )
     app.add_middleware(RequestContextMiddleware)
     return app
+
+
+# The gateway's own response headers a browser client may read.
+EXPOSED_HEADERS = (
+    "x-imagegw-model",
+    "x-imagegw-delivery",
+    "x-imagegw-ignored-params",
+    "x-imagegw-images-filtered",
+    "x-imagegw-images-failed",
+    "x-imagegw-redirected-from",
+    "x-should-retry",
+    "retry-after",
+    "location",
+)

@@ -10,7 +10,8 @@ hold::
     {"keys": [{"name": "team-a", "sha256": "<hex>", "scopes": ["images:generate", "models:read"],
                "models": ["openai/*", "local/sketch"]}]}
 
-``models`` is optional (absent = every model); ``scopes`` may hold ``"*"``.
+``models`` is optional (absent = every model); ``scopes`` may hold ``"*"``. ``rate`` (images per
+minute) and ``quota`` (images per UTC day) are optional limits, enforced by ``limits.py``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class ApiKeyRecord:
     sha256: str
     scopes: frozenset[str]
     models: tuple[str, ...] | None = None
+    rate: int | None = None
+    quota: int | None = None
 
     @classmethod
     def from_json(cls, raw: Any) -> ApiKeyRecord:
@@ -54,7 +57,18 @@ class ApiKeyRecord:
             sha256=digest.lower(),
             scopes=frozenset(raw.get("scopes") or [ALL_SCOPES]),
             models=tuple(models) if models is not None else None,
+            rate=_limit(raw, "rate"),
+            quota=_limit(raw, "quota"),
         )
+
+
+def _limit(raw: dict[str, Any], field: str) -> int | None:
+    value = raw.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"key {raw.get('name')!r}: {field!r} must be a positive whole number")
+    return value
 
 
 def records_from_document(document: Any) -> tuple[ApiKeyRecord, ...]:
@@ -74,6 +88,8 @@ class Principal:
     name: str
     scopes: frozenset[str]
     models: tuple[str, ...] | None
+    rate: int | None = None  # images per minute
+    quota: int | None = None  # images per UTC day
 
     def require(self, scope: str) -> None:
         if ALL_SCOPES not in self.scopes and scope not in self.scopes:
@@ -204,7 +220,13 @@ def identify(token: str, records: Sequence[ApiKeyRecord]) -> Principal:
             match = record
     if match is None:
         raise AuthenticationFailed("Incorrect API key provided.", code="invalid_api_key")
-    return Principal(name=match.name, scopes=match.scopes, models=match.models)
+    return Principal(
+        name=match.name,
+        scopes=match.scopes,
+        models=match.models,
+        rate=match.rate,
+        quota=match.quota,
+    )
 
 
 async def authenticate(authorization: str | None, store: KeyStore) -> Principal:

@@ -101,6 +101,9 @@ class ModelSpec(BaseModel):
     shutdown_date: dt.date | None = None
     replacement: str | None = None
     redirect: bool = False
+    # Models that may serve instead while this one's provider is down or rate-limiting, in order
+    # of preference; each is used only for requests it serves identically (fallbacks.py).
+    fallbacks: tuple[str, ...] = ()
 
     @field_validator("upstream_options", mode="before")
     @classmethod
@@ -149,6 +152,7 @@ class ModelSpec(BaseModel):
             "aliases": list(self.aliases),
             "snapshots": list(self.snapshots),
             "replacement": self.replacement,
+            "fallbacks": list(self.fallbacks),
         }
 
 
@@ -192,6 +196,11 @@ class Catalog:
                 raise CatalogError(
                     f"{spec.id}: redirect target {spec.replacement!r} is not in the catalog"
                 )
+            for fallback in spec.fallbacks:
+                if fallback == spec.id or fallback not in self._specs:
+                    raise CatalogError(
+                        f"{spec.id}: fallback {fallback!r} must be another model of the catalog"
+                    )
 
     def _add_name(self, name: str, spec: ModelSpec, upstream: str) -> None:
         if name in self._names and self._names[name][0].id != spec.id:

@@ -21,14 +21,18 @@ delivery raise these; only ``render`` turns one into an HTTP body, always OpenAI
     │   └── ModelUnavailable             404 code=model_unavailable (gone upstream)
     ├── PayloadTooLarge                  413 code=payload_too_large
     ├── UnsupportedMediaType             415 code=unsupported_media_type
+    ├── IdempotencyInProgress            409 code=idempotency_in_progress (+ Retry-After)
+    ├── IdempotencyKeyReused             422 code=idempotency_key_reused
     ├── RateLimited                      429 code=rate_limit_exceeded (+ Retry-After)
+    ├── QuotaExceeded                    429 code=insufficient_quota
     ├── UpstreamError                    502 code=upstream_error
     │   ├── UpstreamUnreachable          502 code=upstream_unreachable  (never sent: safe to retry)
     │   ├── UpstreamAuthFailed           502 code=upstream_auth_failed  (our credentials, not yours)
     │   └── UpstreamBadResponse          502 code=upstream_bad_response
     ├── ServiceUnavailable               503
     │   ├── ProviderNotConfigured        503 code=provider_not_configured
-    │   └── StorageUnavailable           503 code=storage_unavailable
+    │   ├── StorageUnavailable           503 code=storage_unavailable
+    │   └── StateUnavailable             503 code=state_unavailable (before any upstream call)
     └── UpstreamTimeout                  504 code=upstream_timeout
 
 ``should_retry`` is what the ``x-should-retry`` header tells OpenAI clients. The policy: a retry is
@@ -157,13 +161,54 @@ class UnsupportedMediaType(GatewayError):
     default_code = "unsupported_media_type"
 
 
+class IdempotencyInProgress(GatewayError):
+    """A request with the same Idempotency-Key is still running: ask again later."""
+
+    status = 409
+    error_type = "invalid_request_error"
+    default_code = "idempotency_in_progress"
+    should_retry = True
+
+
+class IdempotencyKeyReused(GatewayError):
+    """The Idempotency-Key was used before for a different request."""
+
+    status = 422
+    error_type = "invalid_request_error"
+    default_code = "idempotency_key_reused"
+
+
 class RateLimited(GatewayError):
-    """The upstream refused the call before doing any work: nothing was billed."""
+    """Refused before any work was done (by the upstream, or by the key's own rate): not billed.
+
+    ``retry_after`` is the delay the upstream asked for, in seconds, when it named one; the
+    gateway's own retries honour it (the ``retry-after`` header is what the caller is told).
+    """
 
     status = 429
     error_type = "rate_limit_error"
     default_code = "rate_limit_exceeded"
     should_retry = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, param=param, code=code, headers=headers)
+        self.retry_after = retry_after
+
+
+class QuotaExceeded(GatewayError):
+    """The key used up its quota of images for the period: retrying soon will not help."""
+
+    status = 429
+    error_type = "insufficient_quota"
+    default_code = "insufficient_quota"
 
 
 class UpstreamError(GatewayError):
@@ -199,6 +244,13 @@ class ProviderNotConfigured(ServiceUnavailable):
 
 class StorageUnavailable(ServiceUnavailable):
     default_code = "storage_unavailable"
+
+
+class StateUnavailable(ServiceUnavailable):
+    """Idempotency records or key counters could not be read, before any upstream call."""
+
+    default_code = "state_unavailable"
+    should_retry = True
 
 
 class UpstreamTimeout(GatewayError):

@@ -91,6 +91,8 @@ def create_key(
     name: str,
     scopes: Sequence[str],
     models: Sequence[str] | None,
+    rate: int | None = None,
+    quota: int | None = None,
 ) -> str:
     document = store.load()
     records_from_document(document)  # refuse to extend a document the gateway could not read
@@ -100,6 +102,11 @@ def create_key(
     entry: dict[str, Any] = {"name": name, "sha256": hash_key(key), "scopes": list(scopes)}
     if models:
         entry["models"] = list(models)
+    if rate is not None:
+        entry["rate"] = rate
+    if quota is not None:
+        entry["quota"] = quota
+    records_from_document({"keys": [entry]})  # the gateway must accept what is written
     document["keys"].append(entry)
     store.save(document)
     return key
@@ -141,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     create.add_argument(
         "--model", dest="models", action="append", help="allowed model pattern (repeatable)"
     )
+    create.add_argument("--rate", type=int, help="images per minute (default: unlimited)")
+    create.add_argument("--quota", type=int, help="images per UTC day (default: unlimited)")
     revoke = commands.add_parser("revoke", help="remove a key by name")
     revoke.add_argument("--name", required=True)
     commands.add_parser("list", help="names, scopes and models (never hashes)")
@@ -149,7 +158,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         store = _store(arguments)
         if arguments.command == "create":
             scopes = arguments.scopes or [SCOPE_GENERATE, SCOPE_MODELS]
-            key = create_key(store, name=arguments.name, scopes=scopes, models=arguments.models)
+            key = create_key(
+                store,
+                name=arguments.name,
+                scopes=scopes,
+                models=arguments.models,
+                rate=arguments.rate,
+                quota=arguments.quota,
+            )
             print(key)
             print(f"Key {arguments.name!r} created. It is shown only this once.", file=sys.stderr)
         elif arguments.command == "revoke":
@@ -158,7 +174,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             for record in records_from_document(store.load()):
                 models = ",".join(record.models) if record.models is not None else "*"
-                print(f"{record.name}\tscopes={','.join(sorted(record.scopes))}\tmodels={models}")
+                limits = f"rate={record.rate or '-'}\tquota={record.quota or '-'}"
+                print(
+                    f"{record.name}\tscopes={','.join(sorted(record.scopes))}"
+                    f"\tmodels={models}\t{limits}"
+                )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

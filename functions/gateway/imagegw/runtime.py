@@ -25,6 +25,7 @@ from imagegw.catalog import Catalog, load_catalog
 from imagegw.credentials import CredentialSource, EnvironmentCredentials, SecretCredentials
 from imagegw.errors import StorageUnavailable
 from imagegw.providers import ImageProvider, build_provider
+from imagegw.reliability import Reliability
 from imagegw.secrets_cache import CachedSecret, secretsmanager_fetch
 from imagegw.settings import Settings
 from imagegw.storage import ImageStore
@@ -52,6 +53,7 @@ class Runtime:
         credentials: CredentialSource | None = None,
         job_store: JobStore | None = None,
         job_queue: JobQueue | None = None,
+        reliability: Reliability | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -69,6 +71,8 @@ class Runtime:
         self._job_queue = job_queue
         self._job_queue_built = job_queue is not None
         self._telemetry: Telemetry | None = None
+        # Idempotency, per-key limits and retries (in memory until first used; no I/O here).
+        self.reliability = reliability or Reliability(settings, clock=clock)
 
     @property
     def catalog(self) -> Catalog:

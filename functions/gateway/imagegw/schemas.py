@@ -83,13 +83,15 @@ def _first_problem(exc: ValidationError) -> Exception:
     # Unknown names first: they explain any other error best.
     problems.sort(key=lambda p: p["type"] != "extra_forbidden")
     problem = problems[0]
-    param = ".".join(str(part) for part in problem["loc"]) or None
+    name = ".".join(str(part) for part in problem["loc"])
+    param = name or None
     kind = problem["type"]
     if kind == "extra_forbidden":
+        # The caller's own name, even "" (found by fuzzing: it used to read 'None').
         return UnknownParameter(
-            f"Unknown parameter: '{param}'. Parameters this gateway accepts: "
+            f"Unknown parameter: '{name}'. Parameters this gateway accepts: "
             f"{', '.join(KNOWN_PARAMETERS)}.",
-            param=param,
+            param=name,
         )
     if kind == "missing":
         return MissingParameter(f"Missing required parameter: '{param}'.", param=param)

@@ -25,6 +25,9 @@ Fetch = Callable[[], str]
 
 class SecretUnavailable(ServiceUnavailable):
     default_code = "secret_unavailable"
+    # Secrets are read before any upstream call (keys at auth, credentials before the
+    # provider), so nothing was generated or billed: a retry is safe.
+    should_retry = True
 
 
 def secretsmanager_fetch(

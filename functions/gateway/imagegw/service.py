@@ -35,10 +35,12 @@ from imagegw.errors import (
     UpstreamBadResponse,
     UpstreamTimeout,
 )
+from imagegw.fallbacks import FALLBACK_HEADER, serve
 from imagegw.providers.base import ImageResult
 from imagegw.response_size import lambda_response_size
 from imagegw.runtime import Runtime
-from imagegw.schemas import parse_generation_request
+from imagegw.schemas import ImageGenerationRequest, parse_generation_request
+from imagegw.storage import ImageStore
 from imagegw.validation import ValidatedRequest, validate
 
 logger = logging.getLogger(__name__)
@@ -62,6 +64,8 @@ class GenerationOutcome:
 class PreparedGeneration:
     resolution: Resolution
     validated: ValidatedRequest
+    # The request as parsed: its fingerprint for Idempotency-Key, and what fallbacks validate.
+    body: ImageGenerationRequest | None = None
 
     @property
     def model(self) -> str:
@@ -117,7 +121,7 @@ def prepare_generation(
     fallback = only_response_format or default_response_format
     if body.response_format is None and fallback is not None:
         validated = dataclasses.replace(validated, response_format=fallback)
-    return PreparedGeneration(resolution, validated)
+    return PreparedGeneration(resolution, validated, body)
 
 
 async def run_generation(
@@ -126,7 +130,12 @@ async def run_generation(
     *,
     client: str,
     deadline: Deadline | None = None,
+    principal: Principal | None = None,
 ) -> ImageResult:
+    """The upstream call, with safe retries; with ``principal``, the catalog's fallbacks too.
+
+    ``result.served_by`` names the fallback model when one served (fallbacks.py).
+    """
     settings = runtime.settings
     budget: Budget = (
         deadline.budget(settings.upstream_timeout_seconds, settings.response_margin_seconds)
@@ -139,10 +148,19 @@ async def run_generation(
     try:
         if budget.limit != "configured" and budget.seconds < MIN_UPSTREAM_SECONDS:
             raise budget.exhausted()
-        provider = await runtime.provider(prepared.provider)
         async with telemetry.span("upstream", provider=prepared.provider, model=prepared.model):
             try:
-                result = await provider.generate(request)
+                # Retries that cannot bill twice, then fallbacks (retry.py, fallbacks.py).
+                served = await serve(
+                    runtime,
+                    principal,
+                    prepared.body,
+                    prepared.resolution,
+                    dataclasses.replace(prepared.validated, image_request=request),
+                )
+                result = served.result
+                if served.fallback_from is not None:
+                    result.served_by = served.resolution.spec.id
             except UpstreamTimeout as exc:
                 if budget.limit == "configured":
                     raise
@@ -181,13 +199,17 @@ def describe(
 ) -> GenerationOutcome:
     """The OpenAI-shaped body (and headers) of a generation delivered as ``delivery``."""
     resolution = prepared.resolution
-    headers = {"x-imagegw-model": resolution.spec.id, **delivery.headers}
+    model = result.served_by or resolution.spec.id
+    headers = {"x-imagegw-model": model, **delivery.headers}
     response: dict[str, Any] = {"created": int(runtime.clock()), "data": delivery.items}
     response.update(_resolved_settings(result))
-    response["model"] = resolution.spec.id
+    response["model"] = model
     if resolution.redirected_from is not None:
         headers["x-imagegw-redirected-from"] = resolution.redirected_from.id
         response["redirected_from"] = resolution.redirected_from.id
+    if result.served_by is not None:
+        headers[FALLBACK_HEADER] = resolution.spec.id
+        response["fallback_from"] = resolution.spec.id
     _report_ignored(prepared.validated, response, headers)
     if result.filtered:
         headers["x-imagegw-images-filtered"] = str(result.filtered)
@@ -207,17 +229,46 @@ async def generate_images(
     deadline: Deadline | None = None,
     default_response_format: str | None = None,
     response_limit: int | None = None,
+    idempotency_key: str | None = None,
 ) -> GenerationOutcome:
     """``response_limit``: the largest serialized Lambda result allowed (None: no limit)."""
     prepared = prepare_generation(
         runtime, principal, raw_body, default_response_format=default_response_format
     )
-    result = await run_generation(runtime, prepared, client=principal.name, deadline=deadline)
-    delivery = await deliver(
-        result.images,
-        prepared.validated.response_format,
-        lambda: runtime.image_store,
+    assert prepared.body is not None
+    # Idempotency-Key replay and per-key limits around the paid part (reliability.py).
+    async with runtime.reliability.guard(
+        principal,
+        prepared.body,
+        idempotency_key,
+        images=prepared.validated.image_request.n,
+        budget_seconds=prepared.validated.image_request.timeout_seconds,
+        image_store=lambda: runtime.image_store,
         base_url=base_url,
+    ) as guard:
+        if guard.replay is not None:
+            return GenerationOutcome(*guard.replay)
+        result = await run_generation(
+            runtime, prepared, client=principal.name, deadline=deadline, principal=principal
+        )
+        outcome = await _delivered(
+            runtime, prepared, result, guard.image_store, base_url, response_limit
+        )
+        guard.succeeded(outcome.content, outcome.headers, delivered=len(result.images))
+        return outcome
+
+
+async def _delivered(
+    runtime: Runtime,
+    prepared: PreparedGeneration,
+    result: ImageResult,
+    store: ImageStore,
+    base_url: str,
+    response_limit: int | None,
+) -> GenerationOutcome:
+    """The images delivered as asked, in a response that fits ``response_limit``."""
+    delivery = await deliver(
+        result.images, prepared.validated.response_format, lambda: store, base_url=base_url
     )
     outcome = describe(runtime, prepared, result, delivery)
     if response_limit is None:
@@ -225,7 +276,9 @@ async def generate_images(
     size = lambda_response_size(outcome.content, outcome.headers)
     if size <= response_limit:
         return outcome
-    return await _fit_response(runtime, prepared, result, delivery, base_url, size, response_limit)
+    return await _fit_response(
+        runtime, prepared, result, delivery, store, base_url, size, response_limit
+    )
 
 
 async def _fit_response(
@@ -233,6 +286,7 @@ async def _fit_response(
     prepared: PreparedGeneration,
     result: ImageResult,
     delivery: Delivery,
+    store: ImageStore,
     base_url: str,
     size: int,
     limit: int,
@@ -251,7 +305,7 @@ async def _fit_response(
             code="response_too_large",
         )
     try:
-        items = await as_links(result.images, runtime.image_store, base_url=base_url)
+        items = await as_links(result.images, store, base_url=base_url)
     except StorageUnavailable as exc:
         raise StorageUnavailable(
             f"{too_big}, and storing them for URL delivery failed. Retry shortly, or ask for "

@@ -92,6 +92,19 @@ class Settings(BaseSettings):
     enforce_response_limit: bool = False
     oversize_to_url: bool = True
 
+    # Reliability (retry.py, idempotency.py, limits.py). Upstream calls are retried only when
+    # nothing can have been billed; attempts and waits stay within the request's budget.
+    upstream_max_attempts: int = Field(default=3, ge=1, le=10)
+    upstream_retry_base_seconds: float = Field(default=0.5, ge=0)
+    upstream_retry_max_seconds: float = Field(default=8.0, ge=0)
+    # Idempotency records and per-key counters: in this DynamoDB table when named (key `pk`,
+    # TTL attribute `expires_at`), else in memory. Large answers go to IMAGEGW_S3_BUCKET.
+    idempotency_table: str | None = None
+    idempotency_window_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    idempotency_wait_seconds: float = Field(default=20.0, ge=0)
+    idempotency_memory_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    idempotency_s3_prefix: str = "idempotency/"
+
     # Request hygiene.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -122,6 +135,8 @@ class Settings(BaseSettings):
     # X-Ray through Powertools Tracer (the function also needs `Tracing: Active`). Off by
     # default: the X-Ray SDK adds about 0.3 s to a cold start.
     tracing: bool = False
+    # Browser origins allowed to call the API (comma-separated); empty: no CORS headers at all.
+    cors_origins: str = ""
 
 
 @lru_cache(maxsize=1)

@@ -21,6 +21,7 @@ the queue's maxReceiveCount) the job is marked failed and the message goes on to
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import secrets
@@ -34,6 +35,7 @@ from imagegw.delivery import Delivery
 from imagegw.errors import GatewayError, InvalidRequest, internal_error
 from imagegw.jobs.model import FAILED, QUEUED, RUNNING, SUCCEEDED, Job, new_job_id
 from imagegw.jobs.queue import JobQueueUnavailable
+from imagegw.limits import Reservation
 from imagegw.logs import correlation_id
 from imagegw.providers.base import GeneratedImage
 from imagegw.runtime import Runtime
@@ -99,10 +101,18 @@ async def submit_job(
     With a ``job_id`` chosen by an event sender the call is idempotent: the same id with the
     same request and owner returns the existing job; with another request it is a 409.
     """
-    prepare_generation(runtime, principal, raw_body, only_response_format=JOB_RESPONSE_FORMAT)
+    prepared = prepare_generation(
+        runtime, principal, raw_body, only_response_format=JOB_RESPONSE_FORMAT
+    )
     job = _new_job(runtime, job_id or new_job_id(), principal.name, raw_body, source)
+    # Jobs count against the key's limits like synchronous calls: n images now, at submission.
+    reservation = await runtime.reliability.reserve(principal, prepared.validated.image_request.n)
+    if reservation is not None:
+        reserved = {"counters": list(reservation.counters), "images": reservation.images}
+        job = dataclasses.replace(job, reserved=reserved)
     store = runtime.job_store
     if not await store.create(job):
+        await runtime.reliability.settle(reservation, 0)
         existing = await store.get(job.id)
         if existing is None or (existing.client, existing.request) != (job.client, job.request):
             raise JobConflict(
@@ -115,6 +125,7 @@ async def submit_job(
         try:
             await queue.send(job.id)
         except JobQueueUnavailable as exc:
+            await runtime.reliability.settle(reservation, 0)
             await store.transition(
                 job.id,
                 expect=QUEUED,
@@ -262,6 +273,7 @@ async def _run(
             logger.info("job given back to the queue", extra={"job_id": job.id, "code": exc.code})
             return Processed(Disposition.RETRY, await runtime.job_store.get(job.id), delay)
         recorded = await _finish(runtime, job, lease, {"status": FAILED, "error": error})
+        await _settle(runtime, job, delivered=0)
         logger.info("job failed", extra={"job_id": job.id, "code": exc.code})
         # A retryable error on the last delivery: the message goes on to the DLQ.
         disposition = Disposition.RETRY if exc.should_retry else Disposition.DONE
@@ -287,8 +299,17 @@ async def _run(
         lease,
         {"status": SUCCEEDED, "result": {"images": images, "response": response}},
     )
+    await _settle(runtime, job, delivered=len(keys))
     logger.info("job succeeded", extra={"job_id": job.id, "images": len(keys)})
     return Processed(Disposition.DONE, recorded)
+
+
+async def _settle(runtime: Runtime, job: Job, *, delivered: int) -> None:
+    reserved = job.reserved
+    if not reserved:
+        return
+    reservation = Reservation(tuple(reserved["counters"]), int(reserved["images"]))
+    await runtime.reliability.settle(reservation, delivered)
 
 
 def request_text(request: Any) -> bytes:

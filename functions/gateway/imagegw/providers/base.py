@@ -116,6 +116,8 @@ class ImageResult:
     # failed or ran out of time) while others were delivered: reported too.
     failed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    # The catalog model that served when a fallback replaced the requested one (fallbacks.py).
+    served_by: str | None = None
 
 
 class ImageProvider(ABC):

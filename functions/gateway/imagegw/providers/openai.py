@@ -154,6 +154,7 @@ def translate_error(status: int, content: bytes, headers: Mapping[str, str]) -> 
         return RateLimited(
             f"The upstream provider is rate-limiting requests. Retry after {retry_after} seconds.",
             headers={"retry-after": str(retry_after)},
+            retry_after=upstream_retry_after(headers),
         )
     return UpstreamError(f"The upstream provider failed (HTTP {status}).")
 
@@ -249,14 +250,20 @@ def _error_object(content: bytes) -> dict[str, Any]:
     return error if isinstance(error, dict) else {}
 
 
-def _retry_after_seconds(headers: Mapping[str, str]) -> int:
+def upstream_retry_after(headers: Mapping[str, str]) -> float | None:
+    """The delay the upstream asked for (``retry-after-ms`` or ``retry-after``), if it named one."""
     seconds: float | None = None
     if "retry-after-ms" in headers:
         seconds = _float_or_none(headers["retry-after-ms"])
         seconds = seconds / 1000 if seconds is not None else None
     if seconds is None and "retry-after" in headers:
         seconds = _float_or_none(headers["retry-after"])
-    if seconds is None or seconds <= 0:
+    return seconds if seconds is not None and seconds > 0 else None
+
+
+def _retry_after_seconds(headers: Mapping[str, str]) -> int:
+    seconds = upstream_retry_after(headers)
+    if seconds is None:
         return DEFAULT_RETRY_AFTER_SECONDS
     return min(MAX_RETRY_AFTER_SECONDS, max(1, math.ceil(seconds)))
 

@@ -30,7 +30,17 @@ _REQUEST_SCHEMA: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {"application/json": {"schema": ImageGenerationRequest.model_json_schema()}},
-    }
+    },
+    "parameters": [
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "description": "Repeat the request safely: the same key and body get the first "
+            "answer without a second generation (README, Idempotency-Key).",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+        }
+    ],
 }
 
 
@@ -117,6 +127,7 @@ async def create_images(request: Request, caller: Caller, runtime: RuntimeDep) -
         base_url=base_url,
         deadline=request_deadline(request, runtime),
         response_limit=settings.max_response_bytes if limited else None,
+        idempotency_key=request.headers.get("idempotency-key"),
     )
     return Response(
         content=outcome.content,
