@@ -19,6 +19,22 @@ from imagegw.errors import UpstreamBadResponse
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 
+# The OpenAI request parameters an ImageRequest carries besides prompt and n. Output parameters
+# decide what the images are; identity parameters only tell the upstream who asked.
+OUTPUT_PARAMETERS = (
+    "size",
+    "quality",
+    "style",
+    "background",
+    "output_format",
+    "output_compression",
+    "moderation",
+    "complexity",
+)
+IDENTITY_PARAMETERS = ("user", "safety_identifier")
+OPENAI_PARAMETERS = OUTPUT_PARAMETERS + IDENTITY_PARAMETERS
+
+
 @dataclass(frozen=True)
 class ImageRequest:
     """A validated generation request. ``None`` means "not given: the upstream decides"."""

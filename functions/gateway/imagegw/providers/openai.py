@@ -32,6 +32,7 @@ from imagegw.errors import (
 from imagegw.http_pool import post_for_body
 from imagegw.providers.base import (
     MEDIA_TYPES,
+    OPENAI_PARAMETERS,
     GeneratedImage,
     ImageProvider,
     ImageRequest,
@@ -41,18 +42,7 @@ from imagegw.settings import Settings
 
 # Parameters sent upstream as given, when the caller gave them (validation already checked the
 # model accepts each one).
-_PASSED_THROUGH = (
-    "size",
-    "quality",
-    "style",
-    "background",
-    "output_format",
-    "output_compression",
-    "moderation",
-    "complexity",
-    "user",
-    "safety_identifier",
-)
+_PASSED_THROUGH = OPENAI_PARAMETERS
 _SAFETY_CODES = frozenset({"content_policy_violation", "moderation_blocked"})
 _SAFETY_TYPES = frozenset({"image_generation_user_error"})
 # Used when an upstream 429 says nothing about when to come back.
