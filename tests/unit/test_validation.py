@@ -370,3 +370,53 @@ def test_unknown_response_format(catalog: Catalog, value: str) -> None:
     assert error.param == "response_format"
     assert "'b64_json'" in error.message
     assert "'url'" in error.message
+
+
+# ------------------------------------------------------------ every accepted parameter travels
+
+# A value each parameter accepts, for the models that list the parameter.
+_SAMPLE_VALUES: dict[str, Any] = {
+    "user": "user-42",
+    "safety_identifier": "hash-42",
+    "output_compression": 50,
+    "watermark": False,
+}
+
+
+def _sample(spec: ModelSpec, name: str) -> Any:
+    if name in _SAMPLE_VALUES:
+        return _SAMPLE_VALUES[name]
+    if name in spec.ignored_parameters:
+        return {"quality": "hd", "style": "vivid"}.get(name, "anything")
+    if name == "size":
+        return spec.sizes[0] if spec.sizes else "1024x1024"
+    choices = {
+        "quality": spec.qualities,
+        "style": spec.styles,
+        "background": spec.backgrounds,
+        "output_format": ("jpeg",) if "jpeg" in spec.output_formats else spec.output_formats,
+        "moderation": spec.moderations,
+        "person_generation": spec.person_generations,
+        "complexity": spec.complexities,
+    }[name]
+    assert choices, f"{spec.id} lists {name} without the values it accepts"
+    return choices[-1]
+
+
+def test_every_parameter_a_model_accepts_reaches_its_provider(catalog: Catalog) -> None:
+    """A parameter that validates but is not forwarded would be dropped without a word."""
+    checked = 0
+    for spec in catalog:
+        for name in spec.parameters:
+            value = _sample(spec, name)
+            # Compression only applies to a lossy format, which must then be asked for too.
+            companion = {"output_format": "jpeg"} if name == "output_compression" else {}
+            validated = _validate(catalog, spec.id, **companion, **{name: value})
+            forwarded = getattr(validated.image_request, name)
+            if name in spec.ignored_parameters:
+                assert forwarded is None
+                assert name in validated.ignored_parameters
+            else:
+                assert forwarded == value, f"{spec.id}: {name} was not forwarded"
+            checked += 1
+    assert checked > 50

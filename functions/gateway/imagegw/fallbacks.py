@@ -28,7 +28,12 @@ from imagegw.errors import (
     ServiceUnavailable,
     UpstreamAuthFailed,
 )
-from imagegw.providers.base import OUTPUT_PARAMETERS, ImageRequest, ImageResult
+from imagegw.providers.base import (
+    EXTENSION_PARAMETERS,
+    OUTPUT_PARAMETERS,
+    ImageRequest,
+    ImageResult,
+)
 from imagegw.runtime import Runtime
 from imagegw.schemas import ImageGenerationRequest
 from imagegw.validation import ValidatedRequest, validate
@@ -38,7 +43,7 @@ logger = logging.getLogger(__name__)
 FALLBACK_HEADER = "x-imagegw-fallback-from"
 # A fallback is not started with less of the budget left than this.
 MIN_FALLBACK_SECONDS = 2.0
-_SAME = ("n", *OUTPUT_PARAMETERS)
+_SAME = ("n", *OUTPUT_PARAMETERS, *EXTENSION_PARAMETERS)
 
 
 @dataclass(frozen=True)

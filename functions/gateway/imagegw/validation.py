@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from imagegw.catalog import ModelSpec, Resolution
 from imagegw.errors import InvalidRequest, InvalidValue, PromptTooLong
-from imagegw.providers.base import OPENAI_PARAMETERS, ImageRequest
+from imagegw.providers.base import EXTENSION_PARAMETERS, OPENAI_PARAMETERS, ImageRequest
 from imagegw.schemas import ImageGenerationRequest
 
 RESPONSE_FORMATS = ("b64_json", "url")
@@ -23,7 +23,7 @@ _COMPRESSIBLE_FORMATS = ("jpeg", "webp")
 _TRANSPARENT_FORMATS = ("png", "webp")
 
 # Parameters that go to the provider when the model accepts them, in the order they are checked.
-_FORWARDED = OPENAI_PARAMETERS
+_FORWARDED = OPENAI_PARAMETERS + EXTENSION_PARAMETERS
 
 
 class UnsupportedParameter(InvalidRequest):

@@ -33,6 +33,9 @@ OUTPUT_PARAMETERS = (
 )
 IDENTITY_PARAMETERS = ("user", "safety_identifier")
 OPENAI_PARAMETERS = OUTPUT_PARAMETERS + IDENTITY_PARAMETERS
+# Documented extensions beyond OpenAI's contract, accepted only by models whose catalog entry lists
+# them (Imagen's watermark and person-generation settings).
+EXTENSION_PARAMETERS = ("watermark", "person_generation")
 
 
 @dataclass(frozen=True)
