@@ -2,20 +2,32 @@
 
 Settings name secrets and places, never hold provider keys in code. Tests build their own
 ``Settings`` and hand it to ``create_app``; everything else calls ``get_settings()``.
+
+Each field is read from ``IMAGEGW_<FIELD>`` (any case), or from the names its
+``validation_alias`` lists, first one set wins; keyword arguments win over the environment.
+That is what pydantic-settings did here, without its import (argparse, python-dotenv, its
+sources: about 20 ms of every cold start) for a reader this small. Values are the environment's
+strings, validated by pydantic as before: same defaults, same constraints, same errors.
 """
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
+
+ENV_PREFIX = "IMAGEGW_"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="IMAGEGW_", extra="ignore", populate_by_name=True)
+class Settings(BaseModel):
+    # validate_default as pydantic-settings had it: a default is checked like any value.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, validate_default=True)
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**{**environment_values(), **values})
 
     # Client keys. Comma-separated plain keys (hashed on load), or a JSON file of hashed keys.
     api_keys: SecretStr | None = None
@@ -137,6 +149,35 @@ class Settings(BaseSettings):
     tracing: bool = False
     # Browser origins allowed to call the API (comma-separated); empty: no CORS headers at all.
     cors_origins: str = ""
+
+
+def _environment_names() -> dict[str, tuple[str, ...]]:
+    """Field name -> the variables that may set it, lower-cased, in order of preference."""
+    names: dict[str, tuple[str, ...]] = {}
+    for field_name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names[field_name] = tuple(str(choice).lower() for choice in alias.choices)
+        else:
+            names[field_name] = (f"{ENV_PREFIX}{field_name}".lower(),)
+    return names
+
+
+_ENVIRONMENT_NAMES: dict[str, tuple[str, ...]] = {}
+
+
+def environment_values() -> dict[str, str]:
+    """The fields the environment sets, by field name, as the strings it holds."""
+    if not _ENVIRONMENT_NAMES:
+        _ENVIRONMENT_NAMES.update(_environment_names())
+    environment = {name.lower(): value for name, value in os.environ.items()}
+    values: dict[str, str] = {}
+    for field_name, candidates in _ENVIRONMENT_NAMES.items():
+        for candidate in candidates:
+            if candidate in environment:
+                values[field_name] = environment[candidate]
+                break
+    return values
 
 
 @lru_cache(maxsize=1)
