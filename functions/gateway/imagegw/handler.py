@@ -21,6 +21,7 @@ process: importing this module does no I/O and builds nothing.
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import TYPE_CHECKING, Any, cast
 
@@ -51,6 +52,12 @@ _adapter: Mangum | None = None
 _entry: LambdaHandler | None = None
 
 __all__ = ["handler", "is_http_event"]
+
+# Everything imported so far (FastAPI, pydantic, the gateway's modules: a few hundred thousand
+# objects) lives as long as the process. Left in the collector's generations, the first full
+# collection (which the first event's imports trigger) walks all of them to free nothing:
+# 25 to 30 ms of the cold start. Frozen, collections only ever look at newer objects.
+gc.freeze()
 
 
 def _http_adapter() -> Mangum:
