@@ -7,6 +7,7 @@ all build the app through it. It does no I/O; the runtime builds its parts on fi
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -92,6 +93,14 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         openapi_url="/openapi.json",
     )
     app.state.runtime = runtime
+
+    def openapi() -> dict[str, Any]:
+        # The generation route documents its request body only when the document is first
+        # built: building the app does not import the request model.
+        images.document_request_body()
+        return FastAPI.openapi(app)
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

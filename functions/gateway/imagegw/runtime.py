@@ -22,23 +22,24 @@ from imagegw.auth import (
     StaticKeyStore,
 )
 from imagegw.catalog import Catalog, load_catalog
-from imagegw.credentials import CredentialSource, EnvironmentCredentials, SecretCredentials
 from imagegw.errors import StorageUnavailable
-from imagegw.providers import ImageProvider, build_provider
-from imagegw.reliability import Reliability
 from imagegw.secrets_cache import CachedSecret, secretsmanager_fetch
 from imagegw.settings import Settings
 from imagegw.storage import ImageStore
 from imagegw.storage.local import LocalImageStore, default_directory
 
 if TYPE_CHECKING:
-    # Imported on first use: a process that has not called an upstream yet (a cold start
-    # answering GET /v1/models, a health check) does not pay for httpx.
+    # Imported on first use: a process that has not generated yet (a cold start answering
+    # GET /v1/models, a health check) loads neither httpx nor the generation path
+    # (providers, credentials, idempotency, limits, retries).
     import httpx
 
+    from imagegw.credentials import CredentialSource
     from imagegw.jobs.queue import JobQueue
     from imagegw.jobs.store import JobStore
     from imagegw.observability import Telemetry
+    from imagegw.providers import ImageProvider
+    from imagegw.reliability import Reliability
 
 
 class Runtime:
@@ -71,8 +72,16 @@ class Runtime:
         self._job_queue = job_queue
         self._job_queue_built = job_queue is not None
         self._telemetry: Telemetry | None = None
-        # Idempotency, per-key limits and retries (in memory until first used; no I/O here).
-        self.reliability = reliability or Reliability(settings, clock=clock)
+        self._reliability = reliability
+
+    @property
+    def reliability(self) -> Reliability:
+        """Idempotency, per-key limits and retries (in memory until first used; no I/O here)."""
+        if self._reliability is None:
+            from imagegw.reliability import Reliability
+
+            self._reliability = Reliability(self.settings, clock=self.clock)
+        return self._reliability
 
     @property
     def catalog(self) -> Catalog:
@@ -153,6 +162,8 @@ class Runtime:
         # the config, as before, cost more than the rest of the lookup).
         if built is not None and built[0] == config:
             return built[1]
+        from imagegw.providers import build_provider
+
         provider = build_provider(name, config, self.settings, self.http())
         self._built[name] = (dict(config), provider)
         if built is not None:
@@ -173,6 +184,8 @@ class Runtime:
 
 
 def build_credentials(settings: Settings) -> CredentialSource:
+    from imagegw.credentials import EnvironmentCredentials, SecretCredentials
+
     if settings.provider_secret_id is None:
         return EnvironmentCredentials(settings)
     secret = CachedSecret(

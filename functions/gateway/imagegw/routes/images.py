@@ -10,28 +10,43 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
 from imagegw.auth import SCOPE_GENERATE, Principal
-from imagegw.deadline import Deadline, lambda_deadline
 from imagegw.deps import RuntimeDep, require_scope
 from imagegw.errors import NotFound, PayloadTooLarge, UnsupportedMediaType
 from imagegw.runtime import Runtime
-from imagegw.schemas import ImageGenerationRequest
-from imagegw.service import generate_images
 from imagegw.storage.local import FILES_PATH, LocalImageStore
+
+if TYPE_CHECKING:
+    from imagegw.deadline import Deadline
+
+# The generation path (service, validation, idempotency, limits, retries, providers) and the
+# request schema are imported by the first generation, not at import: a cold start that answers
+# GET /v1/models or a health check never loads them.
 
 router = APIRouter(tags=["images"])
 Caller = Annotated[Principal, Depends(require_scope(SCOPE_GENERATE))]
 
-_REQUEST_SCHEMA: dict[str, Any] = {
-    "requestBody": {
+
+# The route's openapi_extra, filled in by ``document_request_body()`` when the OpenAPI document
+# is first built: FastAPI keeps this very dict and reads it only then.
+_REQUEST_DOCUMENTATION: dict[str, Any] = {}
+
+
+def document_request_body() -> None:
+    """Describe the generation request in the OpenAPI document (the app calls this first)."""
+    if _REQUEST_DOCUMENTATION:
+        return
+    from imagegw.schemas import ImageGenerationRequest
+
+    _REQUEST_DOCUMENTATION["requestBody"] = {
         "required": True,
         "content": {"application/json": {"schema": ImageGenerationRequest.model_json_schema()}},
-    },
-    "parameters": [
+    }
+    _REQUEST_DOCUMENTATION["parameters"] = [
         {
             "name": "Idempotency-Key",
             "in": "header",
@@ -40,8 +55,7 @@ _REQUEST_SCHEMA: dict[str, Any] = {
             "answer without a second generation (README, Idempotency-Key).",
             "schema": {"type": "string", "minLength": 1, "maxLength": 255},
         }
-    ],
-}
+    ]
 
 
 async def read_json_body(request: Request, limit: int) -> bytes:
@@ -90,6 +104,8 @@ def gateway_base_url(request: Request, configured: str | None) -> str:
 
 def request_deadline(request: Request, runtime: Runtime) -> Deadline | None:
     """Under Lambda, when the answer stops being useful (Mangum passes event and context)."""
+    from imagegw.deadline import lambda_deadline
+
     return lambda_deadline(
         request.scope.get("aws.context"),
         request.scope.get("aws.event"),
@@ -110,9 +126,11 @@ def prefers_async(prefer: str | None) -> bool:
 @router.post(
     "/v1/images/generations",
     summary="Create images from a prompt (OpenAI Images API)",
-    openapi_extra=_REQUEST_SCHEMA,
+    openapi_extra=_REQUEST_DOCUMENTATION,
 )
 async def create_images(request: Request, caller: Caller, runtime: RuntimeDep) -> Response:
+    from imagegw.service import generate_images
+
     raw = await read_json_body(request, runtime.settings.max_body_bytes)
     settings = runtime.settings
     base_url = gateway_base_url(request, settings.public_base_url)
