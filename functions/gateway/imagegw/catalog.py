@@ -7,9 +7,7 @@ a provider by name: capabilities travel with each ``ModelSpec``.
 from __future__ import annotations
 
 import datetime as dt
-import tomllib
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,8 @@ from pydantic import (
 )
 
 from imagegw.errors import ModelNotFound, ModelRetired
+
+PACKAGED_CATALOG = Path(__file__).with_name("models.toml")
 
 # A bare id (no "provider/") is an OpenAI id, as in every OpenAI SDK.
 DEFAULT_PROVIDER_PREFIX = "openai"
@@ -263,10 +263,11 @@ def parse_catalog(document: dict[str, Any]) -> Catalog:
 
 def load_catalog(path: Path | None = None) -> Catalog:
     """The operator's catalog file if named, else the one packaged with the gateway."""
-    if path is not None:
-        text = path.read_text(encoding="utf-8")
-    else:
-        text = resources.files("imagegw").joinpath("models.toml").read_text(encoding="utf-8")
+    # The packaged file sits next to this module (a directory on Lambda and in a venv);
+    # importlib.resources would cost its own imports at the first request for the same path.
+    text = (path or PACKAGED_CATALOG).read_text(encoding="utf-8")
+    import tomllib  # with the first use of the catalog: health checks never read it
+
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -23,7 +23,6 @@ from typing import Any
 
 from imagegw.auth import ALL_SCOPES, Principal
 from imagegw.errors import GatewayError, InvalidRequest, internal_error
-from imagegw.jobs.model import is_valid_job_id
 
 _FIELDS = frozenset({"request", "job_id", "client", "action"})
 _MAX_CLIENT = 128
@@ -110,6 +109,8 @@ def generation_event(payload: Any, *, where: str, bare_allowed: bool = False) ->
             param="request",
         )
     job_id = payload.get("job_id")
+    from imagegw.jobs.model import is_valid_job_id  # job events only: not for every cold start
+
     if job_id is not None and not is_valid_job_id(job_id):
         raise MalformedEvent(
             "Invalid 'job_id': 1 to 128 letters, digits and _ . : - , starting with a letter "

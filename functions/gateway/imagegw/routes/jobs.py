@@ -14,8 +14,6 @@ from fastapi import APIRouter, Depends, Request, Response
 from imagegw.auth import SCOPE_GENERATE, Principal
 from imagegw.deps import RuntimeDep, require_scope
 from imagegw.errors import NotFound
-from imagegw.jobs.model import is_valid_job_id
-from imagegw.jobs.view import job_view
 from imagegw.routes.images import gateway_base_url
 
 router = APIRouter(tags=["jobs"])
@@ -24,6 +22,10 @@ Caller = Annotated[Principal, Depends(require_scope(SCOPE_GENERATE))]
 
 @router.get("/v1/images/jobs/{job_id}", summary="An async image generation job")
 async def get_job(job_id: str, request: Request, caller: Caller, runtime: RuntimeDep) -> Response:
+    # Loaded with the first job read: a cold start serving other routes never needs them.
+    from imagegw.jobs.model import is_valid_job_id
+    from imagegw.jobs.view import job_view
+
     job = await runtime.job_store.get(job_id) if is_valid_job_id(job_id) else None
     if job is None or job.client != caller.name:
         raise NotFound(f"No job with id '{job_id}'.", param="job_id", code="job_not_found")
