@@ -28,7 +28,8 @@ PYTHON312 = $(shell for candidate in python3.12 $$HOME/.pyenv/versions/3.12*/bin
 # The Lambda runtime's own boto3 (the layer pins the same version, which shadows it).
 RUNTIME_BOTO3 := $(shell sed -n 's/^boto3==//p' layers/deps/requirements.txt)
 
-.PHONY: dev test lint typecheck pytest format validate python312 build package-check clean bench load
+.PHONY: dev test lint typecheck pytest format validate python312 build package-check clean bench load \
+	catalog
 
 $(VENV)/.installed: requirements-dev.txt layers/deps/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +68,11 @@ bench: $(VENV)/.installed
 # Not part of `make test`: 2,000 requests at 50 concurrent against uvicorn, 5 % upstream faults.
 load: $(VENV)/.installed
 	$(BIN)/python bench/load.py --write
+
+# After editing functions/gateway/imagegw/models.toml: rewrite its parsed copy, which spares
+# cold starts the TOML parser (the gateway ignores a copy that no longer matches the file).
+catalog: $(VENV)/.installed
+	$(BIN)/python -m imagegw.catalog
 
 format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from imagegw import catalog as catalog_module
 from imagegw.catalog import (
     Catalog,
     CatalogError,
@@ -355,3 +358,34 @@ def test_free_size_rule_description_states_every_bound(gpt_image_2_rule: FreeSiz
     description = gpt_image_2_rule.describe()
     for fact in ("16", "3840", "3:1", "655,360", "8,294,400"):
         assert fact in description
+
+
+def test_packaged_parsed_copy_matches_models_toml() -> None:
+    text = catalog_module.PACKAGED_CATALOG.read_text(encoding="utf-8")
+    copy = json.loads(catalog_module.PARSED_CATALOG.read_text(encoding="utf-8"))
+    stale = "models.parsed.json is stale: run `make catalog` after editing models.toml"
+    assert copy["sha256"] == catalog_module.digest(text), stale
+    assert copy["document"] == tomllib.loads(text), stale
+
+
+def test_a_current_parsed_copy_is_read_instead_of_the_toml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    packaged = tmp_path / "models.toml"
+    packaged.write_text(
+        '[[models]]\nid = "acme/toml"\nprovider = "acme"\nupstream_model = "t"\n', "utf-8"
+    )
+    parsed = tmp_path / "models.parsed.json"
+    document = {"models": [{"id": "acme/json", "provider": "acme", "upstream_model": "j"}]}
+    monkeypatch.setattr(catalog_module, "PACKAGED_CATALOG", packaged)
+    monkeypatch.setattr(catalog_module, "PARSED_CATALOG", parsed)
+    text = packaged.read_text(encoding="utf-8")
+    parsed.write_text(json.dumps({"sha256": catalog_module.digest(text), "document": document}))
+    assert [spec.id for spec in load_catalog()] == ["acme/json"]
+    # Edited after the copy was written: the TOML is read again.
+    packaged.write_text(text.replace("acme/toml", "acme/edited"), "utf-8")
+    assert [spec.id for spec in load_catalog()] == ["acme/edited"]
+    parsed.write_text("not json")
+    assert [spec.id for spec in load_catalog()] == ["acme/edited"]
+    parsed.unlink()
+    assert [spec.id for spec in load_catalog()] == ["acme/edited"]
