@@ -53,10 +53,11 @@ _entry: LambdaHandler | None = None
 
 __all__ = ["handler", "is_http_event"]
 
-# Everything imported so far (FastAPI, pydantic, the gateway's modules: a few hundred thousand
-# objects) lives as long as the process. Left in the collector's generations, the first full
-# collection (which the first event's imports trigger) walks all of them to free nothing:
-# 25 to 30 ms of the cold start. Frozen, collections only ever look at newer objects.
+# Everything imported so far (FastAPI, pydantic, the gateway's modules: some 50,000 tracked
+# objects, none of them garbage) lives as long as the process. Left in the collector's
+# generations, they make the first full collection, which the first event's imports
+# trigger, walk all of them to free nothing: 25 to 30 ms of the cold start. Frozen,
+# collections only ever look at newer objects.
 gc.freeze()
 
 
