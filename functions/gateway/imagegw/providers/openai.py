@@ -162,7 +162,8 @@ class OpenAIProvider(ImageProvider):
         connect_timeout_seconds: float = 10.0,
     ) -> None:
         self._http = http
-        self._url = base_url.rstrip("/") + "/images/generations"
+        # Parsed once: httpx parses and re-quotes a URL string on every request.
+        self._url = httpx.URL(base_url.rstrip("/") + "/images/generations")
         self._headers = {"Authorization": f"Bearer {api_key}"}
         if organization:
             self._headers["OpenAI-Organization"] = organization
