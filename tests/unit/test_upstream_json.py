@@ -189,3 +189,19 @@ def test_damaged_answers_fail_or_parse_as_json_loads_decides(
     ).encode()
     at = position % (len(content) + 1)
     check(content[:at] + inserted + content[at + (1 if replace else 0) :])
+
+
+def test_a_value_that_is_not_base64_leaves_the_others_as_bytes() -> None:
+    # An escape json.loads decodes (to "A"): as bytes, the value is not base64.
+    broken = IMAGE[:-8].encode() + b"\\u0041AA"
+    content = b'{"data": [{"b64_json": "%s"}, {"b64_json": "%s"}, {"b64_json": "%s"}]}' % (
+        IMAGE.encode(),
+        broken,
+        OTHER.encode(),
+    )
+    got = check(content)
+    assert images_of(got) == [
+        Base64Text.from_str(IMAGE),
+        IMAGE[:-8] + "AAA",
+        Base64Text.from_str(OTHER),
+    ]

@@ -8,14 +8,13 @@ already bytes) directly, a string once its bytes are known to be base64 (anythin
 through json.dumps as before). The bytes are the same as ``json.dumps(plain(body),
 ensure_ascii=False).encode("utf-8")``.
 
-The text is written into one growing buffer, so that at most one image is held twice (as the
-string and as its bytes) on top of the result: peak memory is about twice the body, not four
-times.
+The result is one join of the encoded text around the images and the images' bytes (which
+``Base64Text`` may hold as views of the upstream answer): each image is copied once, into the
+result.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import secrets
 from typing import Any
@@ -27,7 +26,7 @@ _BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 _SPLICE_MIN_CHARS = 4096
 
 
-def _spliceable(value: object) -> bytes | None:
+def _spliceable(value: object) -> bytes | memoryview | None:
     """The ASCII bytes to write for ``value`` between quotes, if it needs no json.dumps."""
     if isinstance(value, Base64Text):
         return value.ascii
@@ -58,7 +57,7 @@ def dumps(body: dict[str, Any]) -> bytes:
         return json.dumps(body, ensure_ascii=False).encode("utf-8")
     # A fresh random marker per call: no prompt or upstream text can contain it by chance.
     marker = f"imagegw-b64-{secrets.token_hex(16)}-"
-    spliced: list[bytes] = []
+    spliced: list[bytes | memoryview] = []
     data: list[Any] = []
     for item in items:
         value = _spliceable(item.get("b64_json")) if isinstance(item, dict) else None
@@ -70,14 +69,12 @@ def dumps(body: dict[str, Any]) -> bytes:
     if not spliced:
         return json.dumps(body, ensure_ascii=False).encode("utf-8")
     text = json.dumps({**body, "data": data}, ensure_ascii=False)
-    out = io.BytesIO()
+    parts: list[bytes | memoryview] = []
     for index, value in enumerate(spliced):
         before, found, text = text.partition(f'"{marker}{index}"')
         assert found, "every marker is in the text exactly once"
-        out.write(before.encode("utf-8"))
-        out.write(b'"')
-        out.write(value)
-        out.write(b'"')
-    out.write(text.encode("utf-8"))
-    # getvalue() hands over the buffer itself when nothing else holds a view of it: no copy.
-    return out.getvalue()
+        parts += (before.encode("utf-8"), b'"', value, b'"')
+    parts.append(text.encode("utf-8"))
+    # join sizes the result first: each image is copied once, and no buffer grows (a growing
+    # one is copied again each time realloc moves it).
+    return b"".join(parts)

@@ -209,7 +209,7 @@ class OpenAIProvider(ImageProvider):
             raise UpstreamBadResponse(
                 "The upstream answered with a body that is not JSON."
             ) from exc
-        # The answer's bytes are let go before the response is built (peak memory).
+        # Only the images (views of the answer) keep the answer's bytes from here on.
         del content
         return parse_result(payload, request)
 
