@@ -35,6 +35,7 @@ def test_agrees_with_a_strict_decoder(data: bytes) -> None:
 def test_every_encoding_is_accepted(raw: bytes) -> None:
     encoded = base64.b64encode(raw)
     assert is_base64(encoded) == bool(raw)
+    assert Base64Text.encode(raw).ascii == encoded
     if raw:
         assert binascii.a2b_base64(Base64Text(encoded).ascii) == raw
 

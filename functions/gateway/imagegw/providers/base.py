@@ -7,7 +7,6 @@ failures by status and structured code, and never raises an HTTP exception.
 
 from __future__ import annotations
 
-import base64
 import binascii
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -104,7 +103,7 @@ class GeneratedImage:
     def b64_text(self) -> Base64Text:
         if self._b64 is None:
             assert self._data is not None
-            self._b64 = Base64Text(base64.b64encode(self._data))
+            self._b64 = Base64Text.encode(self._data)
         return self._b64
 
     def b64(self) -> str:
