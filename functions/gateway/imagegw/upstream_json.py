@@ -45,9 +45,6 @@ def loads(content: bytes | bytearray) -> Any:
     spans = _candidate_spans(content)
     if not spans:
         return _plain(content)
-    # One copy: CPython's bytearray.translate takes twice as long as bytes.translate (1.9 ms
-    # against 1.0 ms for 2 MB on 3.11), and the scan below reads every byte.
-    content = bytes(content)
     # The images stay views of ``content``: no copy of megabytes of base64 per image.
     view = memoryview(content)
     if _all_in_alphabet(content, spans):
