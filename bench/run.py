@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import importlib.metadata
+import importlib.util
 import os
 import platform
 import subprocess
@@ -89,8 +90,16 @@ def machine() -> list[str]:
         f"- machine: {os.cpu_count()} x {cpu}, {memory_gib} GiB RAM, "
         f"{platform.system()} {platform.release()}, load average at start {load}",
         f"- Python {platform.python_version()} ({sys.executable}); {versions}",
-        "- uvicorn with its defaults here (asyncio loop, h11: no uvloop or httptools installed)",
+        f"- uvicorn with its defaults here: {uvicorn_stack()}",
     ]
+
+
+def uvicorn_stack() -> str:
+    """What uvicorn's ``--loop auto --http auto`` pick in the gateway process."""
+    found = {name: importlib.util.find_spec(name) is not None for name in ("uvloop", "httptools")}
+    loop = "uvloop" if found["uvloop"] else "asyncio loop (no uvloop installed)"
+    http = "httptools" if found["httptools"] else "h11 (no httptools installed)"
+    return f"{loop}, {http}"
 
 
 @contextlib.contextmanager

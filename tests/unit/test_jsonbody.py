@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from imagegw.jsonbody import dumps
+from imagegw.base64text import Base64Text
+from imagegw.jsonbody import dumps, plain
 
 IMAGE_B64 = base64.b64encode(os.urandom(30_000)).decode("ascii")
 
@@ -78,3 +79,21 @@ def test_text_that_looks_like_a_marker_stays_text() -> None:
     prompt = '"imagegw-b64-00000000000000000000000000000000-0"'
     body = {"created": 1, "data": [{"b64_json": IMAGE_B64, "revised_prompt": prompt}]}
     assert json.loads(dumps(body))["data"][0] == {"b64_json": IMAGE_B64, "revised_prompt": prompt}
+
+
+def test_base64_text_is_written_as_its_bytes_and_plain_makes_it_a_string() -> None:
+    short = Base64Text(b"aGk=")
+    body = {
+        "created": 1,
+        "data": [
+            {"b64_json": Base64Text.from_str(IMAGE_B64), "revised_prompt": "x"},
+            {"b64_json": short},
+        ],
+    }
+    as_strings = {
+        "created": 1,
+        "data": [{"b64_json": IMAGE_B64, "revised_prompt": "x"}, {"b64_json": "aGk="}],
+    }
+    assert plain(body) == as_strings
+    assert dumps(body) == reference(as_strings)
+    assert plain({"error": {"message": "m"}}) == {"error": {"message": "m"}}

@@ -233,10 +233,27 @@ def test_malformed_answer_is_a_bad_upstream_response(catalog: Catalog, payload: 
     assert caught.value.code == "upstream_bad_response"
 
 
-def test_base64_that_does_not_decode_fails_when_used(catalog: Catalog) -> None:
-    result = parse_result({"data": [{"b64_json": "!!!!"}]}, _request(catalog, "openai/dall-e-2"))
-    with pytest.raises(UpstreamBadResponse):
-        result.images[0].data()
+@pytest.mark.parametrize(
+    "b64",
+    ["!!!!", "QUJD\n", "QU=D", "QUJDR", "QUJD====", "QUJ-", "é===", ""],
+    ids=[
+        "symbols",
+        "newline",
+        "pad-inside",
+        "length",
+        "long-pad",
+        "url-safe",
+        "non-ascii",
+        "empty",
+    ],
+)
+def test_base64_that_does_not_decode_is_refused_where_it_comes_in(
+    catalog: Catalog, b64: str
+) -> None:
+    # Refused before anything is delivered: a caller never gets an image that does not decode.
+    with pytest.raises(UpstreamBadResponse) as caught:
+        parse_result({"data": [{"b64_json": b64}]}, _request(catalog, "openai/dall-e-2"))
+    assert caught.value.status == 502
 
 
 # ---------------------------------------------------------------- translate_error

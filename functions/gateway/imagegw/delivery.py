@@ -30,7 +30,9 @@ class Delivery:
 
 
 def inline(images: list[GeneratedImage]) -> list[dict[str, Any]]:
-    return [_with_prompt({"b64_json": image.b64()}, image) for image in images]
+    """Items with the images' ``Base64Text``: ``jsonbody`` writes it; ``jsonbody.plain`` makes
+    the body plain JSON for serializers that are not ``jsonbody``."""
+    return [_with_prompt({"b64_json": image.b64_text()}, image) for image in images]
 
 
 async def as_links(

@@ -202,7 +202,7 @@ def upstream_client(
 
 async def post_for_body(
     client: httpx.AsyncClient,
-    url: str,
+    url: httpx.URL | str,
     *,
     content: bytes,
     headers: dict[str, str],

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from imagegw import jsonbody
 from imagegw.deadline import lambda_deadline
 from imagegw.errors import GatewayError
 from imagegw.events import (
@@ -148,4 +149,5 @@ async def handle_direct(runtime: Runtime, event: Any, context: Any) -> Any:
         ),
         default_response_format="url",
     )
-    return outcome.body
+    # The Lambda runtime serializes this with json.dumps: images as plain strings.
+    return jsonbody.plain(outcome.body)

@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from imagegw import upstream_json
+from imagegw.base64text import Base64Text
 from imagegw.errors import (
     ContentPolicyViolation,
     GatewayError,
@@ -77,7 +79,7 @@ def parse_result(payload: Any, request: ImageRequest) -> ImageResult:
     media_type = MEDIA_TYPES.get(output_format, "image/png")
     images = []
     for item in payload["data"]:
-        if not isinstance(item, dict) or not isinstance(item.get("b64_json"), str):
+        if not isinstance(item, dict) or not isinstance(item.get("b64_json"), str | Base64Text):
             raise UpstreamBadResponse("The upstream answered with an image that has no data.")
         images.append(
             GeneratedImage.from_upstream_b64(
@@ -160,7 +162,8 @@ class OpenAIProvider(ImageProvider):
         connect_timeout_seconds: float = 10.0,
     ) -> None:
         self._http = http
-        self._url = base_url.rstrip("/") + "/images/generations"
+        # Parsed once: httpx parses and re-quotes a URL string on every request.
+        self._url = httpx.URL(base_url.rstrip("/") + "/images/generations")
         self._headers = {"Authorization": f"Bearer {api_key}"}
         if organization:
             self._headers["OpenAI-Organization"] = organization
@@ -200,15 +203,14 @@ class OpenAIProvider(ImageProvider):
         if response.status_code != 200:
             raise translate_error(response.status_code, bytes(content), response.headers)
         try:
-            # json.loads(content), with the body let go once decoded (peak memory).
-            text = content.decode(json.detect_encoding(content), "surrogatepass")
-            del content
-            payload = json.loads(text)
+            # json.loads(content) with the images left as bytes (upstream_json).
+            payload = upstream_json.loads(content)
         except ValueError as exc:
             raise UpstreamBadResponse(
                 "The upstream answered with a body that is not JSON."
             ) from exc
-        del text
+        # Only the images (views of the answer) keep the answer's bytes from here on.
+        del content
         return parse_result(payload, request)
 
 
