@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import binascii
 from abc import ABC, abstractmethod
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
 from imagegw.base64text import Base64Text
 from imagegw.catalog import ModelSpec
 from imagegw.errors import UpstreamBadResponse
+from imagegw.providers.streaming import StreamEvent, events_of
 
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
@@ -59,6 +61,8 @@ class ImageRequest:
     complexity: str | None = None
     watermark: bool | None = None
     person_generation: str | None = None
+    # Intermediate images asked for with ``stream: true`` (0-3); used only by ``stream``.
+    partial_images: int = 0
 
 
 class GeneratedImage:
@@ -145,10 +149,19 @@ class ImageResult:
 
 
 class ImageProvider(ABC):
-    """Base of every provider: subclasses implement ``generate``."""
+    """Base of every provider: subclasses implement ``generate``; ``stream`` comes for free."""
 
     @abstractmethod
     async def generate(self, request: ImageRequest) -> ImageResult: ...
+
+    def stream(self, request: ImageRequest) -> AsyncGenerator[StreamEvent, None]:
+        """The generation as events (``providers/streaming.py``), ending with ``Completed``.
+
+        The default is ``generate`` with the progress it reports (``report_progress``) and no
+        partial images: an upstream that only returns the final image gets no invented ones.
+        Providers whose upstream streams (OpenAI) or that render stages (local) override it.
+        """
+        return events_of(lambda: self.generate(request))
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most providers own nothing
         """Release what the provider owns (shared clients are closed by their owner)."""
