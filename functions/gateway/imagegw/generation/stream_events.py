@@ -20,8 +20,8 @@ import json
 import secrets
 from typing import Any
 
-from imagegw.base64text import Base64Text
 from imagegw.errors import GatewayError
+from imagegw.fastpath.base64text import Base64Text
 
 MEDIA_TYPE = "text/event-stream"
 PARTIAL_IMAGE = "image_generation.partial_image"

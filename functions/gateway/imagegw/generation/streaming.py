@@ -36,16 +36,21 @@ from typing import Any
 
 import anyio
 
-from imagegw.auth import Principal
-from imagegw.deadline import MIN_UPSTREAM_SECONDS, Deadline, no_deadline
+from imagegw.entrypoints.runtime import Runtime
 from imagegw.errors import GatewayError, UpstreamBadResponse, UpstreamError, UpstreamTimeout
-from imagegw.fallbacks import FALLBACK_HEADER, ServedStream, serve_stream
 from imagegw.generation import stream_events
+from imagegw.generation.deadline import MIN_UPSTREAM_SECONDS, Deadline, no_deadline
+from imagegw.generation.fallbacks import FALLBACK_HEADER, ServedStream, serve_stream
+from imagegw.generation.reliability import Guard
+from imagegw.generation.response_size import ENVELOPE_ALLOWANCE
+from imagegw.generation.service import (
+    PreparedGeneration,
+    _delivered,
+    _never_empty,
+    prepare_generation,
+)
 from imagegw.providers.streaming import Completed, PartialImage
-from imagegw.reliability import Guard
-from imagegw.response_size import ENVELOPE_ALLOWANCE
-from imagegw.runtime import Runtime
-from imagegw.service import PreparedGeneration, _delivered, _never_empty, prepare_generation
+from imagegw.state.auth import Principal
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
-from imagegw.base64text import Base64Text
 from imagegw.catalog import ModelSpec
 from imagegw.errors import UpstreamBadResponse
+from imagegw.fastpath.base64text import Base64Text
 from imagegw.providers.streaming import StreamEvent, events_of
 
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
