@@ -7,9 +7,8 @@ import io
 import pytest
 from PIL import Image
 
-from imagegw.providers.base import ImageResult
+from imagegw.providers.base import Completed, ImageResult, PartialImage
 from imagegw.providers.local import LocalProvider
-from imagegw.providers.streaming import Completed, PartialImage
 from providers.conftest import MakeRequest
 
 

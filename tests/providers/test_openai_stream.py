@@ -20,9 +20,8 @@ from imagegw.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from imagegw.providers.base import ImageRequest
+from imagegw.providers.base import Completed, ImageRequest, PartialImage, StreamEvent
 from imagegw.providers.openai import OpenAIProvider
-from imagegw.providers.streaming import Completed, PartialImage, StreamEvent
 from providers.conftest import UPSTREAM_KEY, MakeRequest
 
 from support.fake_openai import Delay, FakeOpenAI, Images, Stream, rate_limited

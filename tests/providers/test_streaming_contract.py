@@ -8,15 +8,17 @@ from collections.abc import AsyncGenerator, AsyncIterator
 import pytest
 
 from imagegw.errors import RateLimited, UpstreamError
-from imagegw.providers.base import GeneratedImage, ImageProvider, ImageRequest, ImageResult
-from imagegw.providers.retry import RetryingProvider, RetryPolicy
-from imagegw.providers.streaming import (
+from imagegw.providers.base import (
     Completed,
+    GeneratedImage,
+    ImageProvider,
+    ImageRequest,
+    ImageResult,
     PartialImage,
-    Progress,
     StreamEvent,
-    report_progress,
 )
+from imagegw.providers.progress import Progress, report_progress
+from imagegw.providers.retry import RetryingProvider, RetryPolicy
 from providers.conftest import MakeRequest
 
 

@@ -19,7 +19,6 @@ from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, replace
 
 from imagegw.catalog import Resolution
-from imagegw.entrypoints.runtime import Runtime
 from imagegw.errors import (
     GatewayError,
     InvalidRequest,
@@ -28,14 +27,15 @@ from imagegw.errors import (
     ServiceUnavailable,
     UpstreamAuthFailed,
 )
+from imagegw.generation.context import GenerationContext
 from imagegw.generation.validation import ValidatedRequest, validate
 from imagegw.providers.base import (
     EXTENSION_PARAMETERS,
     OUTPUT_PARAMETERS,
     ImageRequest,
     ImageResult,
+    StreamEvent,
 )
-from imagegw.providers.streaming import StreamEvent
 from imagegw.schemas import ImageGenerationRequest
 from imagegw.state.auth import Principal
 
@@ -75,7 +75,7 @@ def equivalent(primary: ValidatedRequest, candidate: ValidatedRequest) -> bool:
 
 
 def candidates(
-    runtime: Runtime,
+    runtime: GenerationContext,
     principal: Principal,
     body: ImageGenerationRequest,
     resolution: Resolution,
@@ -100,7 +100,7 @@ def candidates(
 
 
 async def serve(
-    runtime: Runtime,
+    runtime: GenerationContext,
     principal: Principal | None,
     body: ImageGenerationRequest | None,
     resolution: Resolution,
@@ -144,7 +144,9 @@ async def serve(
     raise first
 
 
-async def _generate(runtime: Runtime, resolution: Resolution, request: ImageRequest) -> ImageResult:
+async def _generate(
+    runtime: GenerationContext, resolution: Resolution, request: ImageRequest
+) -> ImageResult:
     provider = await runtime.provider(resolution.spec.provider)
     return await runtime.reliability.retrying(provider).generate(request)
 
@@ -163,7 +165,7 @@ class ServedStream:
 
 
 async def serve_stream(
-    runtime: Runtime,
+    runtime: GenerationContext,
     principal: Principal,
     body: ImageGenerationRequest,
     resolution: Resolution,
@@ -205,7 +207,7 @@ async def serve_stream(
 
 
 async def _start(
-    runtime: Runtime,
+    runtime: GenerationContext,
     resolution: Resolution,
     validated: ValidatedRequest,
     fallback_from: str | None = None,

@@ -36,9 +36,9 @@ from typing import Any
 
 import anyio
 
-from imagegw.entrypoints.runtime import Runtime
-from imagegw.errors import GatewayError, UpstreamBadResponse, UpstreamError, UpstreamTimeout
+from imagegw.errors import GatewayError, StreamInterrupted, UpstreamBadResponse, UpstreamTimeout
 from imagegw.generation import stream_events
+from imagegw.generation.context import GenerationContext
 from imagegw.generation.deadline import MIN_UPSTREAM_SECONDS, Deadline, no_deadline
 from imagegw.generation.fallbacks import FALLBACK_HEADER, ServedStream, serve_stream
 from imagegw.generation.reliability import Guard
@@ -49,7 +49,7 @@ from imagegw.generation.service import (
     _never_empty,
     prepare_generation,
 )
-from imagegw.providers.streaming import Completed, PartialImage
+from imagegw.providers.base import Completed, PartialImage
 from imagegw.state.auth import Principal
 
 logger = logging.getLogger(__name__)
@@ -61,12 +61,6 @@ STREAM_HEADERS = {
 }
 
 
-class StreamInterrupted(UpstreamError):
-    """The caller went away mid-stream: the upstream was generating and may have billed."""
-
-    default_code = "stream_interrupted"
-
-
 @dataclass
 class ImageStream:
     headers: dict[str, str]
@@ -74,7 +68,7 @@ class ImageStream:
 
 
 async def stream_images(
-    runtime: Runtime,
+    runtime: GenerationContext,
     principal: Principal,
     raw_body: bytes,
     *,
@@ -136,7 +130,10 @@ async def stream_images(
 
 
 async def _start(
-    runtime: Runtime, principal: Principal, prepared: PreparedGeneration, deadline: Deadline | None
+    runtime: GenerationContext,
+    principal: Principal,
+    prepared: PreparedGeneration,
+    deadline: Deadline | None,
 ) -> ServedStream:
     """The upstream stream up to its first event, within the time the request has."""
     settings = runtime.settings
@@ -174,7 +171,7 @@ async def _once(data: bytes) -> AsyncGenerator[bytes, None]:
 
 
 async def _frames(
-    runtime: Runtime,
+    runtime: GenerationContext,
     principal: Principal,
     prepared: PreparedGeneration,
     served: ServedStream,
@@ -266,7 +263,7 @@ async def _settle(stack: AsyncExitStack, guard: Guard, failure: BaseException | 
 
 
 def _finished(
-    runtime: Runtime,
+    runtime: GenerationContext,
     principal: Principal,
     prepared: PreparedGeneration,
     served: ServedStream,

@@ -12,9 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from imagegw.catalog import ModelSpec, Resolution
-from imagegw.errors import InvalidRequest, InvalidValue, PromptTooLong
-from imagegw.providers.base import EXTENSION_PARAMETERS, OPENAI_PARAMETERS, ImageRequest
-from imagegw.providers.streaming import MAX_PARTIAL_IMAGES
+from imagegw.errors import InvalidValue, PromptTooLong, StreamingNeedsOneImage, UnsupportedParameter
+from imagegw.providers.base import (
+    EXTENSION_PARAMETERS,
+    MAX_PARTIAL_IMAGES,
+    OPENAI_PARAMETERS,
+    ImageRequest,
+)
 from imagegw.schemas import ImageGenerationRequest
 
 RESPONSE_FORMATS = ("b64_json", "url")
@@ -25,16 +29,6 @@ _TRANSPARENT_FORMATS = ("png", "webp")
 
 # Parameters that go to the provider when the model accepts them, in the order they are checked.
 _FORWARDED = OPENAI_PARAMETERS + EXTENSION_PARAMETERS
-
-
-class UnsupportedParameter(InvalidRequest):
-    default_code = "unsupported_parameter"
-
-
-class StreamingNeedsOneImage(UnsupportedParameter):
-    """OpenAI's own answer to ``stream`` with ``n`` > 1, to the letter (type and param too)."""
-
-    error_type = "image_generation_user_error"
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from imagegw.providers.base import (
     MEDIA_TYPES,
+    Completed,
     GeneratedImage,
     ImageProvider,
     ImageRequest,
     ImageResult,
+    PartialImage,
+    StreamEvent,
 )
-from imagegw.providers.streaming import Completed, PartialImage, StreamEvent
 
 if TYPE_CHECKING:
     import httpx

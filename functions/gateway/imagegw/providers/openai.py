@@ -35,13 +35,15 @@ from imagegw.fastpath.http_pool import post_for_body
 from imagegw.providers.base import (
     MEDIA_TYPES,
     OPENAI_PARAMETERS,
+    Completed,
     GeneratedImage,
     ImageProvider,
     ImageRequest,
     ImageResult,
+    PartialImage,
+    StreamEvent,
 )
 from imagegw.providers.sse import ServerSentEvent, SSEDecoder
-from imagegw.providers.streaming import Completed, PartialImage, StreamEvent
 from imagegw.settings import Settings
 
 # Parameters sent upstream as given, when the caller gave them (validation already checked the

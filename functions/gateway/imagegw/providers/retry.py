@@ -24,8 +24,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, replace
 
 from imagegw.errors import GatewayError, RateLimited
-from imagegw.providers.base import ImageProvider, ImageRequest, ImageResult
-from imagegw.providers.streaming import StreamEvent
+from imagegw.providers.base import ImageProvider, ImageRequest, ImageResult, StreamEvent
 
 logger = logging.getLogger(__name__)
 

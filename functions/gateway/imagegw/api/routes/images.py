@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
+from imagegw.api.context import ApiContext
 from imagegw.api.deps import RuntimeDep, require_scope
-from imagegw.entrypoints.runtime import Runtime
 from imagegw.errors import NotFound, PayloadTooLarge, UnsupportedMediaType
 from imagegw.state.auth import SCOPE_GENERATE, Principal
 from imagegw.storage.local import FILES_PATH, LocalImageStore
@@ -103,7 +103,7 @@ def gateway_base_url(request: Request, configured: str | None) -> str:
     return str(request.base_url)
 
 
-def request_deadline(request: Request, runtime: Runtime) -> Deadline | None:
+def request_deadline(request: Request, runtime: ApiContext) -> Deadline | None:
     """Under Lambda, when the answer stops being useful (Mangum passes event and context)."""
     from imagegw.generation.deadline import lambda_deadline
 
@@ -172,7 +172,7 @@ def asks_to_stream(raw: bytes) -> bool:
 async def stream(
     request: Request,
     caller: Principal,
-    runtime: Runtime,
+    runtime: ApiContext,
     raw: bytes,
     *,
     base_url: str,
@@ -196,7 +196,7 @@ async def stream(
     return StreamingResponse(streamed.frames, media_type=MEDIA_TYPE, headers=streamed.headers)
 
 
-async def submit(runtime: Runtime, caller: Principal, raw: bytes, *, base_url: str) -> Response:
+async def submit(runtime: ApiContext, caller: Principal, raw: bytes, *, base_url: str) -> Response:
     from imagegw.api.job_view import job_view, jobs_path
     from imagegw.generation.job_runner import submit_job
 
