@@ -36,6 +36,9 @@ class Settings(BaseModel):
     # Model catalog: the packaged data file unless an operator points at their own.
     catalog_file: Path | None = None
     default_model: str | None = None
+    # Catalog models that are off by default (``enabled = false``: an unconfirmed upstream
+    # contract) and that this deployment serves anyway; comma-separated ids.
+    enabled_models: str = ""
 
     # OpenAI and compatible upstreams. The unprefixed names are what every OpenAI tool reads.
     openai_api_key: SecretStr | None = Field(
@@ -149,6 +152,9 @@ class Settings(BaseModel):
     tracing: bool = False
     # Browser origins allowed to call the API (comma-separated); empty: no CORS headers at all.
     cors_origins: str = ""
+
+    def enabled_model_ids(self) -> list[str]:
+        return [name.strip() for name in self.enabled_models.split(",") if name.strip()]
 
 
 def _environment_names() -> dict[str, tuple[str, ...]]:
