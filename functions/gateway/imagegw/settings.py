@@ -77,6 +77,18 @@ class Settings(BaseModel):
     google_vertex_base_url: str | None = None
     google_gemini_base_url: str | None = None
 
+    # Black Forest Labs (FLUX). The region picks BFL's global, EU or US endpoint; a base URL
+    # replaces it (a proxy, a test double).
+    bfl_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("IMAGEGW_BFL_API_KEY", "BFL_API_KEY")
+    )
+    bfl_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("IMAGEGW_BFL_BASE_URL", "BFL_BASE_URL")
+    )
+    bfl_region: Literal["global", "eu", "us"] | None = None
+    # First wait before asking BFL about a task; later waits grow to 4x this.
+    bfl_poll_seconds: float = Field(default=0.5, gt=0, le=10)
+
     # AWS Secrets Manager: names or ARNs of the secrets, never their values.
     provider_secret_id: str | None = None
     client_keys_secret_id: str | None = None
