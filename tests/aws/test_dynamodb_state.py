@@ -15,15 +15,20 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from imagegw.dynamodb import (
+from imagegw.errors import StateUnavailable
+from imagegw.state.dynamodb import (
     INLINE_BODY_BYTES,
     DynamoDBCounterStore,
     DynamoDBIdempotencyStore,
     S3Blobs,
 )
-from imagegw.errors import StateUnavailable
-from imagegw.idempotency import IdempotencyStore, MemoryIdempotencyStore, Record, StoredResponse
-from imagegw.limits import CounterStore, MemoryCounterStore
+from imagegw.state.idempotency import (
+    IdempotencyStore,
+    MemoryIdempotencyStore,
+    Record,
+    StoredResponse,
+)
+from imagegw.state.limits import CounterStore, MemoryCounterStore
 
 from support.fakes import NOW, FakeClock
 
@@ -159,8 +164,8 @@ async def test_a_finished_record_replays_its_answer(records: IdempotencyStore) -
     assert existing.response == ANSWER
 
 
-async def test_a_kept_error_replays_with_its_class(records: IdempotencyStore) -> None:
-    error = StoredResponse(504, b'{"error": {}}', {}, error_class="imagegw.errors:UpstreamTimeout")
+async def test_a_kept_error_replays_with_its_retry_advice(records: IdempotencyStore) -> None:
+    error = StoredResponse(503, b'{"error": {}}', {}, should_retry=True)
     mine = running()
     await records.claim("r1", mine, now=NOW)
     await records.complete("r1", done(mine, error))

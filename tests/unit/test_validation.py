@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from imagegw.catalog import Catalog, ModelSpec, Resolution, load_catalog
-from imagegw.errors import InvalidRequest, InvalidValue, PromptTooLong
+from imagegw.errors import InvalidRequest, InvalidValue, PromptTooLong, UnsupportedParameter
+from imagegw.generation.validation import ValidatedRequest, validate
 from imagegw.schemas import ImageGenerationRequest
-from imagegw.validation import UnsupportedParameter, ValidatedRequest, validate
 
 TIMEOUT = 42.0
 

@@ -1,0 +1,197 @@
+"""Checks a parsed request against the capabilities of the model that will serve it.
+
+Nothing is coerced: a value the model does not take is a 400 naming the parameter and listing
+what is allowed. The only things dropped are the parameters the catalog marks as ignored for a
+model, and those are reported back to the caller.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from imagegw.catalog import ModelSpec, Resolution
+from imagegw.errors import InvalidValue, PromptTooLong, UnsupportedParameter
+from imagegw.providers.base import EXTENSION_PARAMETERS, OPENAI_PARAMETERS, ImageRequest
+from imagegw.schemas import ImageGenerationRequest
+
+RESPONSE_FORMATS = ("b64_json", "url")
+DEFAULT_RESPONSE_FORMAT = "b64_json"
+_SIZE = re.compile(r"^([1-9][0-9]{0,5})x([1-9][0-9]{0,5})$")
+_COMPRESSIBLE_FORMATS = ("jpeg", "webp")
+_TRANSPARENT_FORMATS = ("png", "webp")
+
+# Parameters that go to the provider when the model accepts them, in the order they are checked.
+_FORWARDED = OPENAI_PARAMETERS + EXTENSION_PARAMETERS
+
+
+@dataclass(frozen=True)
+class ValidatedRequest:
+    image_request: ImageRequest
+    response_format: str
+    ignored_parameters: tuple[str, ...]
+
+
+def validate(
+    body: ImageGenerationRequest, resolution: Resolution, *, timeout_seconds: float
+) -> ValidatedRequest:
+    spec = resolution.spec
+    _check_prompt(body.prompt, spec)
+    n = _check_n(body.n, spec)
+    _check_streaming(body)
+    response_format = _check_response_format(body.response_format)
+
+    given = body.given()
+    forwarded: dict[str, object] = {}
+    ignored: list[str] = []
+    for name in _FORWARDED:
+        if name not in given:
+            continue
+        if not spec.accepts(name):
+            raise UnsupportedParameter(
+                f"The model `{spec.id}` does not accept '{name}'. "
+                f"It accepts: {_listing(sorted(spec.parameters))}.",
+                param=name,
+            )
+        if name in spec.ignored_parameters:
+            ignored.append(name)
+            continue
+        forwarded[name] = given[name]
+
+    _check_values(forwarded, spec)
+    return ValidatedRequest(
+        image_request=ImageRequest(
+            spec=spec,
+            upstream_model=resolution.upstream_model,
+            prompt=body.prompt,
+            n=n,
+            timeout_seconds=timeout_seconds,
+            **forwarded,  # type: ignore[arg-type]
+        ),
+        response_format=response_format,
+        ignored_parameters=tuple(ignored),
+    )
+
+
+def _check_prompt(prompt: str, spec: ModelSpec) -> None:
+    if not prompt.strip():
+        raise InvalidValue("Invalid 'prompt': it must not be empty.", param="prompt")
+    if len(prompt) > spec.prompt_max_chars:
+        raise PromptTooLong(
+            f"Invalid 'prompt': string too long. Expected a string with maximum length "
+            f"{spec.prompt_max_chars} for model `{spec.id}`, but got a string with length "
+            f"{len(prompt)} instead.",
+            param="prompt",
+        )
+
+
+def _check_n(n: int | None, spec: ModelSpec) -> int:
+    # Omitted and 0 both mean the default of one image, as documented for the product.
+    if n is None or n == 0:
+        return 1
+    if not 1 <= n <= spec.n_max:
+        allowed = "1" if spec.n_max == 1 else f"between 1 and {spec.n_max}"
+        raise InvalidValue(
+            f"Invalid 'n': {n}. The model `{spec.id}` generates {allowed} image"
+            f"{'' if spec.n_max == 1 else 's'} per request.",
+            param="n",
+        )
+    return n
+
+
+def _check_streaming(body: ImageGenerationRequest) -> None:
+    if body.stream:
+        raise UnsupportedParameter(
+            "Streaming ('stream': true) is not supported by this gateway yet. Send the request "
+            "without 'stream' to receive the finished images.",
+            param="stream",
+        )
+    if body.partial_images:
+        raise UnsupportedParameter(
+            "'partial_images' only applies to streaming, which this gateway does not support yet.",
+            param="partial_images",
+        )
+
+
+def _check_response_format(value: str | None) -> str:
+    if value is None:
+        return DEFAULT_RESPONSE_FORMAT
+    if value not in RESPONSE_FORMATS:
+        raise InvalidValue(
+            f"Invalid value for 'response_format': '{value}'. Supported values are: "
+            f"{_listing(RESPONSE_FORMATS)}.",
+            param="response_format",
+        )
+    return value
+
+
+def _check_values(forwarded: dict[str, object], spec: ModelSpec) -> None:
+    if "size" in forwarded:
+        _check_size(str(forwarded["size"]), spec)
+    choices = {
+        "quality": spec.qualities,
+        "style": spec.styles,
+        "background": spec.backgrounds,
+        "output_format": spec.output_formats,
+        "moderation": spec.moderations,
+        "complexity": spec.complexities,
+        "person_generation": spec.person_generations,
+    }
+    for name, allowed in choices.items():
+        if name in forwarded and forwarded[name] not in allowed:
+            raise InvalidValue(
+                f"Invalid value for '{name}': '{forwarded[name]}'. The model `{spec.id}` "
+                f"supports: {_listing(allowed)}.",
+                param=name,
+            )
+    output_format = forwarded.get("output_format", "png")
+    if "output_compression" in forwarded:
+        compression = forwarded["output_compression"]
+        assert isinstance(compression, int)
+        if not 0 <= compression <= 100:
+            raise InvalidValue(
+                f"Invalid value for 'output_compression': {compression}. It must be between 0 "
+                "and 100.",
+                param="output_compression",
+            )
+        if output_format not in _COMPRESSIBLE_FORMATS:
+            raise InvalidValue(
+                "'output_compression' only applies to output_format 'jpeg' or 'webp', but the "
+                f"output format is '{output_format}'.",
+                param="output_compression",
+            )
+    if forwarded.get("background") == "transparent" and output_format not in _TRANSPARENT_FORMATS:
+        raise InvalidValue(
+            "A transparent background needs output_format 'png' or 'webp', but the output "
+            f"format is '{output_format}'.",
+            param="background",
+        )
+
+
+def _check_size(size: str, spec: ModelSpec) -> None:
+    if size in spec.sizes:
+        return
+    rule = spec.free_size
+    match = _SIZE.match(size)
+    if rule is not None and match is not None:
+        problem = rule.violation(int(match.group(1)), int(match.group(2)))
+        if problem is None:
+            return
+        raise InvalidValue(
+            f"Invalid value for 'size': '{size}': {problem}. The model `{spec.id}` supports "
+            f"{_listing(spec.sizes)}, or {rule.describe()}.",
+            param="size",
+        )
+    also = f", or {rule.describe()}" if rule is not None else ""
+    raise InvalidValue(
+        f"Invalid value for 'size': '{size}'. The model `{spec.id}` supports: "
+        f"{_listing(spec.sizes)}{also}.",
+        param="size",
+    )
+
+
+def _listing(values: Sequence[str]) -> str:
+    if not values:
+        return "(none)"
+    return ", ".join(f"'{value}'" for value in values)
