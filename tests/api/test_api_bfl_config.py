@@ -12,9 +12,9 @@ import pytest
 from api_support import GENERATIONS, assert_error
 from fastapi.testclient import TestClient
 
-from imagegw.app import create_app
-from imagegw.credentials import environment_config
-from imagegw.runtime import Runtime
+from imagegw.aws.credentials import environment_config
+from imagegw.entrypoints.app import create_app
+from imagegw.entrypoints.runtime import Runtime
 from imagegw.settings import Settings
 
 from conftest import API_KEY, AUTH

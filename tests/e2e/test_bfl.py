@@ -20,8 +20,8 @@ import pytest
 from PIL import Image
 
 from e2e.conftest import CLIENT_KEY
-from imagegw.app import create_app
-from imagegw.runtime import Runtime
+from imagegw.entrypoints.app import create_app
+from imagegw.entrypoints.runtime import Runtime
 from imagegw.settings import Settings
 
 from support.fake_bfl import (

@@ -18,8 +18,8 @@ from imagegw.catalog import (
     load_catalog,
     parse_catalog,
 )
+from imagegw.entrypoints.runtime import Runtime
 from imagegw.errors import ModelNotFound, ModelRetired, ModelUnavailable
-from imagegw.runtime import Runtime
 from imagegw.settings import Settings
 
 BEFORE_DALLE_SHUTDOWN = dt.date(2026, 1, 15)

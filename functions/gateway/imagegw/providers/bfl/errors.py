@@ -43,17 +43,14 @@ TASK_ERROR = "Error"
 TASK_NOT_FOUND = "Task not found"
 
 
-class Moderated(ContentPolicyViolation):
+def moderated(status: str) -> ContentPolicyViolation:
     """BFL's moderation stopped the task (not charged, per BFL): counted as filtered."""
-
-    def __init__(self, status: str) -> None:
-        stage = "your prompt" if status == REQUEST_MODERATED else "the generated image"
-        super().__init__(
-            f"Your request was rejected by Black Forest Labs' moderation: it flagged {stage} "
-            f"({status}).",
-            code="content_policy_violation",
-        )
-        self.stage = "input" if status == REQUEST_MODERATED else "output"
+    stage = "your prompt" if status == REQUEST_MODERATED else "the generated image"
+    return ContentPolicyViolation(
+        f"Your request was rejected by Black Forest Labs' moderation: it flagged {stage} "
+        f"({status}).",
+        code="content_policy_violation",
+    )
 
 
 def submit_error(status: int, content: bytes, headers: Mapping[str, str]) -> GatewayError:

@@ -221,7 +221,7 @@ class Task:
                 raise _poll_unreadable("a Ready task without a result")
             return result
         if status in (errors.REQUEST_MODERATED, errors.CONTENT_MODERATED):
-            raise errors.Moderated(status)
+            raise errors.moderated(status)
         if status in (errors.TASK_ERROR, errors.TASK_NOT_FOUND):
             raise errors.task_failed(status)
         raise _poll_unreadable(f"an unknown task status ({str(status)[:40]!r})")
