@@ -7,6 +7,8 @@ model differ from the next one's in the same warm process:
     ImagesGenerated   Count         provider, model
     UpstreamLatency   Milliseconds  provider, model
     GenerationErrors  Count         provider, model, error_code
+    GenerationCost    None (USD)    provider, model       and again by key
+    UnpricedImages    Count         provider, model       images of a model without a known price
 
 Tracing wraps the upstream call in an X-Ray subsegment annotated with provider and model, and
 records no request or response body. Powertools and the X-Ray SDK are imported on first use,
@@ -24,6 +26,8 @@ from imagegw.settings import Settings
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
+
+    from imagegw.catalog.prices import Cost
 
 SERVICE = "imagegw"
 _tracer: Tracer | None = None
@@ -58,6 +62,15 @@ class Telemetry:
 
     def upstream_latency(self, *, provider: str, model: str, milliseconds: float) -> None:
         self._emit("UpstreamLatency", "Milliseconds", milliseconds, provider=provider, model=model)
+
+    def cost(self, *, provider: str, model: str, key: str, cost: Cost | None, images: int) -> None:
+        """What a generation cost, summable by model and by key (the key's name, never the key)."""
+        if cost is None:
+            self._emit("UnpricedImages", "Count", images, provider=provider, model=model)
+            return
+        amount = float(cost.amount)
+        self._emit("GenerationCost", "None", amount, provider=provider, model=model)
+        self._emit("GenerationCost", "None", amount, key=key)
 
     def error(self, *, code: str | None, provider: str | None, model: str | None) -> None:
         self._emit(

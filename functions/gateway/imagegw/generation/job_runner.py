@@ -33,7 +33,7 @@ from imagegw.entrypoints.runtime import Runtime
 from imagegw.errors import GatewayError, InvalidRequest, internal_error
 from imagegw.generation.deadline import Deadline
 from imagegw.generation.delivery import Delivery
-from imagegw.generation.service import describe, prepare_generation, run_generation
+from imagegw.generation.service import account, describe, prepare_generation, run_generation
 from imagegw.logs import correlation_id
 from imagegw.providers.base import GeneratedImage
 from imagegw.state.auth import ALL_SCOPES, Principal
@@ -300,6 +300,7 @@ async def _run(
         {"status": SUCCEEDED, "result": {"images": images, "response": response}},
     )
     await _settle(runtime, job, delivered=len(keys))
+    account(runtime, prepared, result, outcome.cost, key=job.client)
     logger.info("job succeeded", extra={"job_id": job.id, "images": len(keys)})
     return Processed(Disposition.DONE, recorded)
 
