@@ -27,8 +27,6 @@ from imagegw.settings import Settings
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
 
-    from imagegw.catalog.prices import Cost
-
 SERVICE = "imagegw"
 _tracer: Tracer | None = None
 
@@ -63,14 +61,16 @@ class Telemetry:
     def upstream_latency(self, *, provider: str, model: str, milliseconds: float) -> None:
         self._emit("UpstreamLatency", "Milliseconds", milliseconds, provider=provider, model=model)
 
-    def cost(self, *, provider: str, model: str, key: str, cost: Cost | None, images: int) -> None:
-        """What a generation cost, summable by model and by key (the key's name, never the key)."""
-        if cost is None:
+    def cost(self, *, provider: str, model: str, key: str, usd: float | None, images: int) -> None:
+        """What a generation cost, summable by model and by key (the key's name, never the key).
+
+        ``usd`` None: the model has no known price; its images are counted instead.
+        """
+        if usd is None:
             self._emit("UnpricedImages", "Count", images, provider=provider, model=model)
             return
-        amount = float(cost.amount)
-        self._emit("GenerationCost", "None", amount, provider=provider, model=model)
-        self._emit("GenerationCost", "None", amount, key=key)
+        self._emit("GenerationCost", "None", usd, provider=provider, model=model)
+        self._emit("GenerationCost", "None", usd, key=key)
 
     def error(self, *, code: str | None, provider: str | None, model: str | None) -> None:
         self._emit(

@@ -20,10 +20,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from imagegw.api import jsonbody
 from imagegw.catalog import Resolution
 from imagegw.catalog.prices import Cost, cost_body, cost_header
-from imagegw.entrypoints.runtime import Runtime
 from imagegw.errors import (
     ContentPolicyViolation,
     GatewayError,
@@ -34,6 +32,8 @@ from imagegw.errors import (
     UpstreamBadResponse,
     UpstreamTimeout,
 )
+from imagegw.fastpath import jsonbody
+from imagegw.generation.context import GenerationContext
 from imagegw.generation.cost import COST_HEADER, generation_cost
 from imagegw.generation.deadline import MIN_UPSTREAM_SECONDS, Budget, Deadline, no_deadline
 from imagegw.generation.delivery import Delivery, as_links, deliver
@@ -81,7 +81,7 @@ class PreparedGeneration:
 
 
 def prepare_generation(
-    runtime: Runtime,
+    runtime: GenerationContext,
     principal: Principal,
     raw_body: bytes,
     *,
@@ -129,7 +129,7 @@ def prepare_generation(
 
 
 async def run_generation(
-    runtime: Runtime,
+    runtime: GenerationContext,
     prepared: PreparedGeneration,
     *,
     client: str,
@@ -196,7 +196,7 @@ async def run_generation(
 
 
 def describe(
-    runtime: Runtime,
+    runtime: GenerationContext,
     prepared: PreparedGeneration,
     result: ImageResult,
     delivery: Delivery,
@@ -230,7 +230,7 @@ def describe(
 
 
 async def generate_images(
-    runtime: Runtime,
+    runtime: GenerationContext,
     principal: Principal,
     raw_body: bytes,
     *,
@@ -269,7 +269,7 @@ async def generate_images(
 
 
 def account(
-    runtime: Runtime,
+    runtime: GenerationContext,
     prepared: PreparedGeneration,
     result: ImageResult,
     cost: Cost | None,
@@ -279,13 +279,14 @@ def account(
     """Count what a delivered generation cost, by model and by key (metrics)."""
     served = runtime.catalog.get(result.served_by) if result.served_by else None
     spec = served or prepared.resolution.spec
+    usd = float(cost.amount) if cost is not None else None
     runtime.telemetry.cost(
-        provider=spec.provider, model=spec.id, key=key, cost=cost, images=len(result.images)
+        provider=spec.provider, model=spec.id, key=key, usd=usd, images=len(result.images)
     )
 
 
 async def _delivered(
-    runtime: Runtime,
+    runtime: GenerationContext,
     prepared: PreparedGeneration,
     result: ImageResult,
     store: ImageStore,
@@ -308,7 +309,7 @@ async def _delivered(
 
 
 async def _fit_response(
-    runtime: Runtime,
+    runtime: GenerationContext,
     prepared: PreparedGeneration,
     result: ImageResult,
     delivery: Delivery,
