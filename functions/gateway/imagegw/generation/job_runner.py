@@ -38,6 +38,7 @@ from imagegw.generation.delivery import Delivery
 from imagegw.generation.job_progress import JobProgress
 from imagegw.generation.service import (
     PreparedGeneration,
+    account,
     describe,
     prepare_generation,
     run_generation,
@@ -335,6 +336,7 @@ async def _run(
         },
     )
     await _settle(runtime, job, delivered=len(keys))
+    account(runtime, prepared, result, outcome.cost, key=job.client)
     logger.info("job succeeded", extra={"job_id": job.id, "images": len(keys)})
     return Processed(Disposition.DONE, recorded)
 

@@ -47,6 +47,7 @@ from imagegw.generation.service import (
     PreparedGeneration,
     _delivered,
     _never_empty,
+    account,
     prepare_generation,
 )
 from imagegw.providers.base import Completed, PartialImage
@@ -218,6 +219,7 @@ async def _frames(
                     runtime, prepared, result, guard.image_store, base_url, limit
                 )
                 guard.succeeded(outcome.content, outcome.headers, delivered=len(result.images))
+                account(runtime, prepared, result, outcome.cost, key=principal.name)
                 completed = stream_events.completed_event(outcome.body, requested)
                 if "x-imagegw-delivery" in outcome.headers:
                     # Said in a header when not streamed; the headers have gone out already.
