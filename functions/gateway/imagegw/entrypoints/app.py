@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from imagegw import __version__
 from imagegw.api.middleware import RequestContextMiddleware
-from imagegw.api.routes import health, images, jobs, models
+from imagegw.api.routes import health, images, jobs, models, realtime
 from imagegw.entrypoints.runtime import Runtime
 from imagegw.errors import GatewayError, InvalidRequest, MethodNotAllowed, NotFound, render
 from imagegw.logs import configure_logging
@@ -106,6 +106,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(models.router)
     app.include_router(images.router)
     app.include_router(jobs.router)
+    app.include_router(realtime.router)
     origins = [origin.strip() for origin in runtime.settings.cors_origins.split(",")]
     if any(origins):
         from fastapi.middleware.cors import CORSMiddleware  # only deployments that use it
