@@ -7,7 +7,9 @@ is used within the secret's time-to-live. The layout (README, "Secrets"):
 
     {"openai": {"api_key": "sk-...", "base_url": "https://...", "organization": "org-..."},
      "google": {"service_account": {...} | "<json>", "project": "...", "location": "us-central1",
-                "api_key": "...", "gemini_location": "global"}}
+                "api_key": "...", "gemini_location": "global"},
+     "bedrock": {"region": "us-west-2"},
+     "stability": {"api_key": "sk-...", "base_url": "https://api.stability.ai"}}
 """
 
 from __future__ import annotations
@@ -69,6 +71,13 @@ def environment_config(settings: Settings, provider: str) -> ProviderConfig:
             "gemini_location": settings.google_gemini_location,
             "vertex_base_url": settings.google_vertex_base_url,
             "gemini_base_url": settings.google_gemini_base_url,
+        }
+    elif provider == "bedrock":
+        values = {"region": settings.bedrock_region}
+    elif provider == "stability":
+        values = {
+            "api_key": _plain(settings.stability_api_key),
+            "base_url": settings.stability_base_url,
         }
     else:
         values = {}

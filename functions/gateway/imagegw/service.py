@@ -203,6 +203,10 @@ def describe(
     headers = {"x-imagegw-model": model, **delivery.headers}
     response: dict[str, Any] = {"created": int(runtime.clock()), "data": delivery.items}
     response.update(_resolved_settings(result))
+    # What a provider adds about how it served (Stability: the aspect ratio sent, the seeds);
+    # never in place of a field the gateway sets.
+    for name, value in result.extra.items():
+        response.setdefault(name, value)
     response["model"] = model
     if resolution.redirected_from is not None:
         headers["x-imagegw-redirected-from"] = resolution.redirected_from.id

@@ -1,8 +1,8 @@
-"""The width and height of a PNG or JPEG, read from the first bytes of its base64.
+"""The width and height of a PNG, JPEG or WebP, read from the first bytes of its base64.
 
-Google does not report the size it produced, and it has been seen to ignore the requested tier
-(googleapis/js-genai#1461, #1682): the size the caller is told comes from the image itself. Only
-the header is decoded, never the megabytes behind it.
+Google and Stability do not report the size they produced, and Google has been seen to ignore the
+requested tier (googleapis/js-genai#1461, #1682): the size the caller is told comes from the image
+itself. Only the header is decoded, never the megabytes behind it.
 """
 
 from __future__ import annotations
@@ -30,6 +30,39 @@ def dimensions(b64: str) -> tuple[int, int] | None:
         return int(width), int(height)
     if head.startswith(b"\xff\xd8"):
         return _jpeg(head)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP" and len(head) >= 30:
+        return _webp(head)
+    return None
+
+
+def image_format(b64: str) -> str | None:
+    """ "png", "jpeg" or "webp" by the image's first bytes, or None for anything else."""
+    try:
+        head = base64.b64decode(b64[:16], validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if head.startswith(_PNG_SIGNATURE):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+def _webp(data: bytes) -> tuple[int, int] | None:
+    chunk = data[12:16]
+    if chunk == b"VP8X":  # extended: the canvas size, minus one, in 24 bits each
+        width = int.from_bytes(data[24:27], "little") + 1
+        height = int.from_bytes(data[27:30], "little") + 1
+        return width, height
+    if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":  # lossy key frame
+        width = int.from_bytes(data[26:28], "little") & 0x3FFF
+        height = int.from_bytes(data[28:30], "little") & 0x3FFF
+        return width, height
+    if chunk == b"VP8L" and data[20] == 0x2F:  # lossless: 14 bits each, minus one
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
     return None
 
 
