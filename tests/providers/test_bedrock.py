@@ -507,8 +507,8 @@ async def test_build_needs_a_region_and_names_how_to_set_it() -> None:
 async def test_the_region_setting_enables_the_provider_and_the_secret_overrides_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from imagegw.credentials import EnvironmentCredentials, SecretCredentials
-    from imagegw.secrets_cache import CachedSecret
+    from imagegw.aws.credentials import EnvironmentCredentials, SecretCredentials
+    from imagegw.aws.secrets_cache import CachedSecret
 
     monkeypatch.setenv("IMAGEGW_BEDROCK_REGION", "us-west-2")
     settings = Settings()

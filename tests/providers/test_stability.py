@@ -347,7 +347,7 @@ async def test_a_hangup_is_ambiguous_and_nothing_listening_is_unreachable(
 async def test_build_needs_a_key_and_reads_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from imagegw.credentials import environment_config
+    from imagegw.aws.credentials import environment_config
 
     async with httpx.AsyncClient() as http:
         with pytest.raises(ProviderNotConfigured) as caught:

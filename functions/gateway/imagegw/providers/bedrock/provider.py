@@ -19,7 +19,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from imagegw import aws_clients
+from imagegw.aws import clients as aws_clients
 from imagegw.errors import (
     GatewayError,
     ProviderNotConfigured,
