@@ -115,9 +115,15 @@ class Runtime:
         if not self._job_queue_built:
             from imagegw.entrypoints.job_build import build_job_queue
 
-            self._job_queue = build_job_queue(self)
+            self._job_queue = build_job_queue(self.settings, self._run_job_here)
             self._job_queue_built = True
         return self._job_queue
+
+    async def _run_job_here(self, job_id: str) -> object:
+        from imagegw.generation.job_runner import process_job
+
+        # One attempt: there is no queue to come back from.
+        return await process_job(self, job_id, max_receive_count=1)
 
     @property
     def telemetry(self) -> Telemetry:
