@@ -448,7 +448,7 @@ def test_models_lists_them_with_capabilities_and_lifecycle(oai: openai.OpenAI) -
         assert capabilities["response_formats"] == ["b64_json", "url"]
         assert capabilities["prompt_max_chars"] == 10000
     bedrock_ultra = listed["bedrock/stable-image-ultra"].model_dump()
-    assert "Legacy" in bedrock_ultra["capabilities"]["description"]
+    assert "Legacy" in bedrock_ultra["capabilities"]["lifecycle_note"]
     assert "bedrock/stability.stable-image-ultra-v1:1" in bedrock_ultra["capabilities"]["aliases"]
 
 

@@ -9,7 +9,8 @@ is used within the secret's time-to-live. The layout (README, "Secrets"):
      "google": {"service_account": {...} | "<json>", "project": "...", "location": "us-central1",
                 "api_key": "...", "gemini_location": "global"},
      "bedrock": {"region": "us-west-2"},
-     "stability": {"api_key": "sk-...", "base_url": "https://api.stability.ai"}}
+     "stability": {"api_key": "sk-...", "base_url": "https://api.stability.ai"},
+     "bfl": {"api_key": "bfl_...", "region": "global" | "eu" | "us", "base_url": "https://..."}}
 """
 
 from __future__ import annotations
@@ -78,6 +79,12 @@ def environment_config(settings: Settings, provider: str) -> ProviderConfig:
         values = {
             "api_key": _plain(settings.stability_api_key),
             "base_url": settings.stability_base_url,
+        }
+    elif provider == "bfl":
+        values = {
+            "api_key": _plain(settings.bfl_api_key),
+            "region": settings.bfl_region,
+            "base_url": settings.bfl_base_url,
         }
     else:
         values = {}

@@ -84,7 +84,7 @@ def candidates(
     today = runtime.today()
     for model_id in resolution.spec.fallbacks:
         spec = runtime.catalog.get(model_id)
-        if spec is None or spec.is_retired(today):
+        if spec is None or not spec.enabled or spec.is_retired(today):
             continue
         try:
             principal.require_model(spec.id)

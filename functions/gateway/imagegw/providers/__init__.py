@@ -29,6 +29,7 @@ _FACTORIES: dict[str, str] = {
     "google": "imagegw.providers.google:build",
     "bedrock": "imagegw.providers.bedrock:build",
     "stability": "imagegw.providers.stability:build",
+    "bfl": "imagegw.providers.bfl.config:build",
 }
 
 

@@ -32,7 +32,7 @@ from imagegw.providers import aspect_ratios, fanout
 from imagegw.providers.base import ImageProvider, ImageRequest, ImageResult
 from imagegw.providers.bedrock.errors import CONTENT_POLICY_MESSAGE, translate_error
 from imagegw.providers.bedrock.invoke import invoke_body, parse_answer
-from imagegw.providers.dimensions import dimensions, image_format
+from imagegw.providers.dimensions import image_format, size
 
 MAX_PARALLEL_CALLS = 4
 # Threads of the pool: more than one request's parallel calls, so that calls abandoned at a
@@ -97,13 +97,13 @@ class BedrockProvider(ImageProvider):
             filtered_message=CONTENT_POLICY_MESSAGE,
         )
         images = collected.images
-        found = dimensions(images[0].b64())
+        found = size(images[0].b64())
         extra: dict[str, Any] = {"aspect_ratio": choice.aspect_ratio}
         if any(seed is not None for seed in collected.seeds):
             extra["seeds"] = collected.seeds
         return ImageResult(
             images=images,
-            size=f"{found[0]}x{found[1]}" if found else choice.nominal,
+            size=found or choice.nominal,
             output_format=image_format(images[0].b64()),
             filtered=len(collected.filter_reasons),
             failed=len(collected.failures),

@@ -22,7 +22,7 @@ from imagegw.errors import (
 )
 from imagegw.providers import aspect_ratios, fanout
 from imagegw.providers.base import ImageProvider, ImageRequest, ImageResult
-from imagegw.providers.dimensions import dimensions, image_format
+from imagegw.providers.dimensions import image_format, size
 from imagegw.providers.stability import multipart
 from imagegw.providers.stability.translation import (
     CONTENT_POLICY_MESSAGE,
@@ -86,13 +86,13 @@ class StabilityProvider(ImageProvider):
             filtered_message=CONTENT_POLICY_MESSAGE,
         )
         images = collected.images
-        found = dimensions(images[0].b64())
+        found = size(images[0].b64())
         extra: dict[str, Any] = {"aspect_ratio": choice.aspect_ratio}
         if any(seed is not None for seed in collected.seeds):
             extra["seeds"] = collected.seeds
         return ImageResult(
             images=images,
-            size=f"{found[0]}x{found[1]}" if found else choice.nominal,
+            size=found or choice.nominal,
             output_format=image_format(images[0].b64()),
             filtered=len(collected.filter_reasons),
             failed=len(collected.failures),
