@@ -381,7 +381,7 @@ async def test_a_slow_submit_is_an_ambiguous_504(
 ) -> None:
     bfl.enqueue(Delay(3, Accept()))
     with pytest.raises(UpstreamTimeout) as caught:
-        await provider(bfl, http).generate(make_request(PRO, timeout_seconds=0.5))
+        await provider(bfl, http).generate(make_request(PRO, timeout_seconds=1.2))
     assert "may still have been created and billed" in caught.value.message
     assert not caught.value.should_retry
 
@@ -465,10 +465,34 @@ async def test_a_task_still_pending_at_the_deadline_is_a_504_without_resubmittin
 ) -> None:
     bfl.default = Accept(statuses=("Pending",))
     with pytest.raises(UpstreamTimeout) as caught:
-        await provider(bfl, http).generate(make_request(PRO, timeout_seconds=0.6))
+        await provider(bfl, http).generate(make_request(PRO, timeout_seconds=1.2))
     assert "may still finish there and be billed" in caught.value.message
     assert len(bfl.submits()) == 1
     assert len(bfl.polls()) >= 2
+
+
+@pytest.mark.anyio
+async def test_a_task_that_would_start_too_late_is_not_submitted(
+    bfl: FakeBfl, http: httpx.AsyncClient, make_request: MakeRequest
+) -> None:
+    # One slot: the second image waits for the first, which is still pending at the deadline.
+    bfl.default = Accept(statuses=("Pending",))
+    with pytest.raises(UpstreamTimeout) as caught:
+        await provider(bfl, http, max_parallel=1).generate(
+            make_request(PRO, n=2, timeout_seconds=1.5)
+        )
+    assert len(bfl.submits()) == 1
+    # Both images missing: the error names the one that may be billed.
+    assert "may still finish there and be billed" in caught.value.message
+
+
+@pytest.mark.anyio
+async def test_no_submit_without_time_to_see_it_through(
+    bfl: FakeBfl, http: httpx.AsyncClient, make_request: MakeRequest
+) -> None:
+    with pytest.raises(UpstreamTimeout, match="was not submitted"):
+        await provider(bfl, http).generate(make_request(PRO, timeout_seconds=0.5))
+    assert bfl.requests == []
 
 
 # ------------------------------------------------------------------------------ downloads

@@ -52,6 +52,9 @@ logger = logging.getLogger(__name__)
 
 # The phases of a task, for the message when its time runs out.
 QUEUED, SUBMITTING, WAITING, DOWNLOADING = "queued", "submitting", "waiting", "downloading"
+# A task is not submitted with less time left than this: it would be billed and then abandoned
+# (a fan-out's later tasks wait for a free slot and may find the budget nearly spent).
+MIN_SUBMIT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,8 @@ class Task:
         self.task_id: str | None = None
 
     async def run(self) -> Delivered:
+        if self._deadline - self._clock() < MIN_SUBMIT_SECONDS:
+            raise too_slow(QUEUED)
         self.phase = SUBMITTING
         polling_url = await self._submit()
         self.phase = WAITING
