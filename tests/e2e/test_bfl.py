@@ -146,6 +146,9 @@ def test_flux_2_pro_as_b64_json(oai: openai.OpenAI, bfl: FakeBfl) -> None:
     assert data == encode_image("1536x1024", "jpeg")
     assert response.size == "1536x1024"
     assert response.output_format == "jpeg"
+    # BFL's own figure (3 credits), not the catalog's estimate.
+    assert response.model_extra is not None
+    assert response.model_extra["cost"] == {"amount": 0.03, "currency": "USD", "estimated": False}
     (submit,) = bfl.submits()
     assert submit.path == "/v1/flux-2-pro"
     assert submit.header("x-key") == bfl.api_key

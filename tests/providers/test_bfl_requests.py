@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -29,6 +30,7 @@ from imagegw.providers.base import ImageRequest
 from imagegw.providers.bfl.provider import BflProvider
 from imagegw.providers.bfl.task import Endpoint, Polling
 from imagegw.providers.bfl.transport import UntrustedUrl, trusted_polling_url, trusted_sample_url
+from imagegw.providers.progress import Progress, watching
 from imagegw.settings import Settings
 
 from support.fake_bfl import (
@@ -267,6 +269,43 @@ async def test_a_batch_with_an_ambiguous_failure_is_never_marked_retryable(
         await provider(bfl, http, max_parallel=1).generate(make_request(PRO, n=2))
     assert not caught.value.should_retry
     assert caught.value.status == 502
+
+
+@pytest.mark.anyio
+async def test_bfls_cost_of_the_delivered_images_is_the_upstream_cost(
+    bfl: FakeBfl, http: httpx.AsyncClient, make_request: MakeRequest
+) -> None:
+    bfl.enqueue(Accept(cost=4.5), Accept(statuses=("Content Moderated",)), Accept(cost=3))
+    result = await provider(bfl, http, max_parallel=1).generate(make_request(PRO, n=3))
+    assert len(result.images) == 2
+    assert result.upstream_cost_usd == Decimal("0.075")  # credits of $0.01, delivered images
+
+
+@pytest.mark.anyio
+async def test_without_bfls_cost_the_cost_is_unknown(
+    bfl: FakeBfl, http: httpx.AsyncClient, make_request: MakeRequest
+) -> None:
+    bfl.enqueue(Accept(cost=float("nan")))
+    result = await provider(bfl, http).generate(make_request(PRO))
+    assert result.upstream_cost_usd is None
+
+
+@pytest.mark.anyio
+async def test_progress_reports_bfls_own_words_and_images_done(
+    bfl: FakeBfl, http: httpx.AsyncClient, make_request: MakeRequest
+) -> None:
+    bfl.default = Accept(statuses=("Pending", "Pending", "Pending", "Ready"))
+    reports: list[Progress] = []
+    with watching(reports.append):
+        await provider(bfl, http, max_parallel=1).generate(make_request(PRO, n=2))
+    assert reports == [
+        Progress(stage="Pending"),
+        Progress(stage="Ready"),
+        Progress(images_done=1),
+        Progress(stage="Pending"),
+        Progress(stage="Ready"),
+        Progress(images_done=2),
+    ]
 
 
 # ------------------------------------------------------------------------------ submit errors
