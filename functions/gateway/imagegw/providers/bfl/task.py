@@ -235,6 +235,7 @@ class Task:
             self._reported = status
             report_progress(stage=status[:40])
         if status == errors.PENDING:
+            _report_pending(document.get("progress"))
             return None
         if status == errors.READY:
             result = document.get("result")
@@ -414,3 +415,12 @@ def _cost_usd(document: dict[str, Any]) -> Decimal | None:
 def _differs(revised: str, prompt: str) -> bool:
     text = " ".join(revised.split())
     return bool(text) and text != " ".join(prompt.split())
+
+
+def _report_pending(progress: object) -> None:
+    """BFL's polling state for a job's progress: its status word, and its optional ``progress``
+    fraction (0 to 1) as a percentage. Anything else is not reported (its scale is unknown)."""
+    fraction = progress if isinstance(progress, int | float) and 0 <= progress <= 1 else None
+    report_progress(
+        stage=errors.PENDING, percent=None if fraction is None else float(fraction) * 100
+    )
