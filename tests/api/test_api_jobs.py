@@ -12,7 +12,7 @@ from typing import Any
 from api_support import GENERATIONS, assert_error, bearer, client_for
 from fastapi.testclient import TestClient
 
-from imagegw.runtime import Runtime
+from imagegw.entrypoints.runtime import Runtime
 from imagegw.settings import Settings
 
 from conftest import API_KEY, AUTH
@@ -159,7 +159,7 @@ def test_an_idempotency_key_reused_for_another_job_body_is_a_422(
 
 
 def test_idempotency_keys_of_two_clients_name_different_jobs() -> None:
-    from imagegw.jobs.model import idempotent_job_id, is_valid_job_id
+    from imagegw.state.jobs.model import idempotent_job_id, is_valid_job_id
 
     first = idempotent_job_id("team-a", "line-1")
     assert is_valid_job_id(first)

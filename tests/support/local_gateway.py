@@ -11,10 +11,10 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from imagegw.app import create_app
+from imagegw.entrypoints.app import create_app
+from imagegw.entrypoints.runtime import Runtime
 from imagegw.providers.base import ImageProvider, ImageRequest, ImageResult
 from imagegw.providers.local import LocalProvider
-from imagegw.runtime import Runtime
 from imagegw.settings import Settings
 
 from support.fakes import FakeClock
