@@ -57,6 +57,7 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 
 dev: $(VENV)/.installed
 	IMAGEGW_API_KEYS="$${IMAGEGW_API_KEYS:-$(DEV_API_KEY)}" \
+	IMAGEGW_PLAYGROUND="$${IMAGEGW_PLAYGROUND:-true}" \
 	$(BIN)/uvicorn imagegw.entrypoints.app:create_app --factory --host 127.0.0.1 --port $(PORT)
 
 test: lint typecheck pytest
