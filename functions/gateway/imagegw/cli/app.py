@@ -316,7 +316,7 @@ def models(ctx: click.Context, as_json: bool, base_url: str, api_key: str | None
 @click.pass_context
 def keys(ctx: click.Context, arguments: tuple[str, ...]) -> None:
     """Client keys: create, revoke, list (imagegw keys --help)."""
-    from imagegw.aws.keys import main as keys_main
+    from imagegw.cli.keys import main as keys_main
 
     ctx.exit(keys_main(list(arguments), prog="imagegw keys"))
 
