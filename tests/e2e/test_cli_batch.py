@@ -22,6 +22,8 @@ from click.testing import CliRunner
 from imagegw.cli.app import cli
 from imagegw.cli.batch import Batch, BatchFileError, read_prompts
 from imagegw.cli.client import ImagesClient
+from imagegw.errors import ContentPolicyViolation
+from imagegw.providers.base import ImageRequest, ImageResult
 
 from support.local_gateway import DEV_KEY, CountingLocal, local_gateway
 
@@ -143,6 +145,34 @@ def test_failures_are_recorded_reported_and_retried_on_request(tmp_path: Path) -
         assert fixed.exit_code == 0, fixed.output
         assert not (out / "bad.failed.json").exists()
         assert "bad" in finished_ids(out)
+
+
+class RefusesDoomedPrompts(CountingLocal):
+    async def generate(self, request: ImageRequest) -> ImageResult:
+        if "doomed" in request.prompt:
+            raise ContentPolicyViolation("The upstream's safety system refused the prompt.")
+        return await super().generate(request)
+
+
+def test_a_job_that_fails_on_the_server_is_reported_with_its_error(tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"id": "fine", "prompt": "a kite"}\n{"id": "no", "prompt": "doomed"}\n')
+    out = tmp_path / "out"
+    provider = RefusesDoomedPrompts()
+    with local_gateway(tmp_path, provider) as gateway:
+        env = {"IMAGEGW_BASE_URL": gateway.base_url + "/v1", "IMAGEGW_API_KEY": DEV_KEY}
+        argv = ["batch", str(prompts), "-o", str(out), "-m", "local/sketch"]
+        result = CliRunner().invoke(cli, [*argv, "--poll-interval", "0.05"], env=env)
+    assert result.exit_code == 1, result.output
+    # The job's own error object: accepted (202), then failed in the worker.
+    assert (
+        "no failed: The upstream's safety system refused the prompt. [content_policy_violation]"
+        in (result.stderr)
+    )
+    assert "1 of 2 requests done" in result.stderr
+    assert "cost $0.0000" in result.stderr  # local/* models are priced at zero
+    assert finished_ids(out) == {"fine"}
+    assert json.loads((out / "no.failed.json").read_text())["attempt"] == 0
 
 
 def test_a_server_without_a_job_queue_answers_at_once_and_cost_is_summed(tmp_path: Path) -> None:

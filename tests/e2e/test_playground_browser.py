@@ -160,6 +160,7 @@ def test_a_new_user_makes_images_with_a_local_model(
     assert re.search(r"size\s+256x256", resolved)
     assert re.search(r"background\s+transparent", resolved)
     assert re.search(r"model\s+local/sketch", resolved)
+    assert re.search(r"cost\s+USD 0\.0000", resolved)  # local/* models are free
     assert tab.is_hidden("#error")
 
     # The key stayed in the page's memory: not in the URL, a cookie or storage.
@@ -217,6 +218,46 @@ def test_a_wrong_key_is_reported_when_loading_models(
     )
     assert tab.inner_text("#setup-status").startswith("401: ")
     assert tab.is_hidden("#request")
+
+
+def test_a_real_stream_shows_partial_images_then_the_final_one(
+    page: tuple[Page, Problems], gateway: GatewayServer
+) -> None:
+    """local/* models stream real partial images (coarse to fine) under uvicorn."""
+    tab, problems = page
+    connect(tab, gateway)
+    tab.wait_for_selector("#request:not([hidden])")
+    tab.select_option("#model", "local/sketch")
+    tab.fill("#prompt", "a comet over the sea")
+    tab.select_option("#param-size", "256x256")
+    tab.check("#param-stream")
+    tab.select_option("#param-partial_images", "2")
+    # Every image the page puts up, in order (partials are replaced in place).
+    tab.evaluate(
+        """() => {
+            window.shown = [];
+            new MutationObserver(() => {
+                for (const image of document.querySelectorAll('#images img')) {
+                    if (window.shown.at(-1) !== image.alt) window.shown.push(image.alt);
+                }
+            }).observe(document.getElementById('images'), {childList: true, subtree: true});
+        }"""
+    )
+    with tab.expect_response("**/v1/images/generations") as answered:
+        tab.click("#generate")
+    assert answered.value.headers["content-type"].startswith("text/event-stream")
+    tab.wait_for_function(
+        "() => [...document.querySelectorAll('#images figure[data-final] img')]"
+        ".some(i => i.complete && i.naturalWidth === 256)"
+    )
+    assert tab.evaluate("window.shown") == ["partial 1", "partial 2", "image 1"]
+    assert tab.locator("#images figure").count() == 1
+    resolved = tab.inner_text("#resolved")
+    assert re.search(r"request id\s+req_[0-9a-f]{32}", resolved)
+    assert re.search(r"size\s+256x256", resolved)
+    assert re.search(r"model\s+local/sketch", resolved)
+    assert curl_body(tab)["stream"] is True
+    assert problems.found == []
 
 
 STREAMING_MODEL = {
@@ -312,4 +353,46 @@ def test_a_streamed_answer_shows_partial_images_then_the_final_one(
     assert '"output_tokens":4' in resolved
     assert tab.inner_text("#curl").startswith("curl -sN ")
     assert "for event in stream:" in tab.inner_text("#python")
+    assert problems.found == []
+
+
+def test_cost_and_the_gateways_headers_are_shown_when_the_answer_has_them(
+    page: tuple[Page, Problems], gateway: GatewayServer
+) -> None:
+    """`cost` (with its x-imagegw-cost-usd header) and the x-imagegw-* headers, as a gateway
+    with prices answers: played by the browser's router, like the stream above."""
+    tab, problems = page
+    image = base64.b64encode(TINY_PNG).decode()
+
+    def generations(route: Route) -> None:
+        route.fulfill(
+            status=200,
+            headers={
+                "content-type": "application/json",
+                "x-request-id": "req_priced",
+                "x-imagegw-cost-usd": "0.0420",
+                "x-imagegw-ignored-params": "style",
+            },
+            body=json.dumps(
+                {
+                    "created": 1,
+                    "model": "local/sketch",
+                    "data": [{"b64_json": image, "revised_prompt": "a kite, at noon"}],
+                    "cost": {"amount": 0.042, "currency": "USD", "estimated": True},
+                }
+            ),
+        )
+
+    tab.route("**/v1/images/generations", generations)
+    connect(tab, gateway)
+    tab.wait_for_selector("#request:not([hidden])")
+    tab.select_option("#model", "local/sketch")
+    tab.fill("#prompt", "a kite")
+    tab.click("#generate")
+    tab.wait_for_selector("#images figure img")
+    resolved = tab.inner_text("#resolved")
+    assert re.search(r"cost\s+USD 0\.0420 \(estimated\)", resolved)
+    assert re.search(r"x-imagegw-ignored-params\s+style", resolved)
+    assert "req_priced" in resolved
+    assert "revised prompt: a kite, at noon" in tab.inner_text("#images")
     assert problems.found == []

@@ -235,10 +235,10 @@ class Batch:
             job = await self._wait(item, job_id, job)
             if job.get("status") != "succeeded":
                 error = job.get("error") if isinstance(job.get("error"), dict) else {}
-                raise ApiError(200, error or {"message": "the job failed"})
+                raise ApiError(0, error or {"message": "the job failed"})
             result = job.get("result")
             if not isinstance(result, dict):
-                raise ApiError(200, {"message": "the job succeeded without a result"})
+                raise ApiError(0, {"message": "the job succeeded without a result"})
         else:
             result = answer.body  # the server answered synchronously
         self.reporter.status(item, "saving")

@@ -42,7 +42,8 @@ class ApiError(Exception):
         return str(self.error.get("message") or f"HTTP {self.status}")
 
     def describe(self) -> str:
-        parts = [f"{self.status}", self.message]
+        # A failed job's error came in a 200 answer: it has no HTTP status of its own (0).
+        parts = [f"{self.status}", self.message] if self.status else [self.message]
         if self.error.get("param"):
             parts.append(f"(param: {self.error['param']})")
         if self.error.get("code"):

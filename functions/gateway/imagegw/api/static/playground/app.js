@@ -108,9 +108,10 @@
     return (state.model && state.model.capabilities) || {};
   }
 
+  // This gateway streams every model (OpenAI's image_generation.* events; docs/streaming.md).
+  // A model whose capabilities say otherwise gets no stream option.
   function streams(caps) {
-    const parameters = caps.parameters || [];
-    return caps.streaming === true || parameters.includes("stream") || parameters.includes("partial_images");
+    return caps.streaming !== false;
   }
 
   function chooseModel() {
@@ -292,12 +293,14 @@
     $("resolved").append(element("dt", { text: key }), element("dd", { text }));
   }
 
+  // The gateway says what an answer cost: {amount, currency, estimated}, or null (and the
+  // header "unknown") when the model has no known price.
   function costText(cost, header) {
     if (cost && typeof cost.amount === "number") {
       return `${cost.currency || "USD"} ${cost.amount.toFixed(4)}${cost.estimated ? " (estimated)" : ""}`;
     }
-    if (header) return `USD ${header}`;
-    return cost === null ? "unknown for this model" : null;
+    if (cost === null || header === "unknown") return "unknown (no known price for this model)";
+    return header ? `USD ${header}` : null;
   }
 
   function showResolved(answer, response) {
