@@ -369,6 +369,7 @@
   async function showStream(response, body) {
     let completed = null;
     let failed = false;
+    let partials = 0;
     await readEvents(response, (name, event) => {
       const type = event.type || name;
       if (event.error) {
@@ -376,11 +377,13 @@
         showError(response.status, event.error, response.headers.get("x-request-id"));
       } else if (type.endsWith(".partial_image")) {
         const index = event.partial_image_index ?? 0;
+        partials += 1;
         setStatus("progress", `Partial image ${index + 1} received…`);
         showImage(0, event, event.output_format || body.output_format, `partial ${index + 1}`, true);
       } else if (type.endsWith(".completed")) {
         completed = event;
-        showImage(0, event, event.output_format || body.output_format, "image 1");
+        const after = partials ? ` (after ${partials} partial image${partials === 1 ? "" : "s"})` : "";
+        showImage(0, event, event.output_format || body.output_format, `image 1${after}`);
       }
     });
     if (completed) {
