@@ -170,6 +170,14 @@ def cost_header(cost: Cost | None) -> str:
     return cost.header() if cost is not None else UNKNOWN_COST_HEADER
 
 
+def usd(amount: Decimal) -> str:
+    """``$0.211``, ``$5.00``: cents always shown, fractions of a cent when there are any."""
+    exact = _micro(amount)
+    exponent = exact.normalize().as_tuple().exponent
+    places = max(2, -exponent) if isinstance(exponent, int) else 2
+    return f"${exact:.{places}f}"
+
+
 def to_micros(amount: Decimal) -> int:
     """Whole micro-dollars, rounded up: a hold never rounds below what it covers."""
     return int(amount.scaleb(6).to_integral_value(rounding=ROUND_CEILING))
