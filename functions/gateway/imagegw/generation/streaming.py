@@ -106,7 +106,7 @@ async def stream_images(
         )
     started = time.perf_counter()
     try:
-        served = await _start(runtime, principal, prepared, deadline)
+        served = await start_stream(runtime, principal, prepared, deadline)
     except BaseException as exc:
         if isinstance(exc, GatewayError):
             runtime.telemetry.error(code=exc.code, provider=prepared.provider, model=prepared.model)
@@ -133,7 +133,7 @@ async def stream_images(
     return ImageStream(headers, frames)
 
 
-async def _start(
+async def start_stream(
     runtime: GenerationContext,
     principal: Principal,
     prepared: PreparedGeneration,
