@@ -12,6 +12,9 @@ delivery raise these; only ``render`` turns one into an HTTP body, always OpenAI
     │   ├── InvalidValue                 400 code=invalid_value
     │   ├── PromptTooLong                400 code=string_above_max_length
     │   ├── MalformedBody                400 code=invalid_json
+    │   ├── InvalidImage                 400 code=invalid_image | invalid_image_format |
+    │   │                                    image_too_large (pixels) | invalid_mask
+    │   ├── ForbiddenImageUrl            400 code=image_url_not_allowed (SSRF guard)
     │   └── ContentPolicyViolation       400 code=content_policy_violation
     ├── AuthenticationFailed             401 (code=missing_api_key | invalid_api_key)
     ├── PermissionDenied                 403 code=insufficient_scope | model_not_allowed
@@ -19,6 +22,7 @@ delivery raise these; only ``render`` turns one into an HTTP body, always OpenAI
     │   ├── ModelNotFound                404 code=model_not_found
     │   ├── ModelRetired                 404 code=model_retired
     │   └── ModelUnavailable             404 code=model_unavailable (gone upstream)
+    ├── EndpointRetired                  410 code=endpoint_retired
     ├── PayloadTooLarge                  413 code=payload_too_large
     ├── UnsupportedMediaType             415 code=unsupported_media_type
     ├── IdempotencyInProgress            409 code=idempotency_in_progress (+ Retry-After)
@@ -115,6 +119,18 @@ class MalformedBody(InvalidRequest):
     default_code = "invalid_json"
 
 
+class InvalidImage(InvalidRequest):
+    """An input image of an edit that is not an image the gateway accepts (type, pixels, mask)."""
+
+    default_code = "invalid_image"
+
+
+class ForbiddenImageUrl(InvalidRequest):
+    """An ``image_url`` the gateway will not fetch: not HTTPS, or not on the public internet."""
+
+    default_code = "image_url_not_allowed"
+
+
 class ContentPolicyViolation(InvalidRequest):
     default_code = "content_policy_violation"
 
@@ -147,6 +163,14 @@ class ModelRetired(NotFound):
 
 class ModelUnavailable(NotFound):
     default_code = "model_unavailable"
+
+
+class EndpointRetired(GatewayError):
+    """An OpenAI endpoint that no longer exists upstream (``/v1/images/variations``)."""
+
+    status = 410
+    error_type = "invalid_request_error"
+    default_code = "endpoint_retired"
 
 
 class PayloadTooLarge(GatewayError):

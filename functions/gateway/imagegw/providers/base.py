@@ -15,6 +15,7 @@ from typing import Any
 from imagegw.base64text import Base64Text
 from imagegw.catalog import ModelSpec
 from imagegw.errors import UpstreamBadResponse
+from imagegw.providers.inputs import InputImage
 
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
@@ -59,6 +60,16 @@ class ImageRequest:
     complexity: str | None = None
     watermark: bool | None = None
     person_generation: str | None = None
+    # An edit (POST /v1/images/edits): the input images, checked (generation/input_images.py),
+    # the mask of the first one in OpenAI's convention (alpha 0 = change), and input_fidelity.
+    # No images: a generation. A provider never turns an edit into a generation.
+    images: tuple[InputImage, ...] = ()
+    mask: InputImage | None = None
+    input_fidelity: str | None = None
+
+    @property
+    def is_edit(self) -> bool:
+        return bool(self.images)
 
 
 class GeneratedImage:
