@@ -22,10 +22,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from imagegw.auth import Principal
 from imagegw.catalog import ModelSpec
-from imagegw.deadline import Deadline
+from imagegw.entrypoints.runtime import Runtime
 from imagegw.errors import GatewayError, InvalidValue, MissingParameter
+from imagegw.generation.deadline import Deadline
 from imagegw.generation.edit_request import EditSubmission, ImageEditRequest, ImageSource
 from imagegw.generation.image_refs import ImageReader
 from imagegw.generation.input_images import (
@@ -35,11 +35,16 @@ from imagegw.generation.input_images import (
     check_total,
     inspect_image,
 )
+from imagegw.generation.service import (
+    GenerationOutcome,
+    PreparedGeneration,
+    _delivered,
+    run_generation,
+)
+from imagegw.generation.validation import UnsupportedParameter, validate
 from imagegw.providers.inputs import InputImage
-from imagegw.runtime import Runtime
 from imagegw.schemas import _first_problem
-from imagegw.service import GenerationOutcome, PreparedGeneration, _delivered, run_generation
-from imagegw.validation import UnsupportedParameter, validate
+from imagegw.state.auth import Principal
 
 
 def input_limits(runtime: Runtime) -> InputLimits:

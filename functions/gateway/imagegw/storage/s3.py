@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from imagegw import aws_clients
+from imagegw.aws import clients as aws_clients
 from imagegw.errors import NotFound, PayloadTooLarge, StorageUnavailable
 from imagegw.storage.base import ImageStore, StoredLink, is_valid_key
 from imagegw.storage.local import LinkRefused
