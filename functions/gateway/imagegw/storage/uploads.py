@@ -189,7 +189,7 @@ class LocalUploadStore(UploadStore):
             "expires_at": expires_at,
         }
         policy = base64.b64encode(json.dumps(document, sort_keys=True).encode()).decode("ascii")
-        fields = {"policy": policy, "signature": self._sign(policy)}
+        fields = {"Content-Type": content_type, "policy": policy, "signature": self._sign(policy)}
         url = f"{base_url.rstrip('/')}{UPLOADS_PATH}/{file_id}"
         return UploadTicket(file_id, url, fields, expires_at, max_bytes, content_type)
 
