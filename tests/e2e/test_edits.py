@@ -6,6 +6,7 @@ import base64
 import io
 import urllib.request
 
+import httpx
 import openai
 import pytest
 from openai.types import ImagesResponse
@@ -155,3 +156,35 @@ def test_local_edit_keeps_the_unmasked_pixels(oai: openai.OpenAI, upstream: Fake
     )
     assert edited.size == (64, 48)
     assert upstream.requests == []
+
+
+def test_upload_then_json_edit_by_file_id_as_documented(
+    oai: openai.OpenAI, upstream: FakeOpenAI
+) -> None:
+    data = gradient(80, 40)
+
+    ticket = oai.post(
+        "/images/uploads", body={"content_type": "image/png", "bytes": len(data)}, cast_to=dict
+    )
+    form = ticket["upload"]
+    sent = httpx.post(
+        form["url"],
+        data=form["fields"],
+        files={form["file_field"]: ("x.png", data, "image/png")},
+        timeout=10,
+    )
+    response = oai.post(
+        "/images/edits",
+        body={
+            "model": "openai/gpt-image-2",
+            "prompt": "x",
+            "images": [{"file_id": ticket["file_id"]}],
+        },
+        cast_to=ImagesResponse,
+    )
+
+    assert sent.status_code == 204
+    (edit,) = upstream.requests
+    (image,) = edit.files()
+    assert image.data == data
+    assert response.data[0].b64_json
