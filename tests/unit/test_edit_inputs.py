@@ -9,12 +9,11 @@ import ipaddress
 import pytest
 from PIL import Image
 
-from imagegw.errors import ForbiddenImageUrl, InvalidImage, PayloadTooLarge
+from imagegw.errors import ForbiddenImageUrl, InvalidImage, LinkRefused, PayloadTooLarge
 from imagegw.generation.image_refs import decode_data_url
 from imagegw.generation.input_images import InputLimits, check_mask, inspect_image, sniff_format
 from imagegw.generation.remote_images import is_public_address, public_address
 from imagegw.providers.masks import mask_bytes, white_for_change_png
-from imagegw.storage.local import LinkRefused
 from imagegw.storage.s3 import bucket_object_key, check_presigned_lifetime
 
 from support.edit_images import alpha_mask, encoded, png_declaring, solid

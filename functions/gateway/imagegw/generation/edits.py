@@ -23,8 +23,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from imagegw.catalog import ModelSpec
-from imagegw.entrypoints.runtime import Runtime
-from imagegw.errors import GatewayError, InvalidValue, MissingParameter
+from imagegw.errors import GatewayError, InvalidValue, MissingParameter, UnsupportedParameter
+from imagegw.generation.context import EditContext
 from imagegw.generation.deadline import Deadline
 from imagegw.generation.edit_request import EditSubmission, ImageEditRequest, ImageSource
 from imagegw.generation.image_refs import ImageReader
@@ -41,13 +41,13 @@ from imagegw.generation.service import (
     _delivered,
     run_generation,
 )
-from imagegw.generation.validation import UnsupportedParameter, validate
+from imagegw.generation.validation import validate
 from imagegw.providers.inputs import InputImage
 from imagegw.schemas import _first_problem
 from imagegw.state.auth import Principal
 
 
-def input_limits(runtime: Runtime) -> InputLimits:
+def input_limits(runtime: EditContext) -> InputLimits:
     settings = runtime.settings
     return InputLimits(
         max_bytes=settings.edit_max_image_bytes,
@@ -56,7 +56,7 @@ def input_limits(runtime: Runtime) -> InputLimits:
     )
 
 
-def image_reader(runtime: Runtime, principal: Principal) -> ImageReader:
+def image_reader(runtime: EditContext, principal: Principal) -> ImageReader:
     settings = runtime.settings
     return ImageReader(
         owner=principal.name,
@@ -78,7 +78,7 @@ def parse_edit_fields(fields: dict[str, Any]) -> ImageEditRequest:
 
 
 def check_edit_capabilities(
-    runtime: Runtime, submission: EditSubmission, body: ImageEditRequest, spec: ModelSpec
+    runtime: EditContext, submission: EditSubmission, body: ImageEditRequest, spec: ModelSpec
 ) -> None:
     """The model edits, and takes this many images, the mask and input_fidelity if given."""
     if not spec.edits:
@@ -147,7 +147,7 @@ async def read_inputs(
 
 
 async def prepare_edit(
-    runtime: Runtime,
+    runtime: EditContext,
     principal: Principal,
     submission: EditSubmission,
     *,
@@ -196,7 +196,7 @@ async def prepare_edit(
 
 
 async def edit_images(
-    runtime: Runtime,
+    runtime: EditContext,
     principal: Principal,
     submission: EditSubmission,
     *,

@@ -20,9 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from imagegw.api import jsonbody
 from imagegw.catalog import Resolution
-from imagegw.entrypoints.runtime import Runtime
 from imagegw.errors import (
     ContentPolicyViolation,
     GatewayError,
@@ -33,6 +31,8 @@ from imagegw.errors import (
     UpstreamBadResponse,
     UpstreamTimeout,
 )
+from imagegw.fastpath import jsonbody
+from imagegw.generation.context import GenerationContext
 from imagegw.generation.deadline import MIN_UPSTREAM_SECONDS, Budget, Deadline, no_deadline
 from imagegw.generation.delivery import Delivery, as_links, deliver
 from imagegw.generation.fallbacks import FALLBACK_HEADER, serve
@@ -77,7 +77,7 @@ class PreparedGeneration:
 
 
 def prepare_generation(
-    runtime: Runtime,
+    runtime: GenerationContext,
     principal: Principal,
     raw_body: bytes,
     *,
@@ -125,7 +125,7 @@ def prepare_generation(
 
 
 async def run_generation(
-    runtime: Runtime,
+    runtime: GenerationContext,
     prepared: PreparedGeneration,
     *,
     client: str,
@@ -168,6 +168,9 @@ async def run_generation(
         _never_empty(result)
     except GatewayError as exc:
         telemetry.error(code=exc.code, provider=prepared.provider, model=prepared.model)
+        if exc.status >= 500:
+            # The upstream (or the time it took) failed the call: what the alarm watches.
+            telemetry.upstream_failure(provider=prepared.provider)
         raise
     elapsed_ms = (time.perf_counter() - started) * 1000
     telemetry.upstream_latency(
@@ -192,7 +195,7 @@ async def run_generation(
 
 
 def describe(
-    runtime: Runtime,
+    runtime: GenerationContext,
     prepared: PreparedGeneration,
     result: ImageResult,
     delivery: Delivery,
@@ -221,7 +224,7 @@ def describe(
 
 
 async def generate_images(
-    runtime: Runtime,
+    runtime: GenerationContext,
     principal: Principal,
     raw_body: bytes,
     *,
@@ -259,7 +262,7 @@ async def generate_images(
 
 
 async def _delivered(
-    runtime: Runtime,
+    runtime: GenerationContext,
     prepared: PreparedGeneration,
     result: ImageResult,
     store: ImageStore,
@@ -270,6 +273,8 @@ async def _delivered(
     delivery = await deliver(
         result.images, prepared.validated.response_format, lambda: store, base_url=base_url
     )
+    if delivery.storage_failed:
+        runtime.telemetry.storage_fallback()
     outcome = describe(runtime, prepared, result, delivery)
     if response_limit is None:
         return outcome
@@ -282,7 +287,7 @@ async def _delivered(
 
 
 async def _fit_response(
-    runtime: Runtime,
+    runtime: GenerationContext,
     prepared: PreparedGeneration,
     result: ImageResult,
     delivery: Delivery,

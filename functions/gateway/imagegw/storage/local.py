@@ -18,15 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from imagegw.errors import NotFound, PayloadTooLarge, PermissionDenied, StorageUnavailable
+from imagegw.errors import LinkRefused, NotFound, PayloadTooLarge, StorageUnavailable
 from imagegw.storage.base import ImageStore, StoredLink, is_valid_key
 
 FILES_PATH = "/v1/images/files"
 _CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
-
-
-class LinkRefused(PermissionDenied):
-    default_code = "invalid_link"
 
 
 class LocalImageStore(ImageStore):

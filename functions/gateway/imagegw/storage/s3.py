@@ -19,9 +19,8 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from imagegw.aws import clients as aws_clients
-from imagegw.errors import NotFound, PayloadTooLarge, StorageUnavailable
+from imagegw.errors import LinkRefused, NotFound, PayloadTooLarge, StorageUnavailable
 from imagegw.storage.base import ImageStore, StoredLink, is_valid_key
-from imagegw.storage.local import LinkRefused
 from imagegw.storage.presign import Presigner
 
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imagegw.errors import NotFound, PayloadTooLarge, PermissionDenied, StorageUnavailable
+from imagegw.errors import NotFound, PayloadTooLarge, StorageUnavailable, UploadRefused
 from imagegw.storage.presign import PostPolicy, Presigner
 from imagegw.storage.s3 import read_object
 
@@ -43,10 +43,6 @@ UPLOAD_CONTENT_TYPES = ("image/png", "image/jpeg", "image/webp")
 UPLOADS_PATH = "/v1/images/uploads"
 FILE_FIELD = "file"
 _FILE_ID = re.compile(r"^file-imagegw-([0-9a-f]{32})$")
-
-
-class UploadRefused(PermissionDenied):
-    default_code = "upload_refused"
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from imagegw.errors import (
     NotFound,
     PayloadTooLarge,
     UnknownParameter,
+    UploadRefused,
 )
 from imagegw.state.auth import SCOPE_GENERATE, Principal
 from imagegw.storage.uploads import (
@@ -38,7 +39,6 @@ from imagegw.storage.uploads import (
     UPLOAD_CONTENT_TYPES,
     UPLOADS_PATH,
     LocalUploadStore,
-    UploadRefused,
 )
 
 router = APIRouter(tags=["images"])

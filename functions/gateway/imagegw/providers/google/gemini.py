@@ -13,9 +13,9 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
+import imagegw.providers.google.output as output
 from imagegw.errors import InvalidRequest, UpstreamBadResponse
 from imagegw.providers.base import GeneratedImage, ImageRequest
-from imagegw.providers.google import output
 from imagegw.providers.google.sizes import SizeChoice
 
 # finishReason values that mean "withheld by a safety or policy filter" (python-genai
