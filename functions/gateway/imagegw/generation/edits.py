@@ -104,6 +104,14 @@ def check_edit_capabilities(
             "the area to change in the prompt instead, and send the request without 'mask'.",
             param="mask",
         )
+    if body.stream:
+        # Generations stream (generation/streaming.py); edits do not yet, and answering a
+        # streamed request with plain JSON would change what was asked.
+        raise UnsupportedParameter(
+            "Streaming edits ('stream': true) are not supported by this gateway yet. Send the "
+            "edit without 'stream' (and 'partial_images') to receive the finished images.",
+            param="stream",
+        )
     if body.input_fidelity is not None:
         if not spec.input_fidelities:
             raise UnsupportedParameter(
