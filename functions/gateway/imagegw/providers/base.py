@@ -40,8 +40,8 @@ OUTPUT_PARAMETERS = (
 IDENTITY_PARAMETERS = ("user", "safety_identifier")
 OPENAI_PARAMETERS = OUTPUT_PARAMETERS + IDENTITY_PARAMETERS
 # Documented extensions beyond OpenAI's contract, accepted only by models whose catalog entry lists
-# them (Imagen's watermark and person-generation settings).
-EXTENSION_PARAMETERS = ("watermark", "person_generation")
+# them (Imagen's watermark and person-generation settings; Stability's seed and negative prompt).
+EXTENSION_PARAMETERS = ("watermark", "person_generation", "seed", "negative_prompt")
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,8 @@ class ImageRequest:
     complexity: str | None = None
     watermark: bool | None = None
     person_generation: str | None = None
+    seed: int | None = None
+    negative_prompt: str | None = None
     # Intermediate images asked for with ``stream: true`` (0-3); used only by ``stream``.
     partial_images: int = 0
     # An edit (POST /v1/images/edits): the input images, checked (generation/input_images.py),
