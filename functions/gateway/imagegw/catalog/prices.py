@@ -195,15 +195,19 @@ def max_cost(
     size: str | None,
     prompt_chars: int = 0,
     partial_images: int = 0,
+    input_megapixels: int = 0,
 ) -> Decimal:
     """The most a request can cost: ``n`` images at the highest price its parameters allow.
 
     For token-billed models the prompt is counted as one token per character (a tokenizer never
     makes more tokens than characters for ordinary text) and each partial image a stream may
-    send adds its output tokens. Input images of an edit are not counted: their token count is
-    known only to the upstream, and the settled cost includes them.
+    send adds its output tokens. An edit's input images count where the price says what they
+    cost (per input megapixel, for each image made); their token count is known only to the
+    upstream, so token-billed edits are settled higher than held by those tokens.
     """
     amount = price.most_per_image(quality, size) * n
+    if price.megapixels is not None:
+        amount += price.megapixels.input * input_megapixels * n
     if price.tokens is not None:
         rates = price.tokens
         amount += rates.text_input * prompt_chars / MILLION
