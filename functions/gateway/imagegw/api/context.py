@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from imagegw.generation.context import JobContext
+from imagegw.generation.context import EditContext, JobContext
 from imagegw.state.auth import KeyStore
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from imagegw.state.realtime import RealtimeStore
 
 
-class ApiContext(JobContext, Protocol):
+class ApiContext(JobContext, EditContext, Protocol):
     @property
     def key_store(self) -> KeyStore: ...
 
