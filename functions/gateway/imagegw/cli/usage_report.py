@@ -7,8 +7,8 @@ Two sources, the same report (``state/usage.py``):
 - ``--url``: a running gateway's ``GET /v1/usage``, with a key in ``IMAGEGW_API_KEY`` (a key with
   the ``usage:all`` scope sees every key). This is how ``make dev``'s in-memory ledger is read.
 
-``python -m imagegw.cli.keys usage ...`` runs it; ``usage_report`` is the function another
-command (the ``imagegw`` CLI) can call.
+``imagegw usage`` (its API by default) and ``imagegw keys usage`` / ``python -m imagegw.cli.keys
+usage`` run it; ``usage_report`` is the function behind them.
 """
 
 from __future__ import annotations
@@ -57,12 +57,18 @@ def usage_report(
     group_by: str = "day",
     keys: Sequence[str] | None = None,
     as_json: bool = False,
+    api_key: str | None = None,
     dynamodb: Any = None,
     http: Any = None,
 ) -> str:
-    """The report as text (or JSON); ``ValueError`` says what is wrong with the request."""
+    """The report as text (or JSON); ``ValueError`` says what is wrong with the request.
+
+    ``url`` is the gateway's base URL (``/v1`` or not); ``api_key`` defaults to
+    ``IMAGEGW_API_KEY``.
+    """
     if url is not None:
-        document = _from_gateway(url, start, end, group_by, keys, http)
+        key = api_key or os.environ.get(API_KEY_VARIABLE)
+        document = _from_gateway(url, key, start, end, group_by, keys, http)
     else:
         document = _from_table(table, start, end, group_by, keys, dynamodb)
     if as_json:
@@ -117,6 +123,7 @@ def _from_table(
 
 def _from_gateway(
     url: str,
+    api_key: str | None,
     start: str | None,
     end: str | None,
     group_by: str,
@@ -125,7 +132,6 @@ def _from_gateway(
 ) -> dict[str, Any]:
     import httpx
 
-    api_key = os.environ.get(API_KEY_VARIABLE)
     if not api_key:
         raise ValueError(f"--url needs a key in {API_KEY_VARIABLE}")
     if keys is not None and len(keys) > 1:
@@ -137,7 +143,7 @@ def _from_gateway(
     client = http or httpx.Client(timeout=30)
     try:
         response = client.get(
-            url.rstrip("/") + "/v1/usage",
+            url.rstrip("/").removesuffix("/v1") + "/v1/usage",
             params=params,
             headers={"Authorization": f"Bearer {api_key}"},
         )
