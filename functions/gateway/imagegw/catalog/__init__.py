@@ -23,6 +23,13 @@ from pydantic import (
 )
 
 from imagegw.errors import ModelNotFound, ModelRetired
+from imagegw.parameters import (
+    COMPRESSIBLE_FORMATS,
+    MODEL_PARAMETERS,
+    PARAMETERS,
+    TRANSPARENT_FORMATS,
+    ResponseFormat,
+)
 
 PACKAGED_CATALOG = Path(__file__).with_name("models.toml")
 # The packaged models.toml already parsed, as JSON, with the SHA-256 of the text it came from.
@@ -121,6 +128,12 @@ class ModelSpec(BaseModel):
     def _consistent(self) -> ModelSpec:
         if "/" not in self.id:
             raise ValueError(f"model id {self.id!r} must be 'provider/name'")
+        unknown = self.parameters - set(MODEL_PARAMETERS)
+        if unknown:
+            raise ValueError(
+                f"{self.id}: parameters {sorted(unknown)} are not request parameters a model can "
+                f"take (schemas.py): {', '.join(MODEL_PARAMETERS)}"
+            )
         if not self.ignored_parameters <= self.parameters:
             raise ValueError(f"{self.id}: ignored_parameters must also be listed in parameters")
         if self.redirect and not self.replacement:
@@ -138,29 +151,61 @@ class ModelSpec(BaseModel):
     def accepts(self, parameter: str) -> bool:
         return parameter in self.parameters
 
+    @property
+    def response_formats(self) -> tuple[str, ...]:
+        # Every model: the gateway stores images itself when a link is asked for.
+        return tuple(value.value for value in ResponseFormat)
+
     def capabilities(self) -> dict[str, Any]:
-        """What ``GET /v1/models`` publishes about the model."""
-        return {
+        """What ``GET /v1/models`` publishes: every constraint validation enforces.
+
+        The accepted values of each parameter come from the parameter table (schemas.py): a
+        parameter with ``choices`` publishes the catalog field of that name, one with bounds
+        publishes them under ``ranges``, so a new parameter is published without an edit here.
+        """
+        published: dict[str, Any] = {
             "provider": self.provider,
             "description": self.description,
             "n": {"min": 1, "max": self.n_max},
-            "sizes": list(self.sizes),
             "free_size": self.free_size.model_dump() if self.free_size else None,
-            "qualities": list(self.qualities),
-            "styles": list(self.styles),
-            "backgrounds": list(self.backgrounds),
-            "output_formats": list(self.output_formats),
-            "moderations": list(self.moderations),
-            "person_generations": list(self.person_generations),
-            "parameters": sorted(self.parameters),
-            "ignored_parameters": sorted(self.ignored_parameters),
-            "response_formats": ["b64_json", "url"],
-            "prompt_max_chars": self.prompt_max_chars,
-            "aliases": list(self.aliases),
-            "snapshots": list(self.snapshots),
-            "replacement": self.replacement,
-            "fallbacks": list(self.fallbacks),
         }
+        ranges: dict[str, dict[str, int]] = {}
+        for row in PARAMETERS:
+            if row.choices is not None:
+                published[row.choices] = list(getattr(self, row.choices))
+            if row.minimum is not None and row.maximum is not None and self.accepts(row.name):
+                ranges[row.name] = {"min": row.minimum, "max": row.maximum}
+        published.update(
+            parameters=sorted(self.parameters),
+            ignored_parameters=sorted(self.ignored_parameters),
+            ranges=ranges,
+            rules=self._rules(),
+            prompt_max_chars=self.prompt_max_chars,
+            aliases=list(self.aliases),
+            snapshots=list(self.snapshots),
+            replacement=self.replacement,
+            fallbacks=list(self.fallbacks),
+        )
+        return published
+
+    def _rules(self) -> list[dict[str, Any]]:
+        """The rules between parameters that apply to this model."""
+        rules: list[dict[str, Any]] = []
+        if self.accepts("output_compression"):
+            rules.append(
+                {
+                    "if": {"parameter": "output_compression"},
+                    "then": {"output_format": list(COMPRESSIBLE_FORMATS)},
+                }
+            )
+        if "transparent" in self.backgrounds:
+            rules.append(
+                {
+                    "if": {"parameter": "background", "value": "transparent"},
+                    "then": {"output_format": list(TRANSPARENT_FORMATS)},
+                }
+            )
+        return rules
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from imagegw.errors import GatewayError, JobConflict, JobQueueUnavailable, inter
 from imagegw.generation.context import JobContext
 from imagegw.generation.deadline import Deadline
 from imagegw.generation.delivery import Delivery
+from imagegw.generation.delivery_policy import JOB_DELIVERY
 from imagegw.generation.service import describe, prepare_generation, run_generation
 from imagegw.logs import correlation_id
 from imagegw.providers.base import GeneratedImage
@@ -43,7 +44,7 @@ from imagegw.storage import ImageStore, new_key
 
 logger = logging.getLogger(__name__)
 
-JOB_RESPONSE_FORMAT = "url"
+
 # How long past its invocation's end a lease is honoured (clock skew between workers).
 LEASE_GRACE_SECONDS = 30.0
 # Retry delay for a released job when the error names none.
@@ -62,16 +63,21 @@ class Processed:
     retry_after: int | None = None
 
 
-def job_principal(client: str) -> Principal:
-    """Who a job runs as: its owner, with every scope (checked when it was submitted)."""
-    return Principal(name=client, scopes=frozenset({ALL_SCOPES}), models=None)
+def job_principal(client: str, models: list[str] | None = None) -> Principal:
+    """Who a job runs as: its owner, with every scope (checked when it was submitted) and the
+    models the owner's key allowed then (None: all)."""
+    allowed = tuple(models) if models is not None else None
+    return Principal(name=client, scopes=frozenset({ALL_SCOPES}), models=allowed)
 
 
-def _new_job(runtime: JobContext, job_id: str, client: str, raw_body: bytes, source: str) -> Job:
+def _new_job(
+    runtime: JobContext, job_id: str, owner: Principal, raw_body: bytes, source: str
+) -> Job:
     now = int(runtime.clock())
     return Job(
         id=job_id,
-        client=client,
+        client=owner.name,
+        models=list(owner.models) if owner.models is not None else None,
         status=QUEUED,
         request=raw_body.decode("utf-8"),
         source=source,
@@ -95,10 +101,8 @@ async def submit_job(
     With a ``job_id`` chosen by an event sender the call is idempotent: the same id with the
     same request and owner returns the existing job; with another request it is a 409.
     """
-    prepared = prepare_generation(
-        runtime, principal, raw_body, only_response_format=JOB_RESPONSE_FORMAT
-    )
-    job = _new_job(runtime, job_id or new_job_id(), principal.name, raw_body, source)
+    prepared = prepare_generation(runtime, principal, raw_body, delivery=JOB_DELIVERY)
+    job = _new_job(runtime, job_id or new_job_id(), principal, raw_body, source)
     # Jobs count against the key's limits like synchronous calls: n images now, at submission.
     reservation = await runtime.reliability.reserve(principal, prepared.validated.image_request.n)
     if reservation is not None:
@@ -250,12 +254,16 @@ async def _finish(runtime: JobContext, job: Job, lease: str, changes: dict[str, 
 async def _run(
     runtime: JobContext, job: Job, lease: str, *, final: bool, deadline: Deadline | None
 ) -> Processed:
-    principal = job_principal(job.client)
+    principal = job_principal(job.client, job.models)
     try:
         prepared = prepare_generation(
-            runtime, principal, job.request.encode("utf-8"), only_response_format="url"
+            runtime, principal, job.request.encode("utf-8"), delivery=JOB_DELIVERY
         )
-        result = await run_generation(runtime, prepared, client=job.client, deadline=deadline)
+        # With the owner as principal: the catalog's fallbacks serve jobs too, limited to the
+        # models the submitting key may use (recorded with the job).
+        result = await run_generation(
+            runtime, prepared, client=job.client, deadline=deadline, principal=principal
+        )
         keys = await store_images(runtime.image_store, result.images)
     except GatewayError as exc:
         error = exc.body()["error"]
@@ -279,7 +287,7 @@ async def _run(
             runtime, job, lease, {"status": FAILED, "error": internal_error().body()["error"]}
         )
         return Processed(Disposition.DONE, recorded)
-    outcome = describe(runtime, prepared, result, Delivery([], JOB_RESPONSE_FORMAT))
+    outcome = describe(runtime, prepared, result, Delivery([], JOB_DELIVERY.default))
     response = {name: value for name, value in outcome.body.items() if name != "data"}
     images: list[dict[str, Any]] = []
     for key, image in zip(keys, result.images, strict=True):

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from imagegw.api.context import ApiContext
 from imagegw.api.deps import RuntimeDep, require_scope
 from imagegw.errors import NotFound, PayloadTooLarge, UnsupportedMediaType
+from imagegw.generation.delivery_policy import HTTP_DELIVERY
 from imagegw.state.auth import SCOPE_GENERATE, Principal
 from imagegw.storage.local import FILES_PATH, LocalImageStore
 
@@ -143,6 +144,7 @@ async def create_images(request: Request, caller: Caller, runtime: RuntimeDep) -
         caller,
         raw,
         base_url=base_url,
+        delivery=HTTP_DELIVERY,
         deadline=request_deadline(request, runtime),
         response_limit=settings.max_response_bytes if limited else None,
         idempotency_key=request.headers.get("idempotency-key"),

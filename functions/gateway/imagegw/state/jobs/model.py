@@ -58,6 +58,9 @@ class Job:
     # Given back when the job ends with fewer images (never for an interrupted job: the
     # upstream may have billed).
     reserved: dict[str, Any] | None = None
+    # The model patterns the owner's key allowed at submission (None: every model): the job
+    # runs with them, so a catalog fallback is used only where the key could have asked for it.
+    models: list[str] | None = None
 
     @property
     def finished(self) -> bool:
