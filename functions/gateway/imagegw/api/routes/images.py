@@ -53,7 +53,7 @@ def document_request_body() -> None:
             "in": "header",
             "required": False,
             "description": "Repeat the request safely: the same key and body get the first "
-            "answer without a second generation (README, Idempotency-Key).",
+            "answer without a second generation (docs/api.md, Idempotency-Key).",
             "schema": {"type": "string", "minLength": 1, "maxLength": 255},
         }
     ]
