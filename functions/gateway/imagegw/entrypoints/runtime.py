@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     from imagegw.providers import ImageProvider
     from imagegw.state.jobs.queue import JobQueue
     from imagegw.state.jobs.store import JobStore
+
+logger = logging.getLogger(__name__)
 
 
 class Runtime:
@@ -86,7 +89,17 @@ class Runtime:
     @property
     def catalog(self) -> Catalog:
         if self._catalog is None:
-            self._catalog = load_catalog(self.settings.catalog_file)
+            catalog = load_catalog(self.settings.catalog_file)
+            enabled = self.settings.enabled_model_ids()
+            if enabled:
+                unknown = catalog.unknown_ids(enabled)
+                if unknown:
+                    logger.warning(
+                        "IMAGEGW_ENABLED_MODELS names models the catalog does not have",
+                        extra={"models": unknown},
+                    )
+                catalog = catalog.with_enabled(enabled)
+            self._catalog = catalog
         return self._catalog
 
     @property
