@@ -1055,3 +1055,63 @@ def test_dashboard_shows_the_gateways_own_metrics(template: dict[str, Any]) -> N
         assert f'"{aws_metric}"' in text, aws_metric
     # Upstream failures by provider: the SEARCH keeps the provider dimension.
     assert "{x,provider,service} MetricName" in text
+
+
+# ---------------------------------------------------------------------------- Amazon Bedrock
+
+
+def bedrock_models() -> set[str]:
+    from imagegw.catalog import load_catalog
+
+    return {spec.upstream_model for spec in load_catalog() if spec.provider == "bedrock"}
+
+
+def test_bedrock_is_off_by_default_and_one_parameter_enables_it(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["BedrockRegion"]
+    assert parameter["Default"] == ""
+    pattern = re.compile(parameter["AllowedPattern"])
+    assert pattern.fullmatch("")
+    assert pattern.fullmatch("us-west-2")
+    assert not pattern.fullmatch("us-west-2.example.com")
+    assert template["Conditions"]["BedrockEnabled"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "BedrockRegion"}, ""]}]
+    }
+    for handler in (GATEWAY_HANDLER, WORKER_HANDLER):
+        environment = function_environment(template, function_by_handler(template, handler)[1])
+        assert environment["IMAGEGW_BEDROCK_REGION"] == {"Ref": "BedrockRegion"}
+
+
+def test_bedrock_grant_is_exactly_the_catalogs_models_in_the_chosen_region(
+    template: dict[str, Any], gateway_function: dict[str, Any], worker_function: dict[str, Any]
+) -> None:
+    policy = resource(template, "BedrockInvokePolicy", "AWS::IAM::Policy")
+    assert policy["Condition"] == "BedrockEnabled"
+    roles = policy["Properties"]["Roles"]
+    assert sorted(role["Ref"] for role in roles) == sorted(
+        function["Properties"]["Role"]["Fn::GetAtt"][0]
+        for function in (gateway_function, worker_function)
+    )
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Action"] == "bedrock:InvokeModel"
+    granted = {arn["Fn::Sub"] for arn in statement["Resource"]}
+    assert len(bedrock_models()) == 3
+    assert granted == {
+        f"arn:${{AWS::Partition}}:bedrock:${{BedrockRegion}}::foundation-model/{model}"
+        for model in bedrock_models()
+    }
+
+
+def test_no_other_statement_mentions_bedrock(template: dict[str, Any]) -> None:
+    others = [
+        statement
+        for name, role in resources_of_type(template, "AWS::IAM::Role").items()
+        for statement in statements(role)
+    ] + [
+        statement
+        for name, policy in resources_of_type(template, "AWS::IAM::Policy").items()
+        if name != "BedrockInvokePolicy"
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    assert others
+    assert all("bedrock" not in str(statement) for statement in others)

@@ -68,9 +68,12 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("user", str, Role.IDENTITY),
     Parameter("safety_identifier", str, Role.IDENTITY),
     Parameter("complexity", str, Role.OUTPUT, choices="complexities"),
-    # Documented extra parameters of some models (Google Imagen); the catalog says which.
+    # Documented extensions of some models (Google Imagen, Stability); the catalog says which.
     Parameter("watermark", bool, Role.EXTENSION),
     Parameter("person_generation", str, Role.EXTENSION, choices="person_generations"),
+    # Stability's seed (0 to 4294967294, 0 meaning random) and negative prompt.
+    Parameter("seed", int, Role.EXTENSION, minimum=0, maximum=4_294_967_294),
+    Parameter("negative_prompt", str, Role.EXTENSION),
     Parameter("stream", bool, Role.STREAMING),
     Parameter("partial_images", int, Role.STREAMING, minimum=0, maximum=3),
 )

@@ -77,6 +77,22 @@ class Settings(BaseModel):
     google_vertex_base_url: str | None = None
     google_gemini_base_url: str | None = None
 
+    # Stability models on Amazon Bedrock, through the function's own AWS credentials (no key).
+    # The Region of the Bedrock endpoint, independent of the function's: the Stability image
+    # generators are served in us-west-2 only. Unset or empty: the bedrock provider is off.
+    # botocore's own settings (AWS_ENDPOINT_URL_BEDROCK_RUNTIME) move the endpoint.
+    bedrock_region: str | None = None
+
+    # The Stability AI REST API (v2beta).
+    stability_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("IMAGEGW_STABILITY_API_KEY", "STABILITY_API_KEY"),
+    )
+    stability_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("IMAGEGW_STABILITY_BASE_URL", "STABILITY_BASE_URL"),
+    )
+
     # Black Forest Labs (FLUX). The region picks BFL's global, EU or US endpoint; a base URL
     # replaces it (a proxy, a test double).
     bfl_api_key: SecretStr | None = Field(

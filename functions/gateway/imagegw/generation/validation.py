@@ -159,6 +159,7 @@ def _check_values(forwarded: dict[str, object], spec: ModelSpec) -> None:
                     f"and {row.maximum}.",
                     param=name,
                 )
+    _check_negative_prompt(forwarded, spec)
     output_format = forwarded.get("output_format", "png")
     if "output_compression" in forwarded and output_format not in COMPRESSIBLE_FORMATS:
         raise InvalidValue(
@@ -171,6 +172,17 @@ def _check_values(forwarded: dict[str, object], spec: ModelSpec) -> None:
             "A transparent background needs output_format 'png' or 'webp', but the output "
             f"format is '{output_format}'.",
             param="background",
+        )
+
+
+def _check_negative_prompt(forwarded: dict[str, object], spec: ModelSpec) -> None:
+    negative = forwarded.get("negative_prompt")
+    if isinstance(negative, str) and len(negative) > spec.prompt_max_chars:
+        raise PromptTooLong(
+            f"Invalid 'negative_prompt': string too long. Expected a string with maximum length "
+            f"{spec.prompt_max_chars} for model `{spec.id}`, but got a string with length "
+            f"{len(negative)} instead.",
+            param="negative_prompt",
         )
 
 

@@ -61,6 +61,9 @@ class Job:
     # The model patterns the owner's key allowed at submission (None: every model): the job
     # runs with them, so a catalog fallback is used only where the key could have asked for it.
     models: list[str] | None = None
+    # How far the job has come (generation/job_progress.py): {"stage", "images", "images_done",
+    # "percent"?, "upstream_stage"?, "partial_images"?: [{"index", "key"}]}. Written as it runs.
+    progress: dict[str, Any] | None = None
 
     @property
     def finished(self) -> bool:
