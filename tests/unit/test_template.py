@@ -42,6 +42,15 @@ IMAGE_OBJECTS = {
     ]
 }
 
+UPLOAD_OBJECTS = {
+    "Fn::Sub": [
+        "${Arn}/${Prefix}*",
+        {
+            "Arn": {"Fn::GetAtt": ["ImagesBucket", "Arn"]},
+            "Prefix": {"Fn::FindInMap": ["Images", "Storage", "UploadsPrefix"]},
+        },
+    ]
+}
 IDEMPOTENT_ANSWERS = {
     "Fn::Sub": [
         "${Arn}/${Prefix}*",
@@ -620,11 +629,17 @@ def test_signer_role_only_reads_images_and_only_the_gateway_assumes_it(
             "Action": "sts:AssumeRole",
         }
     ]
-    (statement,) = statements(signer)
-    assert (statement["Effect"], statement["Action"], statement["Resource"]) == (
+    read, sign_uploads = statements(signer)
+    assert (read["Effect"], read["Action"], read["Resource"]) == (
         "Allow",
         "s3:GetObject",
         IMAGE_OBJECTS,
+    )
+    # Upload forms (presigned POST) are signed by it too: S3 checks them against this grant.
+    assert (sign_uploads["Effect"], sign_uploads["Action"], sign_uploads["Resource"]) == (
+        "Allow",
+        "s3:PutObject",
+        UPLOAD_OBJECTS,
     )
     policy = resource(template, "GatewaySignerPolicy", "AWS::IAM::Policy")["Properties"]
     assert policy["Roles"] == [{"Ref": "GatewayRole"}]
@@ -820,12 +835,31 @@ def test_functions_only_write_objects_under_the_image_prefix(
             for statement in statements(role)
             if any(action.startswith("s3:") for action in as_list(statement["Action"]))
             and as_list(statement["Resource"]) != [IDEMPOTENT_ANSWERS]
+            and statement.get("Sid") != "ReadEditInputs"
         ]
         assert s3_statements, "the role must be able to store images"
         for statement in s3_statements:
-            # Reading is the signer role's alone; nothing lists the bucket.
+            # Links are signed by the signer role; nothing lists the bucket.
             assert as_list(statement["Action"]) == ["s3:PutObject"]
             assert as_list(statement["Resource"]) == [IMAGE_OBJECTS]
+
+
+def test_only_the_gateway_reads_edit_inputs_and_only_images_and_uploads(
+    template: dict[str, Any], gateway_role: dict[str, Any], worker_role: dict[str, Any]
+) -> None:
+    (read,) = [s for s in statements(gateway_role) if s.get("Sid") == "ReadEditInputs"]
+    assert as_list(read["Action"]) == ["s3:GetObject"]
+    assert as_list(read["Resource"]) == [IMAGE_OBJECTS, UPLOAD_OBJECTS]
+    assert not [s for s in statements(worker_role) if s.get("Sid") == "ReadEditInputs"]
+    prefixes = template["Mappings"]["Images"]["Storage"]
+    assert len({prefixes["Prefix"], prefixes["UploadsPrefix"], prefixes["IdempotencyPrefix"]}) == 3
+    rules = template["Resources"]["ImagesBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    (expiry,) = [
+        rule
+        for rule in rules
+        if rule.get("Prefix") == {"Fn::FindInMap": ["Images", "Storage", "UploadsPrefix"]}
+    ]
+    assert expiry["ExpirationInDays"] == 1
 
 
 def test_only_the_gateway_keeps_idempotent_answers_under_their_own_prefix(

@@ -20,6 +20,7 @@ from imagegw.catalog import ModelSpec
 from imagegw.errors import UpstreamBadResponse
 from imagegw.fastpath.base64text import Base64Text
 from imagegw.parameters import Role, names
+from imagegw.providers.inputs import InputImage
 from imagegw.providers.progress import Progress, watching
 
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
@@ -60,6 +61,16 @@ class ImageRequest:
     negative_prompt: str | None = None
     # Intermediate images asked for with ``stream: true`` (0-3); used only by ``stream``.
     partial_images: int = 0
+    # An edit (POST /v1/images/edits): the input images, checked (generation/input_images.py),
+    # the mask of the first one in OpenAI's convention (alpha 0 = change), and input_fidelity.
+    # No images: a generation. A provider never turns an edit into a generation.
+    images: tuple[InputImage, ...] = ()
+    mask: InputImage | None = None
+    input_fidelity: str | None = None
+
+    @property
+    def is_edit(self) -> bool:
+        return bool(self.images)
 
 
 class GeneratedImage:

@@ -54,9 +54,9 @@ class Job:
     error: dict[str, Any] | None = None
     # Why the last attempt was given back to the queue (kept while queued again).
     last_error: dict[str, Any] | None = None
-    # Images taken from the key's rate/quota at submission: {"counters": [...], "images": n}.
-    # Given back when the job ends with fewer images (never for an interrupted job: the
-    # upstream may have billed).
+    # What the submission took from the key: images from its rate/quota {"counters": [...],
+    # "images": n} and, with a spend budget, the hold {"spend": {"counters": [...], "micros"}}.
+    # Settled when the job ends (never for an interrupted job: the upstream may have billed).
     reserved: dict[str, Any] | None = None
     # The model patterns the owner's key allowed at submission (None: every model): the job
     # runs with them, so a catalog fallback is used only where the key could have asked for it.
