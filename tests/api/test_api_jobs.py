@@ -114,3 +114,53 @@ def test_without_the_preference_the_call_stays_synchronous(client: TestClient) -
     assert response.status_code == 200
     assert "preference-applied" not in response.headers
     assert len(response.json()["data"]) == 2
+
+
+def test_an_idempotency_key_names_the_job_so_a_repeat_gets_the_same_job(
+    client: TestClient, fake_provider: FakeProvider
+) -> None:
+    headers = {**ASYNC, "Idempotency-Key": "batch-line-7"}
+    first = client.post(GENERATIONS, json=REQUEST, headers=headers)
+    assert first.status_code == 202, first.text
+    done = wait_for(client, first.headers["location"], AUTH)
+    assert done["status"] == "succeeded"
+
+    again = client.post(GENERATIONS, json=REQUEST, headers=headers)
+    assert again.status_code == 202, again.text
+    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["status"] == "succeeded"  # the job as it is now, not a new one
+    assert len(fake_provider.requests) == 1  # generated once
+
+    other_key = client.post(
+        GENERATIONS, json=REQUEST, headers={**ASYNC, "Idempotency-Key": "batch-line-8"}
+    )
+    assert other_key.json()["id"] != first.json()["id"]
+
+
+def test_an_idempotency_key_reused_for_another_job_body_is_a_422(
+    client: TestClient, fake_provider: FakeProvider
+) -> None:
+    headers = {**ASYNC, "Idempotency-Key": "batch-line-9"}
+    assert client.post(GENERATIONS, json=REQUEST, headers=headers).status_code == 202
+    other = {**REQUEST, "prompt": "a blue bicycle"}
+    assert_error(
+        client.post(GENERATIONS, json=other, headers=headers),
+        422,
+        code="idempotency_key_reused",
+        param="Idempotency-Key",
+    )
+    assert_error(
+        client.post(GENERATIONS, json=REQUEST, headers={**ASYNC, "Idempotency-Key": "k" * 256}),
+        400,
+        code="invalid_value",
+        param="Idempotency-Key",
+    )
+
+
+def test_idempotency_keys_of_two_clients_name_different_jobs() -> None:
+    from imagegw.state.jobs.model import idempotent_job_id, is_valid_job_id
+
+    first = idempotent_job_id("team-a", "line-1")
+    assert is_valid_job_id(first)
+    assert first == idempotent_job_id("team-a", "line-1")
+    assert first != idempotent_job_id("team-b", "line-1")

@@ -152,8 +152,9 @@ def test_the_typing_view_of_the_request_model_matches_the_table() -> None:
 def test_an_image_request_carries_every_forwarded_parameter() -> None:
     own = {"spec", "upstream_model", "prompt", "n", "timeout_seconds"}
     carried = {field.name for field in dataclasses.fields(ImageRequest)} - own
-    # partial_images travels too: a provider that streams renders that many.
-    assert carried == {*FORWARDED_PARAMETERS, "partial_images"}
+    # Besides: partial_images (a provider that streams renders that many) and an edit's inputs
+    # (images, mask, input_fidelity: the edit request's own fields, generation/edit_request.py).
+    assert carried == {*FORWARDED_PARAMETERS, "partial_images", "images", "mask", "input_fidelity"}
 
 
 def test_a_catalog_entry_cannot_list_a_parameter_the_table_does_not_know() -> None:

@@ -11,6 +11,7 @@ attempt is conditional on the token, so a stale worker can never overwrite a new
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from dataclasses import dataclass
@@ -29,6 +30,12 @@ _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 
 def new_job_id() -> str:
     return f"job_{secrets.token_hex(16)}"
+
+
+def idempotent_job_id(client: str, idempotency_key: str) -> str:
+    """The job an Idempotency-Key names: scoped to the client, so two clients never meet."""
+    digest = hashlib.sha256(f"{client}\0{idempotency_key}".encode()).hexdigest()
+    return f"job_{digest[:32]}"
 
 
 def is_valid_job_id(value: object) -> bool:
