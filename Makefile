@@ -55,8 +55,12 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 	$(SAM_VENV)/bin/python -m pip install $(PIP_FLAGS) -r requirements-sam.txt
 	touch $@
 
+# What the template sets for the functions too: glibc keeps large buffers between requests.
+GLIBC_TUNABLES_SETTING := glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=134217728
+
 dev: $(VENV)/.installed
 	IMAGEGW_API_KEYS="$${IMAGEGW_API_KEYS:-$(DEV_API_KEY)}" \
+	GLIBC_TUNABLES="$${GLIBC_TUNABLES:-$(GLIBC_TUNABLES_SETTING)}" \
 	IMAGEGW_PLAYGROUND="$${IMAGEGW_PLAYGROUND:-true}" \
 	$(BIN)/uvicorn imagegw.entrypoints.app:create_app --factory --host 127.0.0.1 --port $(PORT)
 
