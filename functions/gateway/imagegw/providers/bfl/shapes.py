@@ -30,6 +30,8 @@ APIS = (API_DIMENSIONS, API_ASPECT_RATIO)
 # default, which is "quality").
 QUALITY_AS_MODE = "mode"
 _MODES = {"low": "fast", "high": "quality"}
+# Seeds stay in the range the gateway accepts (0 to 4294967294).
+SEED_WRAP = 4_294_967_295
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ def submit_body(request: ImageRequest) -> Shape:
         body["height"] = height
     else:
         body["aspect_ratio"] = aspect_ratio(width, height)
+    if request.seed is not None:
+        body["seed"] = request.seed
     if request.output_format is not None:
         body["output_format"] = request.output_format
     if request.quality in _MODES and spec.upstream_option("quality") == QUALITY_AS_MODE:
@@ -65,6 +69,14 @@ def submit_body(request: ImageRequest) -> Shape:
 
 # Ratios BFL writes in other than lowest terms (its lists say 21:9, never 7:3).
 _BFL_NAMES = {(7, 3): "21:9", (3, 7): "9:21"}
+
+
+def for_image(body: dict[str, Any], index: int) -> dict[str, Any]:
+    """The body of the ``index``-th image of a fan-out: with a seed, seed + index, so that ``n``
+    images are ``n`` reproducible variations rather than ``n`` paid copies of one."""
+    if "seed" not in body or index == 0:
+        return body
+    return {**body, "seed": (body["seed"] + index) % SEED_WRAP}
 
 
 def aspect_ratio(width: int, height: int) -> str:
