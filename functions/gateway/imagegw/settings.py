@@ -147,6 +147,8 @@ class Settings(BaseModel):
     idempotency_wait_seconds: float = Field(default=20.0, ge=0)
     idempotency_memory_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     idempotency_s3_prefix: str = "idempotency/"
+    # The usage ledger (state/usage.py) lives in the same table: how long a day's entries stay.
+    usage_retention_days: int = Field(default=400, ge=1, le=3650)
 
     # Request hygiene.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)

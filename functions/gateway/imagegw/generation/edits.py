@@ -39,7 +39,10 @@ from imagegw.generation.service import (
     GenerationOutcome,
     PreparedGeneration,
     _delivered,
+    account,
     run_generation,
+    served_model,
+    spend_of,
 )
 from imagegw.generation.validation import validate
 from imagegw.providers.inputs import InputImage
@@ -221,6 +224,7 @@ async def edit_images(
         prepared.body,
         idempotency_key,
         images=prepared.validated.image_request.n,
+        spend=spend_of(runtime, prepared),
         budget_seconds=prepared.validated.image_request.timeout_seconds,
         image_store=lambda: runtime.image_store,
         base_url=base_url,
@@ -232,5 +236,12 @@ async def edit_images(
         outcome = await _delivered(
             runtime, prepared, result, guard.image_store, base_url, response_limit
         )
-        guard.succeeded(outcome.content, outcome.headers, delivered=len(result.images))
+        guard.succeeded(
+            outcome.content,
+            outcome.headers,
+            delivered=len(result.images),
+            model=served_model(prepared, result),
+            cost=outcome.cost,
+        )
+        account(runtime, prepared, result, outcome.cost, key=principal.name)
         return outcome
