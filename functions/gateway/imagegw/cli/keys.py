@@ -1,4 +1,6 @@
-"""Operator command for client keys: ``python -m imagegw.cli.keys create|revoke|list|budget``.
+"""Operator command for client keys: ``imagegw keys create|revoke|list|budget``.
+
+Also ``python -m imagegw.cli.keys ...`` (the same arguments), which needs neither click nor rich.
 
 A key is printed once, when it is created; only its SHA-256 hash, name, scopes and allowed models
 are stored, in the client keys secret (``--secret-id``, default ``IMAGEGW_CLIENT_KEYS_SECRET_ID``)
@@ -192,8 +194,9 @@ def _store(arguments: argparse.Namespace) -> KeyDocumentStore:
     return SecretDocument(secret_id)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m imagegw.cli.keys", description=__doc__)
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m imagegw.cli.keys") -> int:
+    """The command line (``imagegw keys`` hands its arguments here, unchanged)."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--secret-id", help="name or ARN of the client keys secret")
     where.add_argument("--file", help="a local key file instead of Secrets Manager")
