@@ -88,17 +88,20 @@ python312:
 	  "runtime's version) on PATH or under ~/.pyenv/versions/3.12.*: install one, e.g." \
 	  "'pyenv install 3.12'" >&2; exit 1; }
 
-# The deployable artifacts: arm64, as in template.yaml, in .aws-sam/build.
+# The deployable artifacts: arm64, as in template.yaml, in .aws-sam/build. sam build runs
+# functions/gateway/Makefile and layers/deps/Makefile (BuildMethod: makefile), which ship
+# unchecked-hash .pyc files (see there why); python3.12 must come first on PATH for them.
 build: $(SAM_VENV)/.installed python312
 	PATH="$(dir $(PYTHON312)):$$PATH" $(SAM_ENV) $(SAM) build --no-use-container
 
 # This machine is x86_64 and cannot load the arm64 layer's native modules, so the same template
-# is also built for x86_64 (same builder, same pinned requirements) into .aws-sam/build-x86_64.
+# is also built for x86_64 (same builder, same pinned requirements, LAYER_ARCH telling the
+# layer's Makefile) into .aws-sam/build-x86_64.
 # tests/deploy/test_built_package.py checks the arm64 build's contents, then runs the arm64 build's
 # function code on the x86_64 layer under python3.12 with sample events.
 package-check: build $(VENV)/.installed
 	sed -e 's/\barm64\b/x86_64/g' template.yaml > .aws-sam/template-x86_64.yaml
-	PATH="$(dir $(PYTHON312)):$$PATH" $(SAM_ENV) $(SAM) build --no-use-container \
+	PATH="$(dir $(PYTHON312)):$$PATH" LAYER_ARCH=x86_64 $(SAM_ENV) $(SAM) build --no-use-container \
 	  --template-file .aws-sam/template-x86_64.yaml --base-dir . --build-dir .aws-sam/build-x86_64
 	$(PYTHON312) -m pip install $(PIP_FLAGS) --upgrade --target .aws-sam/lambda-runtime \
 	  boto3==$(RUNTIME_BOTO3)
