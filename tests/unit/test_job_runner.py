@@ -56,7 +56,9 @@ async def test_a_job_runs_once_however_often_it_is_delivered(
     assert len(provider.requests) == 1
     assert second.job is not None
     assert second.job.status == "succeeded"
-    view = await job_view(second.job, runtime.image_store, base_url="https://gw.example")
+    view = await job_view(
+        second.job, runtime.image_store, base_url="https://gw.example", now=runtime.clock()
+    )
     (item,) = view["result"]["data"]
     assert item["url"].startswith("https://gw.example/v1/images/files/")
     assert view["result"]["usage"] == {"input_tokens": 10, "output_tokens": 20, "total_tokens": 30}

@@ -77,7 +77,7 @@ def _new_job(runtime: JobContext, job_id: str, client: str, raw_body: bytes, sou
         source=source,
         created_at=now,
         updated_at=now,
-        expires_at=now + runtime.settings.jobs_retention_seconds,
+        expires_at=now + runtime.settings.job_retention_seconds,
     )
 
 

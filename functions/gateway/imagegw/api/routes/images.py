@@ -160,7 +160,9 @@ async def submit(runtime: ApiContext, caller: Principal, raw: bytes, *, base_url
 
     job = await submit_job(runtime, caller, raw)
     return Response(
-        content=json.dumps(await job_view(job, runtime.image_store, base_url=base_url)).encode(),
+        content=json.dumps(
+            await job_view(job, runtime.image_store, base_url=base_url, now=runtime.clock())
+        ).encode(),
         status_code=202,
         media_type="application/json",
         headers={
