@@ -33,7 +33,7 @@ from imagegw.errors import GatewayError, JobConflict, JobQueueUnavailable, inter
 from imagegw.generation.context import JobContext
 from imagegw.generation.deadline import Deadline
 from imagegw.generation.delivery import Delivery
-from imagegw.generation.service import describe, prepare_generation, run_generation
+from imagegw.generation.service import account, describe, prepare_generation, run_generation
 from imagegw.logs import correlation_id
 from imagegw.providers.base import GeneratedImage
 from imagegw.state.auth import ALL_SCOPES, Principal
@@ -294,6 +294,7 @@ async def _run(
         {"status": SUCCEEDED, "result": {"images": images, "response": response}},
     )
     await _settle(runtime, job, delivered=len(keys))
+    account(runtime, prepared, result, outcome.cost, key=job.client)
     logger.info("job succeeded", extra={"job_id": job.id, "images": len(keys)})
     return Processed(Disposition.DONE, recorded)
 
