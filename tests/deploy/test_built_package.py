@@ -166,8 +166,8 @@ def invoke(
         # The Lambda runtime's sys.path order: function code, then layers, then the runtime.
         "PYTHONPATH": os.pathsep.join(str(path) for path in (function, layer, LAMBDA_RUNTIME)),
         "PYTHONNOUSERSITE": "1",
-        # Lambda's code directories are read-only: Python cannot write bytecode there (the
-        # by-date test below makes them read-only instead, to see what Python would write).
+        # Lambda's code directories are read-only, so Python writes no bytecode there; this
+        # stands in for that (read-only modes do not stop root, which CI may run as).
         "PYTHONDONTWRITEBYTECODE": "1",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_REGION": "us-east-1",
@@ -261,7 +261,8 @@ def test_built_artifact_ships_unchecked_hash_bytecode_for_every_module(root: Pat
 
 
 def as_deployed(source: Path, target: Path) -> Path:
-    """A copy dated as SAM's ZIP dates it, read-only as /var/task and /opt are."""
+    """A copy dated as SAM's ZIP dates it, read-only as /var/task and /opt are (for a user
+    other than root; PYTHONDONTWRITEBYTECODE covers root)."""
     shutil.copytree(source, target)
     for path in [target, *target.rglob("*")]:
         os.utime(path, (ZIP_EPOCH, ZIP_EPOCH), follow_symlinks=False)
@@ -298,7 +299,7 @@ def test_built_handler_answers_from_bytecode_alone_with_zip_dates(tmp_path: Path
         if Path(path).is_relative_to(function) or Path(path).is_relative_to(layer)
     ]
     assert ours == []
-    # ...and nothing written (no .pyc "fixed up" next to the sources).
+    # ...and nothing written next to the sources.
     assert files_under(function) | files_under(layer) == before
 
 

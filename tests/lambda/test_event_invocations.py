@@ -124,6 +124,19 @@ def test_a_direct_invoke_naming_an_unknown_key_is_refused_before_generating(
     assert stored_images(lambda_storage_dir) == []
 
 
+def test_a_job_id_taken_by_another_refused_request_is_a_conflict(
+    cold_handler: Handler, lambda_context: FakeLambdaContext
+) -> None:
+    event = {**load_event("invoke-generate"), "job_id": "order-1"}
+    event["request"] = {**event["request"], "size": "7x7"}
+    assert cold_handler(event, lambda_context)["error"]["code"] == "invalid_value"
+    # The same refused request again: the recorded job. Another one under that id: a conflict,
+    # never the first request's outcome.
+    assert cold_handler(event, lambda_context)["error"]["code"] == "invalid_value"
+    event["request"] = {**event["request"], "size": "9x9"}
+    assert cold_handler(event, lambda_context)["error"]["code"] == "job_id_conflict"
+
+
 def test_direct_invoke_without_a_job_id_delivers_links_only(
     cold_handler: Handler, lambda_context: FakeLambdaContext, lambda_storage_dir: Path
 ) -> None:

@@ -154,6 +154,11 @@ async def record_failed_job(
     if not await runtime.job_store.create(job):
         existing = await runtime.job_store.get(job_id)
         if existing is not None:
+            if (existing.client, existing.request) != (job.client, job.request):
+                # The id is taken by another request: never answer with that one's outcome.
+                raise JobConflict(
+                    f"The job id '{job_id}' is already used by another request.", param="job_id"
+                )
             return existing
     logger.info("event request refused", extra={"job_id": job_id, "code": error.code})
     return job
