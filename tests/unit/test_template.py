@@ -551,6 +551,9 @@ def expected_environment(function: str) -> dict[str, Any]:
     }
     if function == "gateway":
         shared["IMAGEGW_CLIENT_KEYS_SECRET_ID"] = {"Ref": "ClientKeysSecretArn"}
+        # Declared only so `sam local --env-vars` can set it; empty (= unset) when deployed:
+        # a plain key never sits in the template.
+        shared["IMAGEGW_API_KEYS"] = ""
         shared["IMAGEGW_S3_SIGNER_ROLE_ARN"] = {"Fn::GetAtt": ["SignerRole", "Arn"]}
     return shared
 

@@ -4,7 +4,8 @@ Settings name secrets and places, never hold provider keys in code. Tests build 
 ``Settings`` and hand it to ``create_app``; everything else calls ``get_settings()``.
 
 Each field is read from ``IMAGEGW_<FIELD>`` (any case), or from the names its
-``validation_alias`` lists, first one set wins; keyword arguments win over the environment.
+``validation_alias`` lists, first one set (and not empty) wins; keyword arguments win over the
+environment.
 That is what pydantic-settings did here, without its import (argparse, python-dotenv, its
 sources: about 20 ms of every cold start) for a reader this small. Values are the environment's
 strings, validated by pydantic as before: same defaults, same constraints, same errors.
@@ -215,7 +216,9 @@ def environment_values() -> dict[str, str]:
     values: dict[str, str] = {}
     for field_name, candidates in _ENVIRONMENT_NAMES.items():
         for candidate in candidates:
-            if candidate in environment:
+            # Empty is unset: CloudFormation can only empty a variable, never leave it out (the
+            # template's IMAGEGW_API_KEYS, a blank PublicBaseUrl, `sam local --env-vars`).
+            if environment.get(candidate, "") != "":
                 values[field_name] = environment[candidate]
                 break
     return values
