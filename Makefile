@@ -29,6 +29,7 @@ PYTHON312 = $(shell for candidate in python3.12 $$HOME/.pyenv/versions/3.12*/bin
 RUNTIME_BOTO3 := $(shell sed -n 's/^boto3==//p' layers/deps/requirements.txt)
 
 .PHONY: dev test lint typecheck pytest format validate python312 build package-check clean bench load \
+	bench-lambda \
 	catalog
 
 $(VENV)/.installed: requirements-dev.txt layers/deps/requirements.txt
@@ -65,6 +66,11 @@ pytest: $(VENV)/.installed $(SAM_VENV)/.installed
 # the report goes to stdout and into bench/RESULTS.md.
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench.run --write
+
+# Not part of `make test`: the built Lambda artifact as deployed (run `make package-check` first):
+# cold starts with and without its .pyc, and CPU per invocation of the Lambda path.
+bench-lambda: $(VENV)/.installed python312
+	PYTHON312="$(PYTHON312)" $(BIN)/python -m bench.lambda_artifact
 
 # Not part of `make test`: 2,000 requests at 50 concurrent against uvicorn, 5 % upstream faults.
 load: $(VENV)/.installed
