@@ -22,8 +22,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -47,11 +49,15 @@ from imagegw.providers.bfl.transport import (
     trusted_sample_url,
 )
 from imagegw.providers.image_header import read_header
+from imagegw.providers.progress import report_progress
 
 logger = logging.getLogger(__name__)
 
 # The phases of a task, for the message when its time runs out.
 QUEUED, SUBMITTING, WAITING, DOWNLOADING = "queued", "submitting", "waiting", "downloading"
+# A task is not submitted with less time left than this: it would be billed and then abandoned
+# (a fan-out's later tasks wait for a free slot and may find the budget nearly spent).
+MIN_SUBMIT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,8 @@ class Polling:
 class Delivered:
     image: GeneratedImage
     size: str | None  # read from the image
+    # What BFL said the task costs (its submit answer's ``cost``, in credits of $0.01).
+    cost_usd: Decimal | None = None
 
 
 class Task:
@@ -113,8 +121,11 @@ class Task:
         self._clock = clock
         self.phase = QUEUED
         self.task_id: str | None = None
+        self.cost_usd: Decimal | None = None
 
     async def run(self) -> Delivered:
+        if self._deadline - self._clock() < MIN_SUBMIT_SECONDS:
+            raise too_slow(QUEUED)
         self.phase = SUBMITTING
         polling_url = await self._submit()
         self.phase = WAITING
@@ -162,9 +173,14 @@ class Task:
             polling_url = trusted_polling_url(document.get("polling_url"), self._endpoint.base_url)
         except UntrustedUrl as exc:
             raise _submit_unreadable(str(exc)) from exc
+        self.cost_usd = _cost_usd(document)
         logger.info(
             "bfl task submitted",
-            extra={"upstream_task": self.task_id, "model": self._model, "cost": _cost(document)},
+            extra={
+                "upstream_task": self.task_id,
+                "model": self._model,
+                "cost_usd": float(self.cost_usd) if self.cost_usd is not None else None,
+            },
         )
         return polling_url
 
@@ -173,6 +189,7 @@ class Task:
     async def _wait(self, polling_url: httpx.URL) -> dict[str, Any]:
         delay = self._polling.first_delay
         failures = 0
+        self._reported: str | None = None
         while True:
             await self._sleep(delay)
             delay = min(self._polling.max_delay, delay * self._polling.factor)
@@ -213,7 +230,12 @@ class Task:
         if document is None:
             raise _poll_unreadable("a body that is not a JSON object")
         status = document.get("status")
+        if isinstance(status, str) and status != self._reported:
+            # BFL's own word, once per change (a stream shows it; nobody watching: no-op).
+            self._reported = status
+            report_progress(stage=status[:40])
         if status == errors.PENDING:
+            _report_pending(document.get("progress"))
             return None
         if status == errors.READY:
             result = document.get("result")
@@ -284,7 +306,7 @@ class Task:
         prompt = result.get("prompt")
         revised = prompt if isinstance(prompt, str) and _differs(prompt, self._prompt) else None
         image = GeneratedImage(media_type=header.media_type, data=data, revised_prompt=revised)
-        return Delivered(image, header.size)
+        return Delivered(image, header.size, self.cost_usd)
 
     # ------------------------------------------------------------------ time
 
@@ -380,11 +402,25 @@ def _json_object(content: bytes) -> dict[str, Any] | None:
     return document if isinstance(document, dict) else None
 
 
-def _cost(document: dict[str, Any]) -> float | None:
+def _cost_usd(document: dict[str, Any]) -> Decimal | None:
+    """BFL's ``cost`` (credits; 1 credit = $0.01) in USD, when it is a sane number."""
     cost = document.get("cost")
-    return float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None
+    if isinstance(cost, bool) or not isinstance(cost, int | float):
+        return None
+    if not math.isfinite(cost) or not 0 <= cost < 1_000_000:
+        return None
+    return Decimal(str(cost)) / 100
 
 
 def _differs(revised: str, prompt: str) -> bool:
     text = " ".join(revised.split())
     return bool(text) and text != " ".join(prompt.split())
+
+
+def _report_pending(progress: object) -> None:
+    """BFL's polling state for a job's progress: its status word, and its optional ``progress``
+    fraction (0 to 1) as a percentage. Anything else is not reported (its scale is unknown)."""
+    fraction = progress if isinstance(progress, int | float) and 0 <= progress <= 1 else None
+    report_progress(
+        stage=errors.PENDING, percent=None if fraction is None else float(fraction) * 100
+    )
