@@ -234,7 +234,9 @@ async def test_progress_is_written_as_the_job_runs(settings: Settings, clock: Fa
     ]
     assert store.progress[1]["upstream_stage"] == "Pending"
     assert processed.job is not None
-    view = await job_view(processed.job, runtime.image_store, base_url="https://gw.example")
+    view = await job_view(
+        processed.job, runtime.image_store, base_url="https://gw.example", now=runtime.clock()
+    )
     assert view["progress"]["stage"] == "succeeded"
 
 
@@ -249,7 +251,9 @@ async def test_a_streamed_job_keeps_links_to_its_partial_images(
     processed = await process_job(runtime, job.id)
     assert processed.job is not None
     assert processed.job.status == "succeeded"
-    view = await job_view(processed.job, runtime.image_store, base_url="https://gw.example")
+    view = await job_view(
+        processed.job, runtime.image_store, base_url="https://gw.example", now=runtime.clock()
+    )
     partials = view["progress"]["partial_images"]
     assert [partial["index"] for partial in partials] == [0, 1]
     for partial in partials:
