@@ -298,11 +298,13 @@ async def test_progress_reports_bfls_own_words_and_images_done(
     reports: list[Progress] = []
     with watching(reports.append):
         await provider(bfl, http, max_parallel=1).generate(make_request(PRO, n=2))
+    # The fake's Pending answers carry "progress": 0.5 (BFL's fraction done).
+    pending = Progress(stage="Pending", percent=50.0)
     assert reports == [
-        Progress(stage="Pending"),
+        *[pending] * 3,
         Progress(stage="Ready"),
         Progress(images_done=1),
-        Progress(stage="Pending"),
+        *[pending] * 3,
         Progress(stage="Ready"),
         Progress(images_done=2),
     ]

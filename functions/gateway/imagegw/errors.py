@@ -12,6 +12,9 @@ delivery raise these; only ``render`` turns one into an HTTP body, always OpenAI
     │   ├── InvalidValue                 400 code=invalid_value
     │   ├── PromptTooLong                400 code=string_above_max_length
     │   ├── MalformedBody                400 code=invalid_json
+    │   ├── InvalidImage                 400 code=invalid_image | invalid_image_format |
+    │   │                                    image_too_large (pixels) | invalid_mask
+    │   ├── ForbiddenImageUrl            400 code=image_url_not_allowed (SSRF guard)
     │   ├── UnsupportedParameter         400 code=unsupported_parameter
     │   │   └── StreamingNeedsOneImage   400 type=image_generation_user_error (stream with n > 1)
     │   ├── MalformedEvent               400 code=malformed_event (SQS, EventBridge, direct invoke)
@@ -20,13 +23,17 @@ delivery raise these; only ``render`` turns one into an HTTP body, always OpenAI
     │   ├── JobConflict                  409 code=job_id_conflict
     │   └── ContentPolicyViolation       400 code=content_policy_violation
     ├── AuthenticationFailed             401 (code=missing_api_key | invalid_api_key)
+    ├── BudgetExceeded                   402 type=billing_error code=insufficient_balance
     ├── PermissionDenied                 403 code=insufficient_scope | model_not_allowed
-    │   └── LinkRefused                  403 code=invalid_link (a signed link that fails its check)
+    │   ├── LinkRefused                  403 code=invalid_link (a signed link that fails its check)
+    │   ├── ModelNotPriced               403 code=model_not_priced (a key with a spend budget)
+    │   └── UploadRefused                403 code=upload_refused (an upload form that fails)
     ├── NotFound                         404
     │   ├── ModelNotFound                404 code=model_not_found
     │   ├── ModelRetired                 404 code=model_retired
     │   ├── ModelUnavailable             404 code=model_unavailable (gone upstream)
     │   └── JobExpired                   410 code=job_expired (in a job view: past retention)
+    ├── EndpointRetired                  410 code=endpoint_retired
     ├── PayloadTooLarge                  413 code=payload_too_large
     ├── UnsupportedMediaType             415 code=unsupported_media_type
     ├── MethodNotAllowed                 405 code=method_not_allowed
@@ -132,6 +139,18 @@ class MalformedBody(InvalidRequest):
     default_code = "invalid_json"
 
 
+class InvalidImage(InvalidRequest):
+    """An input image of an edit that is not an image the gateway accepts (type, pixels, mask)."""
+
+    default_code = "invalid_image"
+
+
+class ForbiddenImageUrl(InvalidRequest):
+    """An ``image_url`` the gateway will not fetch: not HTTPS, or not on the public internet."""
+
+    default_code = "image_url_not_allowed"
+
+
 class UnsupportedParameter(InvalidRequest):
     default_code = "unsupported_parameter"
 
@@ -179,6 +198,18 @@ class LinkRefused(PermissionDenied):
     default_code = "invalid_link"
 
 
+class ModelNotPriced(PermissionDenied):
+    """A key with a spend budget asked for a model whose price the gateway does not know."""
+
+    default_code = "model_not_priced"
+
+
+class UploadRefused(PermissionDenied):
+    """An upload form (POST /v1/images/uploads/{id}) with a bad signature, type or lifetime."""
+
+    default_code = "upload_refused"
+
+
 class NotFound(GatewayError):
     status = 404
     error_type = "invalid_request_error"
@@ -200,6 +231,14 @@ class ModelRetired(NotFound):
 
 class ModelUnavailable(NotFound):
     default_code = "model_unavailable"
+
+
+class EndpointRetired(GatewayError):
+    """An OpenAI endpoint that no longer exists upstream (``/v1/images/variations``)."""
+
+    status = 410
+    error_type = "invalid_request_error"
+    default_code = "endpoint_retired"
 
 
 class PayloadTooLarge(GatewayError):
@@ -260,6 +299,18 @@ class RateLimited(GatewayError):
     ) -> None:
         super().__init__(message, param=param, code=code, headers=headers)
         self.retry_after = retry_after
+
+
+class BudgetExceeded(GatewayError):
+    """The key's spend budget (USD per day or month) has no room for the request's maximum cost.
+
+    Seed 001's shape: 402 ``billing_error``. Not worth retrying before the budget renews, which
+    the message and ``x-imagegw-budget-renews-at`` say.
+    """
+
+    status = 402
+    error_type = "billing_error"
+    default_code = "insufficient_balance"
 
 
 class QuotaExceeded(GatewayError):

@@ -30,18 +30,22 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from imagegw.catalog.prices import Cost
 from imagegw.errors import GatewayError, JobConflict, JobQueueUnavailable, internal_error
 from imagegw.generation import job_progress
 from imagegw.generation.context import JobContext
 from imagegw.generation.deadline import Deadline
 from imagegw.generation.delivery import Delivery
 from imagegw.generation.job_progress import JobProgress
+from imagegw.generation.reliability import Taken
 from imagegw.generation.service import (
     PreparedGeneration,
     account,
     describe,
     prepare_generation,
     run_generation,
+    served_model,
+    spend_of,
 )
 from imagegw.generation.streaming import start_stream
 from imagegw.logs import correlation_id
@@ -55,7 +59,6 @@ from imagegw.providers.base import (
 )
 from imagegw.state.auth import ALL_SCOPES, Principal
 from imagegw.state.jobs.model import FAILED, QUEUED, RUNNING, SUCCEEDED, Job, new_job_id
-from imagegw.state.limits import Reservation
 from imagegw.storage import ImageStore, new_key
 
 logger = logging.getLogger(__name__)
@@ -119,14 +122,16 @@ async def submit_job(
     job = dataclasses.replace(
         job, progress=job_progress.initial(prepared.validated.image_request.n)
     )
-    # Jobs count against the key's limits like synchronous calls: n images now, at submission.
-    reservation = await runtime.reliability.reserve(principal, prepared.validated.image_request.n)
-    if reservation is not None:
-        reserved = {"counters": list(reservation.counters), "images": reservation.images}
-        job = dataclasses.replace(job, reserved=reserved)
+    # Jobs count against the key's limits and budgets like synchronous calls: n images and the
+    # most the request may cost are taken now, at submission, and settled when the job ends.
+    reliability = runtime.reliability
+    taken = await reliability.take(
+        principal, prepared.validated.image_request.n, spend_of(runtime, prepared)
+    )
+    job = dataclasses.replace(job, reserved=taken.to_json())
     store = runtime.job_store
     if not await store.create(job):
-        await runtime.reliability.settle(reservation, 0)
+        await reliability.give_back(taken, delivered=0, cost=None, succeeded=False)
         existing = await store.get(job.id)
         if existing is None or (existing.client, existing.request) != (job.client, job.request):
             raise JobConflict(
@@ -139,7 +144,7 @@ async def submit_job(
         try:
             await queue.send(job.id)
         except JobQueueUnavailable as exc:
-            await runtime.reliability.settle(reservation, 0)
+            await reliability.give_back(taken, delivered=0, cost=None, succeeded=False)
             await store.transition(
                 job.id,
                 expect=QUEUED,
@@ -297,7 +302,7 @@ async def _run(
         recorded = await _finish(
             runtime, job, lease, {"status": FAILED, "error": error, "progress": failed}
         )
-        await _settle(runtime, job, delivered=0)
+        await _settle(runtime, job, delivered=0, cost=None, succeeded=False)
         logger.info("job failed", extra={"job_id": job.id, "code": exc.code})
         # A retryable error on the last delivery: the message goes on to the DLQ.
         disposition = Disposition.RETRY if exc.should_retry else Disposition.DONE
@@ -335,7 +340,10 @@ async def _run(
             "progress": done,
         },
     )
-    await _settle(runtime, job, delivered=len(keys))
+    await _settle(runtime, job, delivered=len(keys), cost=outcome.cost, succeeded=True)
+    await runtime.reliability.record_usage(
+        job.client, served_model(prepared, result), len(keys), outcome.cost
+    )
     account(runtime, prepared, result, outcome.cost, key=job.client)
     logger.info("job succeeded", extra={"job_id": job.id, "images": len(keys)})
     return Processed(Disposition.DONE, recorded)
@@ -360,12 +368,16 @@ async def _generate(
             lambda: run_generation(runtime, prepared, client=principal.name, deadline=deadline)
         )
         first = await anext(events)
+    partials = 0  # each is billed upstream (prices.py)
     async with aclosing(events):
         event: StreamEvent = first
         while True:
             if isinstance(event, Completed):
-                return event.result
+                result = event.result
+                result.partial_images = max(result.partial_images, partials)
+                return result
             if isinstance(event, PartialImage):
+                partials += 1
                 (key,) = await store_images(runtime.image_store, [event.image])
                 await progress.partial_image(event.index, key)
             else:
@@ -373,12 +385,12 @@ async def _generate(
             event = await anext(events)
 
 
-async def _settle(runtime: JobContext, job: Job, *, delivered: int) -> None:
-    reserved = job.reserved
-    if not reserved:
-        return
-    reservation = Reservation(tuple(reserved["counters"]), int(reserved["images"]))
-    await runtime.reliability.settle(reservation, delivered)
+async def _settle(
+    runtime: JobContext, job: Job, *, delivered: int, cost: Cost | None, succeeded: bool
+) -> None:
+    """Give back what the submission took, for what the job delivered and cost."""
+    taken = Taken.from_json(job.reserved)
+    await runtime.reliability.give_back(taken, delivered=delivered, cost=cost, succeeded=succeeded)
 
 
 def request_text(request: Any) -> bytes:

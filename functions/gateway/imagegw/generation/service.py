@@ -34,7 +34,7 @@ from imagegw.errors import (
 )
 from imagegw.fastpath import jsonbody
 from imagegw.generation.context import GenerationContext
-from imagegw.generation.cost import COST_HEADER, generation_cost
+from imagegw.generation.cost import COST_HEADER, candidates, generation_cost, spend_ceiling
 from imagegw.generation.deadline import MIN_UPSTREAM_SECONDS, Budget, Deadline, no_deadline
 from imagegw.generation.delivery import Delivery, as_links, deliver
 from imagegw.generation.fallbacks import FALLBACK_HEADER, serve
@@ -43,6 +43,7 @@ from imagegw.generation.validation import ValidatedRequest, validate
 from imagegw.providers.base import ImageResult
 from imagegw.schemas import ImageGenerationRequest, parse_generation_request
 from imagegw.state.auth import Principal
+from imagegw.state.budgets import SpendCeiling
 from imagegw.storage import ImageStore
 
 logger = logging.getLogger(__name__)
@@ -210,6 +211,10 @@ def describe(
     headers = {"x-imagegw-model": model, **delivery.headers}
     response: dict[str, Any] = {"created": int(runtime.clock()), "data": delivery.items}
     response.update(_resolved_settings(result))
+    # What a provider adds about how it served (Stability: the aspect ratio sent, the seeds);
+    # never in place of a field the gateway sets.
+    for name, value in result.extra.items():
+        response.setdefault(name, value)
     response["model"] = model
     served = runtime.catalog.get(model) if result.served_by else resolution.spec
     cost = generation_cost(served, prepared.validated.image_request, result)
@@ -254,6 +259,7 @@ async def generate_images(
         prepared.body,
         idempotency_key,
         images=prepared.validated.image_request.n,
+        spend=spend_of(runtime, prepared),
         budget_seconds=prepared.validated.image_request.timeout_seconds,
         image_store=lambda: runtime.image_store,
         base_url=base_url,
@@ -266,9 +272,28 @@ async def generate_images(
         outcome = await _delivered(
             runtime, prepared, result, guard.image_store, base_url, response_limit
         )
-        guard.succeeded(outcome.content, outcome.headers, delivered=len(result.images))
+        guard.succeeded(
+            outcome.content,
+            outcome.headers,
+            delivered=len(result.images),
+            model=served_model(prepared, result),
+            cost=outcome.cost,
+        )
         account(runtime, prepared, result, outcome.cost, key=principal.name)
         return outcome
+
+
+def spend_of(runtime: GenerationContext, prepared: PreparedGeneration) -> SpendCeiling:
+    """The most the prepared request may cost (what a spend budget holds)."""
+    request = prepared.validated.image_request
+    models = candidates(runtime.catalog, prepared.resolution.spec)
+    ceiling = spend_ceiling(models, request, partial_images=request.partial_images)
+    return SpendCeiling(prepared.model, ceiling)
+
+
+def served_model(prepared: PreparedGeneration, result: ImageResult) -> str:
+    """The catalog model whose images these are (a fallback's when one served)."""
+    return result.served_by or prepared.resolution.spec.id
 
 
 def account(

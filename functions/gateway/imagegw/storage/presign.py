@@ -48,8 +48,44 @@ class Presigner(ABC):
         """A SigV4 GET URL for the object and the moment it stops working."""
 
     @abstractmethod
+    async def presign_post(self, bucket: str, object_key: str, policy: PostPolicy) -> PresignedPost:
+        """A browser-style POST upload for the object, limited by ``policy``."""
+
+    @abstractmethod
     async def head(self, bucket: str, object_key: str) -> bool:
         """Whether the object exists, asked with the signer's credentials."""
+
+
+@dataclass(frozen=True)
+class PostPolicy:
+    """What an upload may be: the fields it must carry and its size range, for ``seconds``."""
+
+    fields: dict[str, str]
+    min_bytes: int
+    max_bytes: int
+    seconds: int
+
+
+@dataclass(frozen=True)
+class PresignedPost:
+    url: str
+    fields: dict[str, str]
+    expires_at: int
+
+
+def _presign_post(client: Any, bucket: str, object_key: str, policy: PostPolicy) -> dict[str, Any]:
+    # Every field is also a condition, so S3 refuses a form that changes one of them; the size
+    # range is enforced by S3 on the bytes it receives, whatever the client declares.
+    conditions: list[Any] = [{name: value} for name, value in policy.fields.items()]
+    conditions.append(["content-length-range", policy.min_bytes, policy.max_bytes])
+    answer: dict[str, Any] = client.generate_presigned_post(
+        Bucket=bucket,
+        Key=object_key,
+        Fields=dict(policy.fields),
+        Conditions=conditions,
+        ExpiresIn=policy.seconds,
+    )
+    return answer
 
 
 # S3 answers a HEAD of a missing key with 404, or with 403 to a caller without s3:ListBucket
@@ -100,6 +136,12 @@ class OwnCredentialsPresigner(Presigner):
             self._client = self._client_factory()
         return await asyncio.to_thread(_head, self._client, bucket, object_key)
 
+    async def presign_post(self, bucket: str, object_key: str, policy: PostPolicy) -> PresignedPost:
+        if self._client is None:
+            self._client = self._client_factory()
+        answer = _presign_post(self._client, bucket, object_key, policy)
+        return PresignedPost(answer["url"], answer["fields"], int(self._clock()) + policy.seconds)
+
 
 @dataclass(frozen=True)
 class _Session:
@@ -139,6 +181,16 @@ class RolePresigner(Presigner):
     async def head(self, bucket: str, object_key: str) -> bool:
         session = await self._current_session()
         return await asyncio.to_thread(_head, session.client, bucket, object_key)
+
+    async def presign_post(self, bucket: str, object_key: str, policy: PostPolicy) -> PresignedPost:
+        session = await self._current_session()
+        now = self._clock()
+        seconds = int(min(policy.seconds, session.expires_at - now - SAFETY_SECONDS))
+        if seconds <= 0:
+            raise RuntimeError("the signer role's credentials expired while signing")
+        limited = PostPolicy(policy.fields, policy.min_bytes, policy.max_bytes, seconds)
+        answer = _presign_post(session.client, bucket, object_key, limited)
+        return PresignedPost(answer["url"], answer["fields"], int(now) + seconds)
 
     def _usable(self, session: _Session | None) -> bool:
         if session is None:

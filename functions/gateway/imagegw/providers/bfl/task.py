@@ -230,8 +230,9 @@ class Task:
         if document is None:
             raise _poll_unreadable("a body that is not a JSON object")
         status = document.get("status")
-        if isinstance(status, str) and status != self._reported:
-            # BFL's own word, once per change (a stream shows it; nobody watching: no-op).
+        if isinstance(status, str) and status not in (self._reported, errors.PENDING):
+            # BFL's own word, once per change (Pending is reported at every poll, below, with
+            # BFL's fraction done when it gives one); nobody watching: a no-op.
             self._reported = status
             report_progress(stage=status[:40])
         if status == errors.PENDING:

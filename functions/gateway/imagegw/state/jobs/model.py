@@ -54,9 +54,9 @@ class Job:
     error: dict[str, Any] | None = None
     # Why the last attempt was given back to the queue (kept while queued again).
     last_error: dict[str, Any] | None = None
-    # Images taken from the key's rate/quota at submission: {"counters": [...], "images": n}.
-    # Given back when the job ends with fewer images (never for an interrupted job: the
-    # upstream may have billed).
+    # What the submission took from the key: images from its rate/quota {"counters": [...],
+    # "images": n} and, with a spend budget, the hold {"spend": {"counters": [...], "micros"}}.
+    # Settled when the job ends (never for an interrupted job: the upstream may have billed).
     reserved: dict[str, Any] | None = None
     # How far the job has come (generation/job_progress.py): {"stage", "images", "images_done",
     # "percent"?, "upstream_stage"?, "partial_images"?: [{"index", "key"}]}. Written as it runs.
