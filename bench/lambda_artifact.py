@@ -169,6 +169,8 @@ def run_probe(
         "AWS_LAMBDA_FUNCTION_NAME": "imagegw-bench-GatewayFunction",
         "POWERTOOLS_SERVICE_NAME": "imagegw",
         "POWERTOOLS_TRACE_DISABLED": "true",
+        # The allocator thresholds template.yaml gives both functions.
+        "GLIBC_TUNABLES": procs.GLIBC_TUNABLES,
         **environment,
     }
     started = time.perf_counter()

@@ -1,7 +1,7 @@
 """The job state machine: at most one generation per job, whatever the deliveries do.
 
 Runs the real runner against the in-memory store and a fake provider that counts its calls
-(the DynamoDB store passes the same contract in tests/lambda/test_job_store.py).
+(the DynamoDB store passes the same contract in tests/aws/test_job_store.py).
 """
 
 from __future__ import annotations

@@ -62,6 +62,7 @@ IDEMPOTENT_ANSWERS = {
 }
 ITEM_ACTIONS = {
     "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
     "dynamodb:DeleteItem",

@@ -202,6 +202,9 @@ class Settings(BaseModel):
     tracing: bool = False
     # Browser origins allowed to call the API (comma-separated); empty: no CORS headers at all.
     cors_origins: str = ""
+    # The browser playground at /playground (static page; the key stays in the page). Off unless
+    # switched on: `make dev` switches it on; on AWS it is a deliberate choice.
+    playground: bool = False
 
     def enabled_model_ids(self) -> list[str]:
         return [name.strip() for name in self.enabled_models.split(",") if name.strip()]

@@ -1,11 +1,13 @@
-"""Operator command for client keys: ``python -m imagegw.cli.keys create|revoke|list|budget``.
+"""Operator command for client keys: ``imagegw keys create|revoke|list|budget|usage``.
+
+Also ``python -m imagegw.cli.keys ...`` (the same arguments), which needs neither click nor rich.
 
 A key is printed once, when it is created; only its SHA-256 hash, name, scopes and allowed models
 are stored, in the client keys secret (``--secret-id``, default ``IMAGEGW_CLIENT_KEYS_SECRET_ID``)
 or in a local key file (``--file``, the format ``IMAGEGW_API_KEYS_FILE`` reads). Revoking a key is
 removing its entry; running gateways stop accepting it within the secret's cache TTL. ``budget``
 sets or clears a key's spend budgets (USD per UTC day and per calendar month); running gateways
-apply the change within the same TTL.
+apply the change within the same TTL. ``usage`` prints what keys spent (``usage_report.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from imagegw.catalog.prices import from_micros, usd
+from imagegw.cli import usage_report
 from imagegw.state.auth import (
     ALL_SCOPES,
     BUDGET_FIELDS,
@@ -192,8 +195,9 @@ def _store(arguments: argparse.Namespace) -> KeyDocumentStore:
     return SecretDocument(secret_id)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m imagegw.cli.keys", description=__doc__)
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m imagegw.cli.keys") -> int:
+    """The command line (``imagegw keys`` hands its arguments here, unchanged)."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--secret-id", help="name or ARN of the client keys secret")
     where.add_argument("--file", help="a local key file instead of Secrets Manager")
@@ -223,8 +227,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     revoke = commands.add_parser("revoke", help="remove a key by name")
     revoke.add_argument("--name", required=True)
     commands.add_parser("list", help="names, scopes and models (never hashes)")
+    report = commands.add_parser(
+        "usage", help="requests, images and cost by model, key or day (the state table or --url)"
+    )
+    usage_report.add_arguments(report)
     arguments = parser.parse_args(argv)
     try:
+        if arguments.command == "usage":
+            print(usage_report.run(arguments), end="")
+            return 0
         store = _store(arguments)
         if arguments.command == "create":
             scopes = arguments.scopes or [SCOPE_GENERATE, SCOPE_MODELS]

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from api_support import GENERATIONS, assert_error, client_for
+from api.api_support import GENERATIONS, assert_error, client_for
 from fastapi.testclient import TestClient
 
 from imagegw.aws.clients import client as aws_client
