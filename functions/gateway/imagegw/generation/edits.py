@@ -26,7 +26,12 @@ from imagegw.catalog import ModelSpec
 from imagegw.errors import GatewayError, InvalidValue, MissingParameter, UnsupportedParameter
 from imagegw.generation.context import EditContext
 from imagegw.generation.deadline import Deadline
-from imagegw.generation.edit_request import EditSubmission, ImageEditRequest, ImageSource
+from imagegw.generation.edit_request import (
+    EditSubmission,
+    ImageEditRequest,
+    ImageSource,
+    submission_from_json,
+)
 from imagegw.generation.image_refs import ImageReader
 from imagegw.generation.input_images import (
     InputLimits,
@@ -204,6 +209,22 @@ async def prepare_edit(
     if body.response_format is None and default_response_format is not None:
         validated = dataclasses.replace(validated, response_format=default_response_format)
     return PreparedGeneration(resolution, validated, body)
+
+
+async def prepare_json_edit(
+    runtime: EditContext,
+    principal: Principal,
+    raw: bytes,
+    *,
+    default_response_format: str | None = None,
+) -> PreparedGeneration:
+    """An edit in OpenAI's JSON form (how an edit job keeps its request), prepared."""
+    return await prepare_edit(
+        runtime,
+        principal,
+        submission_from_json(raw),
+        default_response_format=default_response_format,
+    )
 
 
 async def edit_images(

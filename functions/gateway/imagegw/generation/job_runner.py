@@ -36,6 +36,7 @@ from imagegw.generation import job_progress
 from imagegw.generation.context import JobContext
 from imagegw.generation.deadline import Deadline
 from imagegw.generation.delivery import Delivery
+from imagegw.generation.edits import prepare_json_edit
 from imagegw.generation.job_progress import JobProgress
 from imagegw.generation.reliability import Taken
 from imagegw.generation.service import (
@@ -58,7 +59,16 @@ from imagegw.providers.base import (
     events_of,
 )
 from imagegw.state.auth import ALL_SCOPES, Principal
-from imagegw.state.jobs.model import FAILED, QUEUED, RUNNING, SUCCEEDED, Job, new_job_id
+from imagegw.state.jobs.model import (
+    EDIT,
+    FAILED,
+    GENERATION,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    Job,
+    new_job_id,
+)
 from imagegw.storage import ImageStore, new_key
 
 logger = logging.getLogger(__name__)
@@ -87,13 +97,16 @@ def job_principal(client: str) -> Principal:
     return Principal(name=client, scopes=frozenset({ALL_SCOPES}), models=None)
 
 
-def _new_job(runtime: JobContext, job_id: str, client: str, raw_body: bytes, source: str) -> Job:
+def _new_job(
+    runtime: JobContext, job_id: str, client: str, request: str, source: str, kind: str
+) -> Job:
     now = int(runtime.clock())
     return Job(
         id=job_id,
         client=client,
         status=QUEUED,
-        request=raw_body.decode("utf-8"),
+        request=request,
+        kind=kind,
         source=source,
         created_at=now,
         updated_at=now,
@@ -118,7 +131,32 @@ async def submit_job(
     prepared = prepare_generation(
         runtime, principal, raw_body, only_response_format=JOB_RESPONSE_FORMAT
     )
-    job = _new_job(runtime, job_id or new_job_id(), principal.name, raw_body, source)
+    return await record_job(
+        runtime,
+        principal,
+        prepared,
+        request=raw_body.decode("utf-8"),
+        kind=GENERATION,
+        source=source,
+        job_id=job_id,
+        enqueue=enqueue,
+    )
+
+
+async def record_job(
+    runtime: JobContext,
+    principal: Principal,
+    prepared: PreparedGeneration,
+    *,
+    request: str,
+    kind: str,
+    source: str = "api",
+    job_id: str | None = None,
+    enqueue: bool = True,
+) -> Job:
+    """Record a checked request (``prepared``) as a queued job of ``kind``; with ``enqueue``,
+    queue it. ``request`` is the JSON text the worker prepares again when it runs the job."""
+    job = _new_job(runtime, job_id or new_job_id(), principal.name, request, source, kind)
     job = dataclasses.replace(
         job, progress=job_progress.initial(prepared.validated.image_request.n)
     )
@@ -280,9 +318,17 @@ async def _run(
     principal = job_principal(job.client)
     progress = JobProgress(runtime, job, lease)
     try:
-        prepared = prepare_generation(
-            runtime, principal, job.request.encode("utf-8"), only_response_format="url"
-        )
+        if job.kind == EDIT:
+            prepared = await prepare_json_edit(
+                runtime,
+                principal,
+                job.request.encode("utf-8"),
+                default_response_format=JOB_RESPONSE_FORMAT,
+            )
+        else:
+            prepared = prepare_generation(
+                runtime, principal, job.request.encode("utf-8"), only_response_format="url"
+            )
         result = await _generate(runtime, principal, prepared, progress, deadline)
         await progress.storing(len(result.images))
         keys = await store_images(runtime.image_store, result.images)
