@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from imagegw.errors import InvalidValue
 from imagegw.generation.context import JobContext
+from imagegw.generation.delivery_policy import JOB_DELIVERY
 from imagegw.generation.edit_request import EditSubmission
 from imagegw.generation.edits import prepare_edit
-from imagegw.generation.job_runner import JOB_RESPONSE_FORMAT, record_job
+from imagegw.generation.job_runner import record_job
 from imagegw.generation.service import PreparedGeneration
 from imagegw.state.auth import Principal
 from imagegw.state.jobs.model import EDIT, Job
@@ -30,16 +30,7 @@ async def submit_edit_job(
     *,
     source: str = "api",
 ) -> Job:
-    response_format = submission.fields.get("response_format")
-    if response_format not in (None, JOB_RESPONSE_FORMAT):
-        raise InvalidValue(
-            f"Invalid value for 'response_format': {json.dumps(response_format)[:40]}. An edit "
-            f"run as a job delivers '{JOB_RESPONSE_FORMAT}' only.",
-            param="response_format",
-        )
-    prepared = await prepare_edit(
-        runtime, principal, submission, default_response_format=JOB_RESPONSE_FORMAT
-    )
+    prepared = await prepare_edit(runtime, principal, submission, delivery=JOB_DELIVERY)
     request = await _durable_request(runtime, principal, submission, prepared)
     return await record_job(runtime, principal, prepared, request=request, kind=EDIT, source=source)
 

@@ -36,6 +36,7 @@ from imagegw.generation import job_progress
 from imagegw.generation.context import JobContext
 from imagegw.generation.deadline import Deadline
 from imagegw.generation.delivery import Delivery
+from imagegw.generation.delivery_policy import JOB_DELIVERY
 from imagegw.generation.edits import prepare_json_edit
 from imagegw.generation.job_progress import JobProgress
 from imagegw.generation.reliability import Taken
@@ -73,7 +74,7 @@ from imagegw.storage import ImageStore, new_key
 
 logger = logging.getLogger(__name__)
 
-JOB_RESPONSE_FORMAT = "url"
+
 # How long past its invocation's end a lease is honoured (clock skew between workers).
 LEASE_GRACE_SECONDS = 30.0
 # Retry delay for a released job when the error names none.
@@ -92,25 +93,28 @@ class Processed:
     retry_after: int | None = None
 
 
-def job_principal(client: str) -> Principal:
-    """Who a job runs as: its owner, with every scope (checked when it was submitted)."""
-    return Principal(name=client, scopes=frozenset({ALL_SCOPES}), models=None)
+def job_principal(client: str, models: list[str] | None = None) -> Principal:
+    """Who a job runs as: its owner, with every scope (checked when it was submitted) and the
+    models the owner's key allowed then (None: all)."""
+    allowed = tuple(models) if models is not None else None
+    return Principal(name=client, scopes=frozenset({ALL_SCOPES}), models=allowed)
 
 
 def _new_job(
-    runtime: JobContext, job_id: str, client: str, request: str, source: str, kind: str
+    runtime: JobContext, job_id: str, owner: Principal, request: str, source: str, kind: str
 ) -> Job:
     now = int(runtime.clock())
     return Job(
         id=job_id,
-        client=client,
+        client=owner.name,
+        models=list(owner.models) if owner.models is not None else None,
         status=QUEUED,
         request=request,
         kind=kind,
         source=source,
         created_at=now,
         updated_at=now,
-        expires_at=now + runtime.settings.jobs_retention_seconds,
+        expires_at=now + runtime.settings.job_retention_seconds,
     )
 
 
@@ -128,9 +132,7 @@ async def submit_job(
     With a ``job_id`` chosen by an event sender the call is idempotent: the same id with the
     same request and owner returns the existing job; with another request it is a 409.
     """
-    prepared = prepare_generation(
-        runtime, principal, raw_body, only_response_format=JOB_RESPONSE_FORMAT
-    )
+    prepared = prepare_generation(runtime, principal, raw_body, delivery=JOB_DELIVERY)
     return await record_job(
         runtime,
         principal,
@@ -156,7 +158,7 @@ async def record_job(
 ) -> Job:
     """Record a checked request (``prepared``) as a queued job of ``kind``; with ``enqueue``,
     queue it. ``request`` is the JSON text the worker prepares again when it runs the job."""
-    job = _new_job(runtime, job_id or new_job_id(), principal.name, request, source, kind)
+    job = _new_job(runtime, job_id or new_job_id(), principal, request, source, kind)
     job = dataclasses.replace(
         job, progress=job_progress.initial(prepared.validated.image_request.n)
     )
@@ -315,19 +317,16 @@ async def _finish(runtime: JobContext, job: Job, lease: str, changes: dict[str, 
 async def _run(
     runtime: JobContext, job: Job, lease: str, *, final: bool, deadline: Deadline | None
 ) -> Processed:
-    principal = job_principal(job.client)
+    principal = job_principal(job.client, job.models)
     progress = JobProgress(runtime, job, lease)
     try:
         if job.kind == EDIT:
             prepared = await prepare_json_edit(
-                runtime,
-                principal,
-                job.request.encode("utf-8"),
-                default_response_format=JOB_RESPONSE_FORMAT,
+                runtime, principal, job.request.encode("utf-8"), delivery=JOB_DELIVERY
             )
         else:
             prepared = prepare_generation(
-                runtime, principal, job.request.encode("utf-8"), only_response_format="url"
+                runtime, principal, job.request.encode("utf-8"), delivery=JOB_DELIVERY
             )
         result = await _generate(runtime, principal, prepared, progress, deadline)
         await progress.storing(len(result.images))
@@ -367,7 +366,7 @@ async def _run(
             },
         )
         return Processed(Disposition.DONE, recorded)
-    outcome = describe(runtime, prepared, result, Delivery([], JOB_RESPONSE_FORMAT))
+    outcome = describe(runtime, prepared, result, Delivery([], JOB_DELIVERY.default))
     response = {name: value for name, value in outcome.body.items() if name != "data"}
     images: list[dict[str, Any]] = []
     for key, image in zip(keys, result.images, strict=True):
@@ -410,8 +409,12 @@ async def _generate(
         served = await start_stream(runtime, principal, prepared, deadline)
         first, events = served.first, served.events
     else:
+        # With the owner as principal: the catalog's fallbacks serve jobs too, limited to the
+        # models the submitting key may use (recorded with the job).
         events = events_of(
-            lambda: run_generation(runtime, prepared, client=principal.name, deadline=deadline)
+            lambda: run_generation(
+                runtime, prepared, client=principal.name, deadline=deadline, principal=principal
+            )
         )
         first = await anext(events)
     partials = 0  # each is billed upstream (prices.py)

@@ -16,6 +16,7 @@ from imagegw.api.context import ApiContext
 from imagegw.api.deps import RuntimeDep, require_scope
 from imagegw.api.routes.images import gateway_base_url, prefers_async, request_deadline
 from imagegw.errors import EndpointRetired
+from imagegw.generation.delivery_policy import HTTP_DELIVERY
 from imagegw.state.auth import SCOPE_GENERATE, Principal
 
 if TYPE_CHECKING:
@@ -105,6 +106,7 @@ async def create_edit(request: Request, caller: Caller, runtime: RuntimeDep) -> 
         caller,
         submission,
         base_url=base_url,
+        delivery=HTTP_DELIVERY,
         deadline=request_deadline(request, runtime),
         response_limit=settings.max_response_bytes if limited else None,
         idempotency_key=request.headers.get("idempotency-key"),
@@ -125,7 +127,9 @@ async def submit_edit(
 
     job = await submit_edit_job(runtime, caller, submission)
     return Response(
-        content=json.dumps(await job_view(job, runtime.image_store, base_url=base_url)).encode(),
+        content=json.dumps(
+            await job_view(job, runtime.image_store, base_url=base_url, now=runtime.clock())
+        ).encode(),
         status_code=202,
         media_type="application/json",
         headers={

@@ -69,6 +69,9 @@ class Job:
     # "images": n} and, with a spend budget, the hold {"spend": {"counters": [...], "micros"}}.
     # Settled when the job ends (never for an interrupted job: the upstream may have billed).
     reserved: dict[str, Any] | None = None
+    # The model patterns the owner's key allowed at submission (None: every model): the job
+    # runs with them, so a catalog fallback is used only where the key could have asked for it.
+    models: list[str] | None = None
     kind: str = GENERATION
     # How far the job has come (generation/job_progress.py): {"stage", "images", "images_done",
     # "percent"?, "upstream_stage"?, "partial_images"?: [{"index", "key"}]}. Written as it runs.
