@@ -106,7 +106,9 @@ class PushingJobStore(JobStore):
         if job is None:
             return
         base_url = self._context.settings.public_base_url or ""
-        view = await job_view(job, self._context.image_store, base_url=base_url)
+        view = await job_view(
+            job, self._context.image_store, base_url=base_url, now=self._context.clock()
+        )
         message = realtime.job_message(job, view)
         for connection_id in connections:
             if not await self._pusher.post(connection_id, message):

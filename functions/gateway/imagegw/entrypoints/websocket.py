@@ -112,7 +112,7 @@ async def on_message(runtime: Runtime, connection_id: str, body: str) -> None:
         await store.subscribe(connection_id, job_id, expires_at=expires_at)
         await pusher.post(connection_id, realtime.subscribed(job_id))
         base_url = runtime.settings.public_base_url or ""
-        view = await job_view(job, runtime.image_store, base_url=base_url)
+        view = await job_view(job, runtime.image_store, base_url=base_url, now=runtime.clock())
         await pusher.post(connection_id, realtime.job_message(job, view))
         if job.finished:
             # Nothing more will happen to it: the last message was just sent.

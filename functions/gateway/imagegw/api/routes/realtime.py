@@ -148,7 +148,9 @@ class Session:
         base_url = websocket_base_url(self._websocket, self._runtime)
         current = await store.get(job_id)
         while current is not None:
-            view = await job_view(current, self._runtime.image_store, base_url=base_url)
+            view = await job_view(
+                current, self._runtime.image_store, base_url=base_url, now=self._runtime.clock()
+            )
             await self._send(realtime.job_message(current, view))
             if current.finished:
                 self._followers.pop(job_id, None)
