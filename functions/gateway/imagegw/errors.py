@@ -260,8 +260,16 @@ class UpstreamTimeout(GatewayError):
 
 
 def render(error: GatewayError) -> bytes:
-    """The one place an error becomes a response body."""
-    return json.dumps(error.body(), ensure_ascii=False).encode("utf-8")
+    """The one place an error becomes a response body. Total: any text renders.
+
+    A message or param may quote text that is not valid Unicode (a lone surrogate a caller or
+    an upstream sent); JSON's ``\\u`` escapes carry it then, instead of a failed encode.
+    """
+    body = error.body()
+    try:
+        return json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(body).encode("ascii")
 
 
 def internal_error() -> GatewayError:

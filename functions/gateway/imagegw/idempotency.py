@@ -46,6 +46,7 @@ from imagegw.errors import (
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnreachable,
+    render,
 )
 from imagegw.schemas import ImageGenerationRequest
 from imagegw.storage.base import ImageStore, StoredLink
@@ -279,7 +280,7 @@ def stored_error(error: GatewayError) -> StoredResponse:
     cls = type(error)
     return StoredResponse(
         status=error.status,
-        content=json.dumps(error.body(), ensure_ascii=False).encode("utf-8"),
+        content=render(error),
         headers=dict(error.headers),
         error_class=f"{cls.__module__}:{cls.__qualname__}",
     )

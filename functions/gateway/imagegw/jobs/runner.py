@@ -269,7 +269,9 @@ async def _run(
             # Refused before any work upstream: nothing billed, so another attempt is safe.
             await _finish(runtime, job, lease, {"status": QUEUED, "last_error": error})
             retry = exc.headers.get("retry-after", "")
-            delay = int(retry) if retry.isdigit() else DEFAULT_RETRY_SECONDS
+            # A provider's header: ASCII digits of sane length only, int() raises on others.
+            usable = retry.isascii() and retry.isdigit() and len(retry) <= 6
+            delay = int(retry) if usable else DEFAULT_RETRY_SECONDS
             logger.info("job given back to the queue", extra={"job_id": job.id, "code": exc.code})
             return Processed(Disposition.RETRY, await runtime.job_store.get(job.id), delay)
         recorded = await _finish(runtime, job, lease, {"status": FAILED, "error": error})
@@ -313,5 +315,8 @@ async def _settle(runtime: Runtime, job: Job, *, delivered: int) -> None:
 
 
 def request_text(request: Any) -> bytes:
-    """An event's request object as the JSON body a client would have sent."""
-    return json.dumps(request, ensure_ascii=False).encode("utf-8")
+    """An event's request object as the JSON body a client would have sent.
+
+    ASCII with escapes: a lone surrogate stays encodable, and the parser refuses it by name.
+    """
+    return json.dumps(request).encode("ascii")

@@ -68,7 +68,13 @@ async def read_json_body(request: Request, limit: int) -> bytes:
         )
     too_large = PayloadTooLarge(f"The request body is larger than {limit} bytes.")
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
+    # Lengths compared first: int() of thousands of digits raises (Python's 4,300 limit).
+    if (
+        declared is not None
+        and declared.isascii()
+        and declared.isdigit()
+        and (len(declared.lstrip("0")) > len(str(limit)) or int(declared) > limit)
+    ):
         raise too_large
     chunks = []
     size = 0

@@ -6,11 +6,11 @@ Only the key that submitted a job may read it (matched by key name); anyone else
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from imagegw import jsonbody
 from imagegw.auth import SCOPE_GENERATE, Principal
 from imagegw.deps import RuntimeDep, require_scope
 from imagegw.errors import NotFound
@@ -36,7 +36,8 @@ async def get_job(job_id: str, request: Request, caller: Caller, runtime: Runtim
     )
     # A running job changes; a finished one carries links that expire: never cache either.
     return Response(
-        content=json.dumps(view, ensure_ascii=False).encode("utf-8"),
+        # jsonbody.dumps is total: an upstream's revised prompt may hold a lone surrogate.
+        content=jsonbody.dumps(view),
         media_type="application/json",
         headers={"cache-control": "no-store"},
     )
