@@ -45,7 +45,7 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 
 dev: $(VENV)/.installed
 	IMAGEGW_API_KEYS="$${IMAGEGW_API_KEYS:-$(DEV_API_KEY)}" \
-	$(BIN)/uvicorn imagegw.app:create_app --factory --host 127.0.0.1 --port $(PORT)
+	$(BIN)/uvicorn imagegw.entrypoints.app:create_app --factory --host 127.0.0.1 --port $(PORT)
 
 test: lint typecheck pytest
 
@@ -69,7 +69,7 @@ bench: $(VENV)/.installed
 load: $(VENV)/.installed
 	$(BIN)/python bench/load.py --write
 
-# After editing functions/gateway/imagegw/models.toml: rewrite its parsed copy, which spares
+# After editing functions/gateway/imagegw/catalog/models.toml: rewrite its parsed copy, which spares
 # cold starts the TOML parser (the gateway ignores a copy that no longer matches the file).
 catalog: $(VENV)/.installed
 	$(BIN)/python -m imagegw.catalog

@@ -59,7 +59,7 @@ print(json.dumps({
 }))
 """
 
-HANDLERS = {"gateway": "imagegw.handler", "minimal": "bench.minimal_handler"}
+HANDLERS = {"gateway": "imagegw.entrypoints.handler", "minimal": "bench.minimal_handler"}
 # What the Lambda Python runtime itself brings, on top of the layer.
 RUNTIME_DISTRIBUTIONS = {
     "boto3",

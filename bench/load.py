@@ -3,10 +3,11 @@
     make load            # 2,000 requests, 50 concurrent, 5 % upstream faults
     .venv/bin/python bench/load.py --requests 4000 --concurrency 100 --write
 
-The gateway runs as its own process (``uvicorn imagegw.app:create_app --factory``), configured
-only by environment variables, against the fake OpenAI upstream of the tests (real PNGs, real
-HTTP) on 127.0.0.1. A seeded 5 % of upstream answers are faults: 500, a hang-up, a 429 (retried
-by the gateway), or an answer slower than the gateway's budget. Some requests ask for
+The gateway runs as its own process
+(``uvicorn imagegw.entrypoints.app:create_app --factory``), configured only by environment
+variables, against the fake OpenAI upstream of the tests (real PNGs, real HTTP) on 127.0.0.1. A
+seeded 5 % of upstream answers are faults: 500, a hang-up, a 429 (retried by the gateway), or an
+answer slower than the gateway's budget. Some requests ask for
 ``response_format=url`` (each link is fetched), some carry an Idempotency-Key and some repeat one.
 
 Checks: every status is an expected one (200, or the 502/504/429 a fault explains); every 200
@@ -114,7 +115,7 @@ def start_gateway(upstream: FakeOpenAI, port: int, storage: Path) -> subprocess.
             sys.executable,
             "-m",
             "uvicorn",
-            "imagegw.app:create_app",
+            "imagegw.entrypoints.app:create_app",
             "--factory",
             "--host",
             "127.0.0.1",

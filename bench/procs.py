@@ -2,7 +2,7 @@
 
 Each runs in its own process, as in production: the client (this process), the gateway and the
 upstream never share a GIL, so none of them slows another down by more than the 2 cores do.
-The gateway is started the way a container starts it (``uvicorn imagegw.app:create_app
+The gateway is started the way a container starts it (``uvicorn imagegw.entrypoints.app:create_app
 --factory --host --port``), configured by environment only. Not with ``--fd``: uvicorn takes
 such a socket for a Unix socket and so leaves Nagle's algorithm on, which adds the 40 ms of a
 delayed ACK to every small response.
@@ -105,7 +105,7 @@ def gateway(settings: Mapping[str, str]) -> Iterator[Gateway]:
             sys.executable,
             "-m",
             "uvicorn",
-            "imagegw.app:create_app",
+            "imagegw.entrypoints.app:create_app",
             "--factory",
             "--host",
             "127.0.0.1",

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from imagegw.app import create_app
+from imagegw.entrypoints.app import create_app
+from imagegw.entrypoints.runtime import Runtime
 from imagegw.logs import configure_logging
-from imagegw.runtime import Runtime
 from imagegw.settings import Settings, get_settings
 
 from support.fakes import FakeClock, FakeProvider

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 from fastapi.testclient import TestClient
 
-from imagegw.app import create_app
-from imagegw.auth import hash_key
-from imagegw.runtime import Runtime
+from imagegw.entrypoints.app import create_app
+from imagegw.entrypoints.runtime import Runtime
+from imagegw.state.auth import hash_key
 
 GENERATIONS = "/v1/images/generations"
 ENVELOPE_KEYS = {"message", "type", "param", "code"}

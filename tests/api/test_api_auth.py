@@ -10,9 +10,9 @@ import pytest
 from api_support import GENERATIONS, assert_error, bearer, client_for, write_key_file
 from fastapi.testclient import TestClient
 
-from imagegw.auth import FileKeyStore
-from imagegw.runtime import Runtime
+from imagegw.entrypoints.runtime import Runtime
 from imagegw.settings import Settings
+from imagegw.state.auth import FileKeyStore
 
 from conftest import API_KEY, AUTH
 from support.fakes import FakeClock, FakeProvider

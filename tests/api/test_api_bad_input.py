@@ -10,7 +10,7 @@ import pytest
 from api_support import GENERATIONS, assert_error, client_for
 from fastapi.testclient import TestClient
 
-from imagegw.runtime import Runtime
+from imagegw.entrypoints.runtime import Runtime
 from imagegw.settings import Settings
 
 from conftest import API_KEY, AUTH

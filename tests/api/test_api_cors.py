@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from imagegw.app import create_app
-from imagegw.runtime import Runtime
+from imagegw.entrypoints.app import create_app
+from imagegw.entrypoints.runtime import Runtime
 from imagegw.settings import Settings
 
 from conftest import AUTH

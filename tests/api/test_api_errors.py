@@ -10,6 +10,7 @@ import pytest
 from api_support import GENERATIONS, assert_error, client_for
 from fastapi.testclient import TestClient
 
+from imagegw.entrypoints.runtime import Runtime
 from imagegw.errors import (
     ContentPolicyViolation,
     GatewayError,
@@ -21,7 +22,6 @@ from imagegw.errors import (
 )
 from imagegw.providers.base import ImageProvider, ImageRequest, ImageResult
 from imagegw.providers.openai import translate_error
-from imagegw.runtime import Runtime
 from imagegw.settings import Settings
 
 from conftest import AUTH

@@ -10,8 +10,8 @@ import pytest
 from api_support import GENERATIONS, assert_error, bearer, client_for, write_key_file
 from fastapi.testclient import TestClient
 
-from imagegw.auth import FileKeyStore, KeyStore
 from imagegw.catalog import CatalogError, parse_catalog
+from imagegw.entrypoints.runtime import Runtime
 from imagegw.errors import (
     GatewayError,
     ProviderNotConfigured,
@@ -20,8 +20,8 @@ from imagegw.errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
-from imagegw.runtime import Runtime
 from imagegw.settings import Settings
+from imagegw.state.auth import FileKeyStore, KeyStore
 
 from conftest import AUTH
 from support.fakes import FakeClock, FakeProvider

@@ -12,8 +12,8 @@ from api_support import GENERATIONS, client_for
 from fastapi.testclient import TestClient
 
 from imagegw.catalog import parse_catalog
+from imagegw.entrypoints.runtime import Runtime
 from imagegw.providers.base import GeneratedImage, ImageRequest, ImageResult
-from imagegw.runtime import Runtime
 from imagegw.settings import Settings
 
 from conftest import AUTH

@@ -18,9 +18,9 @@ from api_support import GENERATIONS, assert_error, client_for
 from fastapi.testclient import TestClient
 from starlette.requests import Request
 
+from imagegw.api.routes.images import read_json_body
+from imagegw.entrypoints.runtime import Runtime
 from imagegw.errors import PayloadTooLarge
-from imagegw.routes.images import read_json_body
-from imagegw.runtime import Runtime
 from imagegw.settings import Settings
 
 from conftest import API_KEY, AUTH

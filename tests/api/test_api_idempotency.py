@@ -12,12 +12,12 @@ import pytest
 from api_support import GENERATIONS, assert_error, bearer, client_for, write_key_file
 from fastapi.testclient import TestClient
 
-from imagegw.app import create_app
-from imagegw.auth import FileKeyStore
+from imagegw.entrypoints.app import create_app
+from imagegw.entrypoints.runtime import Runtime
 from imagegw.errors import GatewayError, RateLimited, UpstreamTimeout
 from imagegw.providers.base import ImageRequest, ImageResult
-from imagegw.runtime import Runtime
 from imagegw.settings import Settings
+from imagegw.state.auth import FileKeyStore
 
 from conftest import AUTH
 from support.fakes import FakeClock, FakeProvider

@@ -12,7 +12,7 @@ from typing import Any
 from api_support import GENERATIONS, assert_error, bearer, client_for
 from fastapi.testclient import TestClient
 
-from imagegw.runtime import Runtime
+from imagegw.entrypoints.runtime import Runtime
 from imagegw.settings import Settings
 
 from conftest import API_KEY, AUTH

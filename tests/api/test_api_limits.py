@@ -12,11 +12,11 @@ import pytest
 from api_support import GENERATIONS, assert_error, bearer, client_for, write_key_file
 from fastapi.testclient import TestClient
 
-from imagegw.auth import FileKeyStore
+from imagegw.entrypoints.runtime import Runtime
 from imagegw.errors import UpstreamTimeout
 from imagegw.providers.base import GeneratedImage, ImageRequest, ImageResult
-from imagegw.runtime import Runtime
 from imagegw.settings import Settings
+from imagegw.state.auth import FileKeyStore
 
 from support.fakes import TINY_PNG, FakeClock, FakeProvider
 

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from api_support import GENERATIONS, client_for
 
+from imagegw.entrypoints.runtime import Runtime
 from imagegw.providers.base import GeneratedImage, ImageRequest, ImageResult
-from imagegw.runtime import Runtime
 from imagegw.settings import Settings
 
 from conftest import AUTH

@@ -20,9 +20,9 @@ from api_support import GENERATIONS, assert_error, client_for
 from fastapi.testclient import TestClient
 from httpx import Response
 
+from imagegw.entrypoints.runtime import Runtime
+from imagegw.generation.response_size import LAMBDA_RESPONSE_LIMIT, lambda_response_size
 from imagegw.providers.base import GeneratedImage, ImageRequest, ImageResult
-from imagegw.response_size import LAMBDA_RESPONSE_LIMIT, lambda_response_size
-from imagegw.runtime import Runtime
 from imagegw.settings import Settings
 
 from conftest import API_KEY, AUTH

@@ -22,9 +22,9 @@ import requests
 from api_support import GENERATIONS, assert_error, client_for
 from fastapi.testclient import TestClient
 
-from imagegw.aws_clients import client as aws_client
+from imagegw.aws.clients import client as aws_client
+from imagegw.entrypoints.runtime import Runtime
 from imagegw.providers.base import GeneratedImage, ImageRequest, ImageResult
-from imagegw.runtime import Runtime
 from imagegw.settings import Settings
 from imagegw.storage.presign import (
     SAFETY_SECONDS,

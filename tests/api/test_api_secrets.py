@@ -15,11 +15,11 @@ import pytest
 from api_support import GENERATIONS, assert_error, bearer, client_for
 from fastapi.testclient import TestClient
 
-from imagegw.auth import SecretKeyStore, hash_key
-from imagegw.credentials import SecretCredentials
-from imagegw.runtime import Runtime
-from imagegw.secrets_cache import CachedSecret, Fetch, secretsmanager_fetch
+from imagegw.aws.credentials import SecretCredentials
+from imagegw.aws.secrets_cache import CachedSecret, Fetch, secretsmanager_fetch
+from imagegw.entrypoints.runtime import Runtime
 from imagegw.settings import Settings
+from imagegw.state.auth import SecretKeyStore, hash_key
 
 from conftest import API_KEY, AUTH
 from support.aws import OutageSwitch, create_secret, put_secret

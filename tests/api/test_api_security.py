@@ -19,9 +19,9 @@ import pytest
 from api_support import GENERATIONS, assert_error
 from fastapi.testclient import TestClient
 
-from imagegw import auth
-from imagegw.auth import ApiKeyRecord, hash_key, identify
 from imagegw.errors import AuthenticationFailed
+from imagegw.state import auth
+from imagegw.state.auth import ApiKeyRecord, hash_key, identify
 
 from conftest import AUTH
 

@@ -15,8 +15,8 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 
-from imagegw.app import create_app
-from imagegw.runtime import Runtime
+from imagegw.entrypoints.app import create_app
+from imagegw.entrypoints.runtime import Runtime
 from imagegw.settings import Settings
 
 from conftest import AUTH

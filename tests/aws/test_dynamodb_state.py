@@ -15,15 +15,20 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from imagegw.dynamodb import (
+from imagegw.errors import StateUnavailable
+from imagegw.state.dynamodb import (
     INLINE_BODY_BYTES,
     DynamoDBCounterStore,
     DynamoDBIdempotencyStore,
     S3Blobs,
 )
-from imagegw.errors import StateUnavailable
-from imagegw.idempotency import IdempotencyStore, MemoryIdempotencyStore, Record, StoredResponse
-from imagegw.limits import CounterStore, MemoryCounterStore
+from imagegw.state.idempotency import (
+    IdempotencyStore,
+    MemoryIdempotencyStore,
+    Record,
+    StoredResponse,
+)
+from imagegw.state.limits import CounterStore, MemoryCounterStore
 
 from support.fakes import NOW, FakeClock
 

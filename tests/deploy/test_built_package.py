@@ -177,7 +177,7 @@ def invoke(event_name: str, tmp_path: Path) -> dict[str, Any]:
         [
             python312(),
             str(INVOKE),
-            "imagegw.handler.handler",
+            "imagegw.entrypoints.handler.handler",
             str(EVENTS / f"{event_name}.json"),
             str(result_file),
         ],

@@ -10,8 +10,8 @@ from typing import Any
 import openai
 import pytest
 
-from imagegw.app import create_app
-from imagegw.runtime import Runtime
+from imagegw.entrypoints.app import create_app
+from imagegw.entrypoints.runtime import Runtime
 from imagegw.settings import Settings
 
 from support.fake_openai import FakeOpenAI

@@ -16,8 +16,8 @@ import pytest
 from PIL import Image
 
 from e2e.conftest import CLIENT_KEY, UPSTREAM_KEY, MakeClient, MakeGateway
-from imagegw.app import create_app
-from imagegw.runtime import Runtime
+from imagegw.entrypoints.app import create_app
+from imagegw.entrypoints.runtime import Runtime
 from imagegw.settings import Settings
 
 from support.fake_openai import FakeOpenAI, Images, encode_image

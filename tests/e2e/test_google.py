@@ -22,8 +22,8 @@ import pytest
 from PIL import Image
 
 from e2e.conftest import CLIENT_KEY
-from imagegw.app import create_app
-from imagegw.runtime import Runtime
+from imagegw.entrypoints.app import create_app
+from imagegw.entrypoints.runtime import Runtime
 from imagegw.settings import Settings
 
 from support.fake_google import (
@@ -362,7 +362,9 @@ def test_imagen_after_its_shutdown_is_the_retired_model_error(
 def test_an_operator_catalog_redirects_imagen_to_gemini(
     make_gateway: MakeGateway, google: FakeGoogle, tmp_path: Path
 ) -> None:
-    packaged = (Path(__file__).parents[2] / "functions/gateway/imagegw/models.toml").read_text()
+    packaged = (
+        Path(__file__).parents[2] / "functions/gateway/imagegw/catalog/models.toml"
+    ).read_text()
     block_start = packaged.index('id = "google/imagen-4.0"\n')
     block_end = packaged.index("[[models]]", block_start)
     block = packaged[block_start:block_end]

@@ -28,9 +28,9 @@ import openai
 import pytest
 
 from e2e.conftest import UPSTREAM_KEY
-from imagegw.app import create_app
-from imagegw.keys import main as keys_command
-from imagegw.runtime import Runtime
+from imagegw.aws.keys import main as keys_command
+from imagegw.entrypoints.app import create_app
+from imagegw.entrypoints.runtime import Runtime
 from imagegw.settings import Settings
 
 from support.aws import create_bucket, create_secret, process_credentials

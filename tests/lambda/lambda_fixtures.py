@@ -1,8 +1,8 @@
 """Fixtures of the Lambda layer, loaded with ``pytest_plugins = ["lambda_fixtures"]``.
 
-Every test here calls the real ``imagegw.handler.handler`` the way the Lambda runtime does: a
-parsed JSON event and a context object. The handler keeps its adapter in a module global and the
-settings are cached, so each test starts from a cold process state.
+Every test here calls the real ``imagegw.entrypoints.handler.handler`` the way the Lambda runtime
+does: a parsed JSON event and a context object. The handler keeps its adapter in a module global
+and the settings are cached, so each test starts from a cold process state.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from lambda_harness import DEV_API_KEY, FakeLambdaContext
 
-import imagegw.handler
-import imagegw.worker
+import imagegw.entrypoints.handler
+import imagegw.entrypoints.worker
 from imagegw.settings import get_settings
 
 
@@ -40,14 +40,14 @@ def cold_handler(
     # What the Lambda runtime sets: the gateway behaves as it does deployed (no in-process
     # job tasks, metrics on).
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "imagegw-dev-GatewayFunction")
-    monkeypatch.setattr(imagegw.handler, "_adapter", None)
-    monkeypatch.setattr(imagegw.handler, "_entry", None)
-    monkeypatch.setattr(imagegw.worker, "_runtime", None)
-    monkeypatch.setattr(imagegw.worker, "_entry", None)
+    monkeypatch.setattr(imagegw.entrypoints.handler, "_adapter", None)
+    monkeypatch.setattr(imagegw.entrypoints.handler, "_entry", None)
+    monkeypatch.setattr(imagegw.entrypoints.worker, "_runtime", None)
+    monkeypatch.setattr(imagegw.entrypoints.worker, "_entry", None)
     get_settings.cache_clear()
-    yield imagegw.handler.handler
-    adapter = imagegw.handler._adapter
-    runtimes = [imagegw.worker._runtime]
+    yield imagegw.entrypoints.handler.handler
+    adapter = imagegw.entrypoints.handler._adapter
+    runtimes = [imagegw.entrypoints.worker._runtime]
     if adapter is not None:
         runtimes.append(getattr(getattr(adapter.app, "state", None), "runtime", None))
     live = [runtime for runtime in runtimes if runtime is not None]

@@ -39,11 +39,11 @@ def audit(event, args):
 
 sys.addaudithook(audit)
 
-import imagegw.handler
+import imagegw.entrypoints.handler
 from imagegw.settings import get_settings
 
 print(json.dumps({
-    "adapter_is_none": imagegw.handler._adapter is None,
+    "adapter_is_none": imagegw.entrypoints.handler._adapter is None,
     "settings_cached": get_settings.cache_info().currsize,
     "modules": sorted(
         name

@@ -18,7 +18,7 @@ import pytest
 from aws_harness import JobsAws, decoded
 from lambda_harness import FakeLambdaContext, header, load_event, response_body, with_authorization
 
-import imagegw.worker
+import imagegw.entrypoints.worker
 
 pytest_plugins = ["lambda_fixtures", "aws_fixtures"]
 
@@ -133,8 +133,12 @@ def test_eventbridge_sample_becomes_a_job_that_the_worker_runs_once(
     records = jobs_aws.receive()
     assert [json.loads(record["body"]) for record in records] == [{"job_id": "catalog-item-1234"}]
     # The same message delivered twice (SQS is at-least-once): one generation.
-    assert imagegw.worker.handler({"Records": records}, lambda_context) == {"batchItemFailures": []}
-    assert jobs_aws.deliver(imagegw.worker.handler, lambda_context) == {"batchItemFailures": []}
+    assert imagegw.entrypoints.worker.handler({"Records": records}, lambda_context) == {
+        "batchItemFailures": []
+    }
+    assert jobs_aws.deliver(imagegw.entrypoints.worker.handler, lambda_context) == {
+        "batchItemFailures": []
+    }
     assert jobs_aws.receive() == []
     assert len(stored_images(lambda_storage_dir)) == 1
 
@@ -209,7 +213,9 @@ def test_sqs_sample_generates_once_however_often_it_is_delivered(
 ) -> None:
     event = load_event("sqs-generate")
     for _ in range(2):
-        assert imagegw.worker.handler(event, lambda_context) == {"batchItemFailures": []}
+        assert imagegw.entrypoints.worker.handler(event, lambda_context) == {
+            "batchItemFailures": []
+        }
     assert len(stored_images(lambda_storage_dir)) == 1
     job_id = "sqs-059f36b4-87a3-44ab-83d2-661975830a7d"
     assert_job_links_point_at_stored_images(
@@ -222,7 +228,7 @@ def test_one_bad_message_does_not_fail_the_others_in_its_batch(
 ) -> None:
     good = load_event("sqs-generate")["Records"][0]
     bad = dict(copy.deepcopy(good), messageId="bad-1", body="{not json")
-    result = imagegw.worker.handler({"Records": [bad, good]}, lambda_context)
+    result = imagegw.entrypoints.worker.handler({"Records": [bad, good]}, lambda_context)
     assert result == {"batchItemFailures": [{"itemIdentifier": "bad-1"}]}
     assert len(stored_images(lambda_storage_dir)) == 1
 
@@ -255,7 +261,9 @@ def test_prefer_respond_async_answers_202_and_the_worker_completes_the_job(
     assert stored_images(lambda_storage_dir) == []
     assert read_job(cold_handler, view["id"], lambda_context)["status"] == "queued"
 
-    assert jobs_aws.deliver(imagegw.worker.handler, lambda_context) == {"batchItemFailures": []}
+    assert jobs_aws.deliver(imagegw.entrypoints.worker.handler, lambda_context) == {
+        "batchItemFailures": []
+    }
     assert jobs_aws.receive() == []
     done = read_job(cold_handler, view["id"], lambda_context)
     assert_job_links_point_at_stored_images(done, lambda_storage_dir)

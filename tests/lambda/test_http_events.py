@@ -25,7 +25,7 @@ from lambda_harness import (
 )
 from PIL import Image
 
-import imagegw.handler
+import imagegw.entrypoints.handler
 from imagegw.catalog import load_catalog
 
 pytest_plugins = ["lambda_fixtures"]
@@ -60,7 +60,7 @@ def test_generation_event_succeeds_twice_in_one_process(
     name: str, cold_handler: Handler, lambda_context: FakeLambdaContext
 ) -> None:
     first = cold_handler(load_event(name), lambda_context)
-    adapter = imagegw.handler._adapter
+    adapter = imagegw.entrypoints.handler._adapter
     second = cold_handler(
         load_event(name), FakeLambdaContext("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")
     )
@@ -75,7 +75,7 @@ def test_generation_event_succeeds_twice_in_one_process(
     assert first_id != second_id
     # Built on the first invocation, reused by the second.
     assert adapter is not None
-    assert imagegw.handler._adapter is adapter
+    assert imagegw.entrypoints.handler._adapter is adapter
     # Startup and shutdown would otherwise run around every invocation.
     assert adapter.lifespan == "off"
 
@@ -136,7 +136,7 @@ def test_every_sample_event_is_served_by_one_adapter(
     for name in names * 2:
         response = cold_handler(load_event(name), lambda_context)
         assert response["statusCode"] == 200, (name, response.get("body"))
-        adapters.add(id(imagegw.handler._adapter))
+        adapters.add(id(imagegw.entrypoints.handler._adapter))
     assert len(adapters) == 1
 
 

@@ -10,9 +10,9 @@ import pytest
 from aws_harness import REGION, TABLE
 from moto import mock_aws
 
-from imagegw.jobs.dynamodb import DynamoDBJobStore
-from imagegw.jobs.model import Job
-from imagegw.jobs.store import JobStore, MemoryJobStore
+from imagegw.state.jobs.dynamodb import DynamoDBJobStore
+from imagegw.state.jobs.model import Job
+from imagegw.state.jobs.store import JobStore, MemoryJobStore
 
 JOB = Job(
     id="job_0123",
@@ -113,7 +113,7 @@ def test_the_store_uses_the_key_of_the_table_the_template_creates() -> None:
 
     from cfnlint.decode import decode_str
 
-    from imagegw.jobs.dynamodb import KEY
+    from imagegw.state.jobs.dynamodb import KEY
 
     template_path = Path(__file__).resolve().parents[2] / "template.yaml"
     template, problems = decode_str(template_path.read_text(encoding="utf-8"))

@@ -24,7 +24,7 @@ from lambda_harness import (
     response_body,
 )
 
-from imagegw.response_size import ENVELOPE_ALLOWANCE, lambda_response_size
+from imagegw.generation.response_size import ENVELOPE_ALLOWANCE, lambda_response_size
 
 from support.fake_openai import FakeOpenAI, Images
 from support.leaks import LeakWatch

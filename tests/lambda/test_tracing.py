@@ -21,9 +21,10 @@ sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 sock.bind(("127.0.0.1", 0))
 sock.settimeout(0.5)
 os.environ["AWS_XRAY_DAEMON_ADDRESS"] = "127.0.0.1:%d" % sock.getsockname()[1]
-import imagegw.handler
+import imagegw.entrypoints.handler
 from lambda_harness import FakeLambdaContext, load_event
-response = imagegw.handler.handler(load_event("function-url-generate"), FakeLambdaContext())
+event = load_event("function-url-generate")
+response = imagegw.entrypoints.handler.handler(event, FakeLambdaContext())
 documents = []
 while True:
     try:

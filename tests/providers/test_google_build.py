@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from imagegw.credentials import environment_config
+from imagegw.aws.credentials import environment_config
 from imagegw.errors import ProviderNotConfigured
 from imagegw.providers import build_provider
 from imagegw.providers.google import GoogleProvider

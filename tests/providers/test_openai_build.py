@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from imagegw.credentials import environment_config
+from imagegw.aws.credentials import environment_config
 from imagegw.errors import ProviderNotConfigured
 from imagegw.providers import build_provider
 from imagegw.providers.base import ImageProvider

@@ -11,8 +11,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from imagegw.aws_clients import client as aws_client
-from imagegw.secrets_cache import Fetch, secretsmanager_fetch
+from imagegw.aws.clients import client as aws_client
+from imagegw.aws.secrets_cache import Fetch, secretsmanager_fetch
 
 BUCKET = "imagegw-test-images"
 

@@ -18,7 +18,7 @@ import time
 import uvicorn
 from fastapi import FastAPI
 
-from imagegw.runtime import Runtime
+from imagegw.entrypoints.runtime import Runtime
 
 _START_TIMEOUT_SECONDS = 10.0
 

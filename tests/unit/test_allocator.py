@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import resource
 
-from imagegw.allocator import keep_large_buffers
+from imagegw.fastpath.allocator import keep_large_buffers
 
 
 def _glibc() -> bool:

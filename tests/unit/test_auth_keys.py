@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from imagegw.auth import (
+from imagegw.errors import AuthenticationFailed, PermissionDenied, ServiceUnavailable
+from imagegw.state.auth import (
     ApiKeyRecord,
     CombinedKeyStore,
     FileKeyStore,
@@ -20,7 +21,6 @@ from imagegw.auth import (
     hash_key,
     identify,
 )
-from imagegw.errors import AuthenticationFailed, PermissionDenied, ServiceUnavailable
 
 KEY_A = "sk-alpha-0000000000000000"
 KEY_B = "sk-bravo-1111111111111111"

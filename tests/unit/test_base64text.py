@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imagegw.base64text import Base64Text, is_base64
+from imagegw.fastpath.base64text import Base64Text, is_base64
 
 
 def strictly_decodes(data: bytes) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from imagegw.deadline import ASSUMED_GATEWAY_OVERHEAD_SECONDS, Deadline, lambda_deadline
+from imagegw.generation.deadline import ASSUMED_GATEWAY_OVERHEAD_SECONDS, Deadline, lambda_deadline
 
 MONO = 500.0
 WALL = 1_800_000_000.0

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from imagegw import errors
-from imagegw.app import MethodNotAllowed
+from imagegw.aws.secrets_cache import SecretUnavailable
+from imagegw.entrypoints.app import MethodNotAllowed
 from imagegw.errors import (
     GatewayError,
     IdempotencyInProgress,
@@ -15,9 +16,8 @@ from imagegw.errors import (
     StateUnavailable,
     UpstreamUnreachable,
 )
-from imagegw.secrets_cache import SecretUnavailable
+from imagegw.generation.validation import UnsupportedParameter
 from imagegw.storage.local import LinkRefused
-from imagegw.validation import UnsupportedParameter
 
 
 def _all_error_classes() -> list[type[GatewayError]]:

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from imagegw.catalog import Resolution, load_catalog
 from imagegw.errors import InvalidRequest, UnknownParameter, render
+from imagegw.generation.validation import validate
 from imagegw.schemas import KNOWN_PARAMETERS, parse_generation_request
-from imagegw.validation import validate
 
 CATALOG = load_catalog()
 SPECS = list(CATALOG)

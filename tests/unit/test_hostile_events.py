@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+from imagegw.entrypoints.events import error_result, generation_event
 from imagegw.errors import InvalidValue
-from imagegw.events import error_result, generation_event
-from imagegw.jobs.runner import request_text
+from imagegw.generation.job_runner import request_text
 from imagegw.schemas import parse_generation_request
 
 

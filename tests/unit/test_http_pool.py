@@ -1,7 +1,7 @@
 """The upstream client's connection pool against a real HTTP/1.1 server on 127.0.0.1.
 
-``imagegw.http_pool`` replaces httpcore's pool bookkeeping; these check that it still reuses
-kept-alive connections, never hands out one the server closed, opens no more connections than
+``imagegw.fastpath.http_pool`` replaces httpcore's pool bookkeeping; these check that it still
+reuses kept-alive connections, never hands out one the server closed, opens no more connections than
 requests in flight, and closes idle connections beyond the keep-alive limit.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from imagegw.http_pool import (
+from imagegw.fastpath.http_pool import (
     READ_BYTES,
     LinearPool,
     ReadAheadBackend,

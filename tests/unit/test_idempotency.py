@@ -19,7 +19,8 @@ from imagegw.errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
-from imagegw.idempotency import (
+from imagegw.schemas import parse_generation_request
+from imagegw.state.idempotency import (
     LEASE_MARGIN_SECONDS,
     Idempotency,
     MemoryIdempotencyStore,
@@ -32,7 +33,6 @@ from imagegw.idempotency import (
     replayed_error,
     stored_error,
 )
-from imagegw.schemas import parse_generation_request
 
 from support.fakes import FakeClock
 

@@ -11,15 +11,15 @@ import json
 
 import pytest
 
-from imagegw.auth import ALL_SCOPES, Principal
-from imagegw.deadline import Deadline
+from imagegw.api.job_view import job_view
+from imagegw.entrypoints.runtime import Runtime
 from imagegw.errors import InvalidValue, RateLimited, UpstreamTimeout
-from imagegw.jobs.model import RUNNING, Job
-from imagegw.jobs.runner import Disposition, JobConflict, process_job, submit_job
-from imagegw.jobs.store import MemoryJobStore
-from imagegw.jobs.view import job_view
-from imagegw.runtime import Runtime
+from imagegw.generation.deadline import Deadline
+from imagegw.generation.job_runner import Disposition, JobConflict, process_job, submit_job
 from imagegw.settings import Settings
+from imagegw.state.auth import ALL_SCOPES, Principal
+from imagegw.state.jobs.model import RUNNING, Job
+from imagegw.state.jobs.store import MemoryJobStore
 
 from support.fakes import FakeClock, FakeProvider
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from imagegw.base64text import Base64Text
-from imagegw.jsonbody import dumps, plain
+from imagegw.api.jsonbody import dumps, plain
+from imagegw.fastpath.base64text import Base64Text
 
 IMAGE_B64 = base64.b64encode(os.urandom(30_000)).decode("ascii")
 

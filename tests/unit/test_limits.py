@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from imagegw.auth import ApiKeyRecord, Principal
 from imagegw.errors import InvalidValue, QuotaExceeded, RateLimited
-from imagegw.limits import KeyLimits, MemoryCounterStore
+from imagegw.state.auth import ApiKeyRecord, Principal
+from imagegw.state.limits import KeyLimits, MemoryCounterStore
 
 from support.fakes import FakeClock
 

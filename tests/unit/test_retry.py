@@ -18,7 +18,7 @@ from imagegw.errors import (
     UpstreamUnreachable,
 )
 from imagegw.providers.base import GeneratedImage, ImageProvider, ImageRequest, ImageResult
-from imagegw.retry import RetryingProvider, RetryPolicy
+from imagegw.providers.retry import RetryingProvider, RetryPolicy
 
 from support.fakes import TINY_PNG
 

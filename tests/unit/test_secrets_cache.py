@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from imagegw.secrets_cache import CachedSecret, SecretUnavailable
+from imagegw.aws.secrets_cache import CachedSecret, SecretUnavailable
 
 from support.fakes import FakeClock
 from support.leaks import LeakWatch

@@ -26,10 +26,10 @@ TEMPLATE = REPO / "template.yaml"
 SAMCONFIG = REPO / "samconfig.toml"
 CFN_LINT = Path(sys.executable).parent / "cfn-lint"
 
-GATEWAY_HANDLER = "imagegw.handler.handler"
-WORKER_HANDLER = "imagegw.worker.handler"
-# Handlers whose module another branch adds (events: imagegw/worker.py). Until it lands the
-# template may name it; once it exists the module is checked like any other.
+GATEWAY_HANDLER = "imagegw.entrypoints.handler.handler"
+WORKER_HANDLER = "imagegw.entrypoints.worker.handler"
+# Handlers whose module another branch adds (events: imagegw/entrypoints/worker.py).
+# Until it lands the template may name it; once it exists the module is checked like any other.
 
 IMAGE_OBJECTS = {
     "Fn::Sub": [

@@ -8,8 +8,8 @@ import pytest
 
 from imagegw.catalog import Catalog, ModelSpec, Resolution, load_catalog
 from imagegw.errors import InvalidRequest, InvalidValue, PromptTooLong
+from imagegw.generation.validation import UnsupportedParameter, ValidatedRequest, validate
 from imagegw.schemas import ImageGenerationRequest
-from imagegw.validation import UnsupportedParameter, ValidatedRequest, validate
 
 TIMEOUT = 42.0
 

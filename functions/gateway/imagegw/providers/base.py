@@ -12,9 +12,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-from imagegw.base64text import Base64Text
 from imagegw.catalog import ModelSpec
 from imagegw.errors import UpstreamBadResponse
+from imagegw.fastpath.base64text import Base64Text
 
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 

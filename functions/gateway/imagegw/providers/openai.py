@@ -15,8 +15,6 @@ from typing import Any
 
 import httpx
 
-from imagegw import upstream_json
-from imagegw.base64text import Base64Text
 from imagegw.errors import (
     ContentPolicyViolation,
     GatewayError,
@@ -31,7 +29,9 @@ from imagegw.errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
-from imagegw.http_pool import post_for_body
+from imagegw.fastpath import upstream_json
+from imagegw.fastpath.base64text import Base64Text
+from imagegw.fastpath.http_pool import post_for_body
 from imagegw.providers.base import (
     MEDIA_TYPES,
     OPENAI_PARAMETERS,

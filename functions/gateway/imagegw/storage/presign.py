@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from imagegw import aws_clients
+from imagegw.aws import clients as aws_clients
 from imagegw.storage.base import StoredLink
 
 # Role chaining (a role assuming a role) is capped at one hour by STS; 15 minutes is its floor.

@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from imagegw import aws_clients
+from imagegw.aws import clients as aws_clients
 from imagegw.errors import StorageUnavailable
 from imagegw.storage.base import ImageStore, StoredLink, is_valid_key
 from imagegw.storage.presign import Presigner

@@ -1,0 +1,311 @@
+"""The model catalog: loads the data file, resolves what callers send, knows shutdown dates.
+
+The catalog is data (``models.toml``); this module only reads and checks it. Nothing here knows
+a provider by name: capabilities travel with each ``ModelSpec``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from imagegw.errors import ModelNotFound, ModelRetired
+
+PACKAGED_CATALOG = Path(__file__).with_name("models.toml")
+# The packaged models.toml already parsed, as JSON, with the SHA-256 of the text it came from.
+# json reads it in a tenth of a millisecond; tomllib (pure Python) needs about 5 ms with its
+# import, on every cold start. Used only while the digest matches models.toml, which stays the
+# file to edit: `make catalog` rewrites this copy, and a unit test says when it is stale.
+PARSED_CATALOG = Path(__file__).with_name("models.parsed.json")
+
+# A bare id (no "provider/") is an OpenAI id, as in every OpenAI SDK.
+DEFAULT_PROVIDER_PREFIX = "openai"
+
+
+class FreeSizeRule(BaseModel):
+    """Any ``WxH`` within bounds, as gpt-image-2 and later accept."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    multiple_of: int = Field(gt=0)
+    max_edge: int = Field(gt=0)
+    max_aspect: float = Field(ge=1.0)
+    min_pixels: int = Field(ge=1)
+    max_pixels: int = Field(ge=1)
+
+    def violation(self, width: int, height: int) -> str | None:
+        """Why ``width x height`` is outside the rule, or None when it is inside."""
+        if width % self.multiple_of or height % self.multiple_of:
+            return f"both sides must be multiples of {self.multiple_of}"
+        if max(width, height) > self.max_edge:
+            return f"the longest side must be at most {self.max_edge}"
+        if max(width, height) / min(width, height) > self.max_aspect:
+            return (
+                f"the aspect ratio must be between 1:{self.max_aspect:g} and {self.max_aspect:g}:1"
+            )
+        pixels = width * height
+        if not self.min_pixels <= pixels <= self.max_pixels:
+            return (
+                f"the total pixel count must be between {self.min_pixels:,} and {self.max_pixels:,}"
+            )
+        return None
+
+    def describe(self) -> str:
+        return (
+            f"any WxH with sides multiples of {self.multiple_of}, longest side <= {self.max_edge}, "
+            f"aspect ratio within {self.max_aspect:g}:1, and {self.min_pixels:,} to "
+            f"{self.max_pixels:,} pixels"
+        )
+
+
+class ModelSpec(BaseModel):
+    """One catalog entry: identity, lifecycle and capabilities."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    provider: str
+    upstream_model: str
+    description: str = ""
+    created: int = 0
+    owned_by: str | None = None
+    aliases: tuple[str, ...] = ()
+    snapshots: tuple[str, ...] = ()
+
+    n_max: int = Field(default=1, ge=1)
+    sizes: tuple[str, ...] = ()
+    default_size: str | None = None
+    free_size: FreeSizeRule | None = None
+    qualities: tuple[str, ...] = ()
+    styles: tuple[str, ...] = ()
+    backgrounds: tuple[str, ...] = ()
+    output_formats: tuple[str, ...] = ()
+    moderations: tuple[str, ...] = ()
+    complexities: tuple[str, ...] = ()
+    person_generations: tuple[str, ...] = ()
+    parameters: frozenset[str] = frozenset()
+    ignored_parameters: frozenset[str] = frozenset()
+    forwards_response_format: bool = False
+    prompt_max_chars: int = Field(default=32000, ge=1)
+    # How the provider reaches the model (which API, which size table): read only by the
+    # provider named in ``provider``, so a new upstream model of a known kind is a data edit.
+    # Written as a TOML table; held as sorted pairs so the spec stays hashable.
+    upstream_options: tuple[tuple[str, str], ...] = ()
+
+    shutdown_date: dt.date | None = None
+    replacement: str | None = None
+    redirect: bool = False
+    # Models that may serve instead while this one's provider is down or rate-limiting, in order
+    # of preference; each is used only for requests it serves identically (fallbacks.py).
+    fallbacks: tuple[str, ...] = ()
+
+    @field_validator("upstream_options", mode="before")
+    @classmethod
+    def _options_from_table(cls, value: Any) -> Any:
+        return tuple(sorted(value.items())) if isinstance(value, dict) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSpec:
+        if "/" not in self.id:
+            raise ValueError(f"model id {self.id!r} must be 'provider/name'")
+        if not self.ignored_parameters <= self.parameters:
+            raise ValueError(f"{self.id}: ignored_parameters must also be listed in parameters")
+        if self.redirect and not self.replacement:
+            raise ValueError(f"{self.id}: redirect needs a replacement")
+        if self.default_size is not None and self.sizes and self.default_size not in self.sizes:
+            raise ValueError(f"{self.id}: default_size must be one of sizes")
+        return self
+
+    def is_retired(self, today: dt.date) -> bool:
+        return self.shutdown_date is not None and today >= self.shutdown_date
+
+    def upstream_option(self, name: str) -> str | None:
+        return dict(self.upstream_options).get(name)
+
+    def accepts(self, parameter: str) -> bool:
+        return parameter in self.parameters
+
+    def capabilities(self) -> dict[str, Any]:
+        """What ``GET /v1/models`` publishes about the model."""
+        return {
+            "provider": self.provider,
+            "description": self.description,
+            "n": {"min": 1, "max": self.n_max},
+            "sizes": list(self.sizes),
+            "free_size": self.free_size.model_dump() if self.free_size else None,
+            "qualities": list(self.qualities),
+            "styles": list(self.styles),
+            "backgrounds": list(self.backgrounds),
+            "output_formats": list(self.output_formats),
+            "moderations": list(self.moderations),
+            "person_generations": list(self.person_generations),
+            "parameters": sorted(self.parameters),
+            "ignored_parameters": sorted(self.ignored_parameters),
+            "response_formats": ["b64_json", "url"],
+            "prompt_max_chars": self.prompt_max_chars,
+            "aliases": list(self.aliases),
+            "snapshots": list(self.snapshots),
+            "replacement": self.replacement,
+            "fallbacks": list(self.fallbacks),
+        }
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What a requested id resolves to.
+
+    ``spec`` serves the call; ``upstream_model`` is what is sent upstream (a pinned snapshot stays
+    pinned); ``redirected_from`` is set when a retired model was redirected by the catalog.
+    """
+
+    requested: str
+    spec: ModelSpec
+    upstream_model: str
+    redirected_from: ModelSpec | None = None
+
+
+class CatalogError(Exception):
+    """The catalog data file is invalid. Raised at load, never on a request."""
+
+
+class Catalog:
+    def __init__(self, specs: list[ModelSpec]) -> None:
+        self._specs: dict[str, ModelSpec] = {}
+        self._names: dict[str, tuple[ModelSpec, str]] = {}
+        for spec in specs:
+            if spec.id in self._specs:
+                raise CatalogError(f"model {spec.id!r} is listed twice")
+            self._specs[spec.id] = spec
+        for spec in specs:
+            self._add_name(spec.id, spec, spec.upstream_model)
+            for alias in spec.aliases:
+                self._add_name(alias, spec, spec.upstream_model)
+            prefix = spec.id.split("/", 1)[0]
+            for snapshot in spec.snapshots:
+                self._add_name(f"{prefix}/{snapshot}", spec, snapshot)
+        for spec in specs:
+            # A replacement may be advice about a model this gateway does not serve yet; a
+            # redirect must land on a model it does.
+            if spec.redirect and spec.replacement not in self._specs:
+                raise CatalogError(
+                    f"{spec.id}: redirect target {spec.replacement!r} is not in the catalog"
+                )
+            for fallback in spec.fallbacks:
+                if fallback == spec.id or fallback not in self._specs:
+                    raise CatalogError(
+                        f"{spec.id}: fallback {fallback!r} must be another model of the catalog"
+                    )
+
+    def _add_name(self, name: str, spec: ModelSpec, upstream: str) -> None:
+        if name in self._names and self._names[name][0].id != spec.id:
+            raise CatalogError(f"model name {name!r} is claimed by two models")
+        self._names[name] = (spec, upstream)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._specs.values())
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def get(self, model_id: str) -> ModelSpec | None:
+        found = self._names.get(_qualified(model_id))
+        return found[0] if found else None
+
+    def resolve(self, requested: str, today: dt.date) -> Resolution:
+        """The model that serves ``requested`` today, or the error the caller should see."""
+        found = self._names.get(_qualified(requested))
+        if found is None:
+            raise ModelNotFound(
+                f"The model `{requested}` does not exist. GET /v1/models lists the models this "
+                "gateway serves.",
+                param="model",
+            )
+        spec, upstream = found
+        if not spec.is_retired(today):
+            return Resolution(requested, spec, upstream)
+        replacement = self._specs.get(spec.replacement) if spec.replacement else None
+        if spec.redirect and replacement is not None and not replacement.is_retired(today):
+            return Resolution(
+                requested, replacement, replacement.upstream_model, redirected_from=spec
+            )
+        advice = f" Use `{spec.replacement}` instead." if spec.replacement else ""
+        raise ModelRetired(
+            f"The model `{spec.id}` was shut down by its provider on {spec.shutdown_date}.{advice}",
+            param="model",
+        )
+
+
+def _qualified(model_id: str) -> str:
+    return model_id if "/" in model_id else f"{DEFAULT_PROVIDER_PREFIX}/{model_id}"
+
+
+def parse_catalog(document: dict[str, Any]) -> Catalog:
+    profiles: dict[str, dict[str, Any]] = document.get("profiles", {})
+    specs = []
+    for raw in document.get("models", []):
+        entry = dict(raw)
+        profile_name = entry.pop("profile", None)
+        if profile_name is not None and profile_name not in profiles:
+            raise CatalogError(f"{entry.get('id')}: unknown profile {profile_name!r}")
+        merged = {**profiles.get(profile_name or "", {}), **entry}
+        try:
+            specs.append(ModelSpec.model_validate(merged))
+        except ValidationError as exc:
+            raise CatalogError(f"invalid catalog entry {entry.get('id')!r}: {exc}") from exc
+    return Catalog(specs)
+
+
+def load_catalog(path: Path | None = None) -> Catalog:
+    """The operator's catalog file if named, else the one packaged with the gateway."""
+    # The packaged file sits next to this module (a directory on Lambda and in a venv);
+    # importlib.resources would cost its own imports at the first request for the same path.
+    text = (path or PACKAGED_CATALOG).read_text(encoding="utf-8")
+    document = _parsed_copy(text) if path is None else None
+    return parse_catalog(document if document is not None else parse_toml(text))
+
+
+def parse_toml(text: str) -> dict[str, Any]:
+    import tomllib  # only without a current parsed copy: an operator's file, a fresh edit
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(f"catalog file is not valid TOML: {exc}") from exc
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _parsed_copy(text: str) -> dict[str, Any] | None:
+    """The document of PARSED_CATALOG if it was parsed from exactly ``text``, else None."""
+    try:
+        copy = json.loads(PARSED_CATALOG.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(copy, dict) or copy.get("sha256") != digest(text):
+        return None
+    document = copy.get("document")
+    return document if isinstance(document, dict) else None
+
+
+def write_parsed_copy() -> None:
+    """Rewrite PARSED_CATALOG from models.toml (``make catalog``), after checking the catalog."""
+    text = PACKAGED_CATALOG.read_text(encoding="utf-8")
+    document = parse_toml(text)
+    parse_catalog(document)
+    copy = {"sha256": digest(text), "document": document}
+    PARSED_CATALOG.write_text(json.dumps(copy, indent=1, ensure_ascii=False) + "\n", "utf-8")

@@ -1,0 +1,349 @@
+"""The generation use case, independent of how the request arrived (HTTP, a job, an event).
+
+Two steps, so that a job can be checked when it is submitted and run later:
+
+``prepare_generation``: parse -> resolve the model -> check the key may use it -> validate
+against capabilities. Pure apart from reading the catalog; every failure is a 4xx.
+
+``run_generation``: the provider call, given the time that is left (``deadline``), measured
+(metrics, a trace subsegment) and logged.
+
+``generate_images`` is both plus delivery, and builds the OpenAI-shaped body and the headers
+that say what the gateway did. Jobs store the images themselves and build the same body later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from imagegw.api import jsonbody
+from imagegw.catalog import Resolution
+from imagegw.entrypoints.runtime import Runtime
+from imagegw.errors import (
+    ContentPolicyViolation,
+    GatewayError,
+    InvalidValue,
+    MissingParameter,
+    PayloadTooLarge,
+    StorageUnavailable,
+    UpstreamBadResponse,
+    UpstreamTimeout,
+)
+from imagegw.generation.deadline import MIN_UPSTREAM_SECONDS, Budget, Deadline, no_deadline
+from imagegw.generation.delivery import Delivery, as_links, deliver
+from imagegw.generation.fallbacks import FALLBACK_HEADER, serve
+from imagegw.generation.response_size import lambda_response_size
+from imagegw.generation.validation import ValidatedRequest, validate
+from imagegw.providers.base import ImageResult
+from imagegw.schemas import ImageGenerationRequest, parse_generation_request
+from imagegw.state.auth import Principal
+from imagegw.storage import ImageStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class GenerationOutcome:
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    _content: bytes | None = field(default=None, repr=False)
+
+    @property
+    def content(self) -> bytes:
+        """The body as JSON bytes, serialized once (it can be megabytes of base64)."""
+        if self._content is None:
+            self._content = jsonbody.dumps(self.body)
+        return self._content
+
+
+@dataclass(frozen=True)
+class PreparedGeneration:
+    resolution: Resolution
+    validated: ValidatedRequest
+    # The request as parsed: its fingerprint for Idempotency-Key, and what fallbacks validate.
+    body: ImageGenerationRequest | None = None
+
+    @property
+    def model(self) -> str:
+        return self.resolution.spec.id
+
+    @property
+    def provider(self) -> str:
+        return self.resolution.spec.provider
+
+
+def prepare_generation(
+    runtime: Runtime,
+    principal: Principal,
+    raw_body: bytes,
+    *,
+    default_response_format: str | None = None,
+    only_response_format: str | None = None,
+) -> PreparedGeneration:
+    """Everything that can be checked before paying for a generation.
+
+    ``default_response_format`` replaces the HTTP default (b64_json) when the request names
+    none; ``only_response_format`` refuses any other (jobs keep URLs, never inline images).
+    """
+    resolution: Resolution | None = None
+    try:
+        body = parse_generation_request(raw_body)
+        requested = body.model or runtime.settings.default_model
+        if requested is None:
+            raise MissingParameter(
+                "Missing required parameter: 'model'. GET /v1/models lists the models this "
+                "gateway serves.",
+                param="model",
+            )
+        resolution = runtime.catalog.resolve(requested, runtime.today())
+        principal.require_model(resolution.spec.id)
+        if only_response_format and body.response_format not in (None, only_response_format):
+            raise InvalidValue(
+                f"Invalid value for 'response_format': '{body.response_format}'. This kind of "
+                f"request delivers '{only_response_format}' only.",
+                param="response_format",
+            )
+        validated = validate(
+            body, resolution, timeout_seconds=runtime.settings.upstream_timeout_seconds
+        )
+    except GatewayError as exc:
+        spec = resolution.spec if resolution is not None else None
+        runtime.telemetry.error(
+            code=exc.code,
+            provider=spec.provider if spec else None,
+            model=spec.id if spec else None,
+        )
+        raise
+    fallback = only_response_format or default_response_format
+    if body.response_format is None and fallback is not None:
+        validated = dataclasses.replace(validated, response_format=fallback)
+    return PreparedGeneration(resolution, validated, body)
+
+
+async def run_generation(
+    runtime: Runtime,
+    prepared: PreparedGeneration,
+    *,
+    client: str,
+    deadline: Deadline | None = None,
+    principal: Principal | None = None,
+) -> ImageResult:
+    """The upstream call, with safe retries; with ``principal``, the catalog's fallbacks too.
+
+    ``result.served_by`` names the fallback model when one served (fallbacks.py).
+    """
+    settings = runtime.settings
+    budget: Budget = (
+        deadline.budget(settings.upstream_timeout_seconds, settings.response_margin_seconds)
+        if deadline is not None
+        else no_deadline(settings.upstream_timeout_seconds)
+    )
+    request = dataclasses.replace(prepared.validated.image_request, timeout_seconds=budget.seconds)
+    telemetry = runtime.telemetry
+    started = time.perf_counter()
+    try:
+        if budget.limit != "configured" and budget.seconds < MIN_UPSTREAM_SECONDS:
+            raise budget.exhausted()
+        async with telemetry.span("upstream", provider=prepared.provider, model=prepared.model):
+            try:
+                # Retries that cannot bill twice, then fallbacks (retry.py, fallbacks.py).
+                served = await serve(
+                    runtime,
+                    principal,
+                    prepared.body,
+                    prepared.resolution,
+                    dataclasses.replace(prepared.validated, image_request=request),
+                )
+                result = served.result
+                if served.fallback_from is not None:
+                    result.served_by = served.resolution.spec.id
+            except UpstreamTimeout as exc:
+                if budget.limit == "configured":
+                    raise
+                raise UpstreamTimeout(exc.message + budget.advice()) from exc
+        _never_empty(result)
+    except GatewayError as exc:
+        telemetry.error(code=exc.code, provider=prepared.provider, model=prepared.model)
+        raise
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    telemetry.upstream_latency(
+        provider=prepared.provider, model=prepared.model, milliseconds=elapsed_ms
+    )
+    telemetry.images_generated(
+        provider=prepared.provider, model=prepared.model, count=len(result.images)
+    )
+    details: dict[str, Any] = {
+        "client": client,
+        "provider": prepared.provider,
+        "model": prepared.model,
+        "n": request.n,
+        "delivered": len(result.images),
+        "upstream_ms": round(elapsed_ms),
+        "timeout_s": round(budget.seconds, 1),
+    }
+    if settings.log_prompts:
+        details["prompt"] = request.prompt
+    logger.info("generated", extra=details)
+    return result
+
+
+def describe(
+    runtime: Runtime,
+    prepared: PreparedGeneration,
+    result: ImageResult,
+    delivery: Delivery,
+) -> GenerationOutcome:
+    """The OpenAI-shaped body (and headers) of a generation delivered as ``delivery``."""
+    resolution = prepared.resolution
+    model = result.served_by or resolution.spec.id
+    headers = {"x-imagegw-model": model, **delivery.headers}
+    response: dict[str, Any] = {"created": int(runtime.clock()), "data": delivery.items}
+    response.update(_resolved_settings(result))
+    response["model"] = model
+    if resolution.redirected_from is not None:
+        headers["x-imagegw-redirected-from"] = resolution.redirected_from.id
+        response["redirected_from"] = resolution.redirected_from.id
+    if result.served_by is not None:
+        headers[FALLBACK_HEADER] = resolution.spec.id
+        response["fallback_from"] = resolution.spec.id
+    _report_ignored(prepared.validated, response, headers)
+    if result.filtered:
+        headers["x-imagegw-images-filtered"] = str(result.filtered)
+        response["images_filtered"] = result.filtered
+    if result.failed:
+        headers["x-imagegw-images-failed"] = str(result.failed)
+        response["images_failed"] = result.failed
+    return GenerationOutcome(response, headers)
+
+
+async def generate_images(
+    runtime: Runtime,
+    principal: Principal,
+    raw_body: bytes,
+    *,
+    base_url: str,
+    deadline: Deadline | None = None,
+    default_response_format: str | None = None,
+    response_limit: int | None = None,
+    idempotency_key: str | None = None,
+) -> GenerationOutcome:
+    """``response_limit``: the largest serialized Lambda result allowed (None: no limit)."""
+    prepared = prepare_generation(
+        runtime, principal, raw_body, default_response_format=default_response_format
+    )
+    assert prepared.body is not None
+    # Idempotency-Key replay and per-key limits around the paid part (reliability.py).
+    async with runtime.reliability.guard(
+        principal,
+        prepared.body,
+        idempotency_key,
+        images=prepared.validated.image_request.n,
+        budget_seconds=prepared.validated.image_request.timeout_seconds,
+        image_store=lambda: runtime.image_store,
+        base_url=base_url,
+    ) as guard:
+        if guard.replay is not None:
+            return GenerationOutcome(*guard.replay)
+        result = await run_generation(
+            runtime, prepared, client=principal.name, deadline=deadline, principal=principal
+        )
+        outcome = await _delivered(
+            runtime, prepared, result, guard.image_store, base_url, response_limit
+        )
+        guard.succeeded(outcome.content, outcome.headers, delivered=len(result.images))
+        return outcome
+
+
+async def _delivered(
+    runtime: Runtime,
+    prepared: PreparedGeneration,
+    result: ImageResult,
+    store: ImageStore,
+    base_url: str,
+    response_limit: int | None,
+) -> GenerationOutcome:
+    """The images delivered as asked, in a response that fits ``response_limit``."""
+    delivery = await deliver(
+        result.images, prepared.validated.response_format, lambda: store, base_url=base_url
+    )
+    outcome = describe(runtime, prepared, result, delivery)
+    if response_limit is None:
+        return outcome
+    size = lambda_response_size(outcome.content, outcome.headers)
+    if size <= response_limit:
+        return outcome
+    return await _fit_response(
+        runtime, prepared, result, delivery, store, base_url, size, response_limit
+    )
+
+
+async def _fit_response(
+    runtime: Runtime,
+    prepared: PreparedGeneration,
+    result: ImageResult,
+    delivery: Delivery,
+    store: ImageStore,
+    base_url: str,
+    size: int,
+    limit: int,
+) -> GenerationOutcome:
+    """An answer too big for Lambda: links instead when allowed, else a clear error."""
+    too_big = f"The images are {size} bytes as base64 JSON, over the {limit}-byte response limit"
+    if delivery.storage_failed:
+        raise StorageUnavailable(
+            f"The gateway could not store the images for URL delivery, and they cannot be "
+            f"returned inline: {too_big}. Retry shortly, or ask for a smaller n."
+        )
+    if not runtime.settings.oversize_to_url:
+        raise PayloadTooLarge(
+            f"{too_big}. Ask for response_format=url, or a smaller n.",
+            param="response_format",
+            code="response_too_large",
+        )
+    try:
+        items = await as_links(result.images, store, base_url=base_url)
+    except StorageUnavailable as exc:
+        raise StorageUnavailable(
+            f"{too_big}, and storing them for URL delivery failed. Retry shortly, or ask for "
+            "a smaller n."
+        ) from exc
+    switched = Delivery(
+        items, "url", headers={"x-imagegw-delivery": "url; reason=response_too_large"}
+    )
+    return describe(runtime, prepared, result, switched)
+
+
+def _never_empty(result: ImageResult) -> None:
+    """A 200 always carries an image: a provider that delivered none is an error here."""
+    if result.images:
+        return
+    if result.filtered:
+        raise ContentPolicyViolation(
+            "Your request was rejected by the upstream provider's safety system: every image "
+            "was filtered.",
+            code="content_policy_violation",
+        )
+    raise UpstreamBadResponse("The upstream answered with no images.")
+
+
+def _resolved_settings(result: ImageResult) -> dict[str, Any]:
+    resolved: dict[str, Any] = {}
+    for name in ("background", "output_format", "quality", "size"):
+        value = getattr(result, name)
+        if value is not None:
+            resolved[name] = value
+    if result.usage is not None:
+        resolved["usage"] = result.usage
+    return resolved
+
+
+def _report_ignored(
+    validated: ValidatedRequest, response: dict[str, Any], headers: dict[str, str]
+) -> None:
+    if validated.ignored_parameters:
+        headers["x-imagegw-ignored-params"] = ", ".join(validated.ignored_parameters)
+        response["ignored_parameters"] = list(validated.ignored_parameters)
