@@ -84,6 +84,10 @@ class Settings(BaseModel):
     # Upstream calls. Image generations routinely take a minute or more.
     upstream_timeout_seconds: float = Field(default=300.0, gt=0)
     upstream_connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    # The largest upstream answer read, in bytes. Unset: derived per request from what it can
+    # legitimately produce (the model's largest image x n, with headroom: providers/base.py
+    # answer_limit). Beyond it the answer is cut off with a 502 and the connection dropped.
+    upstream_max_answer_bytes: int | None = Field(default=None, ge=1024)
 
     # Delivery of response_format=url.
     storage: Literal["local", "s3"] = "local"

@@ -28,11 +28,15 @@ It replaces one private method of httpcore 1.0.9 (pinned in layers/deps/requirem
 
 from __future__ import annotations
 
+import sys
 import time
+import zlib
 from typing import TYPE_CHECKING
 
 import httpcore
 import httpx
+
+from imagegw.errors import UpstreamBadResponse
 
 if TYPE_CHECKING:
     import ssl
@@ -200,6 +204,16 @@ def upstream_client(
     return client
 
 
+# Encodings the gateway asks for: the ones it can decode with a bound on what comes out (zlib).
+# httpx would also offer br and zstd when their packages are installed, and decode them without
+# one: a few kilobytes of compressed zeros would become gigabytes.
+ACCEPT_ENCODING = "gzip, deflate"
+# Decompressed output is produced in pieces of at most this size, each checked against the cap.
+_INFLATE_PIECE = 1024 * 1024
+# More digits than any real length: 10**18 bytes is an exabyte.
+_MAX_LENGTH_DIGITS = 18
+
+
 async def post_for_body(
     client: httpx.AsyncClient,
     url: httpx.URL | str,
@@ -207,6 +221,7 @@ async def post_for_body(
     content: bytes,
     headers: dict[str, str],
     timeouts: httpx.Timeout,
+    max_bytes: int | None = None,
 ) -> tuple[httpx.Response, bytearray]:
     """POST ``content`` and read the answer into one buffer that only the caller holds.
 
@@ -215,35 +230,116 @@ async def post_for_body(
     stream, so its body stays until the garbage collector's next pass, next to everything made
     from it. With megabytes of base64 per image that set the gateway's peak memory. The
     returned response has its status and headers; its body is the buffer.
+
+    The buffer grows with the bytes that actually arrive, never with what the upstream declares
+    (a ``Content-Length`` of a gigabyte followed by ten bytes costs ten bytes). An answer larger
+    than ``max_bytes`` (after decompression) is cut off where it crosses the cap, or at once
+    when its declared length already does: ``UpstreamBadResponse`` (a 502), and the connection
+    is closed rather than returned to the pool. ``providers.base.answer_limit`` says how much a
+    request can legitimately produce.
     """
-    request = client.build_request("POST", url, content=content, headers=headers, timeout=timeouts)
+    request = client.build_request(
+        "POST",
+        url,
+        content=content,
+        headers={"Accept-Encoding": ACCEPT_ENCODING, **headers},
+        timeout=timeouts,
+    )
     response = await client.send(request, stream=True)
     try:
-        return response, await _read_body(response)
+        return response, await _read_body(response, max_bytes)
     finally:
+        # An answer not read to its end closes the connection (httpcore never reuses it).
         await response.aclose()
 
 
-async def _read_body(response: httpx.Response) -> bytearray:
+def answer_too_large(limit: int) -> UpstreamBadResponse:
+    return UpstreamBadResponse(
+        f"The upstream's answer is larger than {limit} bytes, more than this request can "
+        "produce; the gateway cut it off."
+    )
+
+
+def declared_length(value: str | None) -> int | None:
+    """A ``Content-Length`` as a number (huge ones included, without int() of them); else None."""
+    if value is None or not (value.isascii() and value.isdigit()):
+        return None
+    digits = value.lstrip("0") or "0"
+    return sys.maxsize if len(digits) > _MAX_LENGTH_DIGITS else int(digits)
+
+
+async def _read_body(response: httpx.Response, max_bytes: int | None) -> bytearray:
+    limit = sys.maxsize if max_bytes is None else max_bytes
     if response.is_stream_consumed:
         # Read already: a transport that answers from memory (httpx.MockTransport in tests).
+        if len(response.content) > limit:
+            raise answer_too_large(limit)
         return bytearray(response.content)
-    declared = response.headers.get("content-length", "")
-    if not declared.isdigit() or "content-encoding" in response.headers:
-        # Compressed or of unknown length: decoded pieces appended as they come.
-        body = bytearray()
-        async for piece in response.aiter_bytes():
+    declared = declared_length(response.headers.get("content-length"))
+    if declared is not None and declared > limit:
+        raise answer_too_large(limit)
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    body = bytearray()
+    if encoding in ("", "identity"):
+        async for piece in response.aiter_raw():
+            # h11 never delivers more than a declared length, and fails on less; without one
+            # (chunked, or until close) the cap is all that ends it.
+            if len(body) + len(piece) > limit:
+                raise answer_too_large(limit)
             body += piece
         return body
-    body = bytearray(int(declared))
-    view = memoryview(body)
-    filled = 0
-    try:
-        async for piece in response.aiter_raw():
-            # h11 never delivers more than the declared length, and fails on less.
-            view[filled : filled + len(piece)] = piece
-            filled += len(piece)
-    finally:
-        view.release()
-    del body[filled:]
+    inflater = _Inflater(encoding, limit)
+    async for piece in response.aiter_raw():
+        inflater.feed(piece, body)
+    inflater.finish(body)
     return body
+
+
+class _Inflater:
+    """gzip or deflate decoded in bounded pieces, each appended and checked against the cap."""
+
+    def __init__(self, encoding: str, limit: int) -> None:
+        if encoding not in ("gzip", "x-gzip", "deflate"):
+            raise UpstreamBadResponse(
+                f"The upstream answered in an encoding the gateway did not ask for "
+                f"({encoding[:40]!r})."
+            )
+        # gzip: the gzip header (or zlib's, which some servers send); deflate: zlib's wrapper,
+        # or raw deflate as some servers send it (httpx accepts both too).
+        self._raw_fallback = encoding == "deflate"
+        self._decoder = zlib.decompressobj(zlib.MAX_WBITS | 32 if not self._raw_fallback else 15)
+        self._started = False
+        self._limit = limit
+
+    def feed(self, data: bytes, body: bytearray) -> None:
+        try:
+            self._inflate(data, body)
+        except zlib.error as exc:
+            if self._raw_fallback and not self._started:
+                self._raw_fallback = False
+                self._decoder = zlib.decompressobj(-zlib.MAX_WBITS)
+                self.feed(data, body)
+                return
+            raise UpstreamBadResponse(
+                "The upstream answered with a compressed body that does not decompress."
+            ) from exc
+
+    def _inflate(self, data: bytes, body: bytearray) -> None:
+        while data and not self._decoder.eof:
+            piece = self._decoder.decompress(data, _INFLATE_PIECE)
+            self._started = True
+            if len(body) + len(piece) > self._limit:
+                raise answer_too_large(self._limit)
+            body += piece
+            data = self._decoder.unconsumed_tail
+
+    def finish(self, body: bytearray) -> None:
+        try:
+            rest = self._decoder.flush(_INFLATE_PIECE)
+        except zlib.error as exc:
+            raise UpstreamBadResponse(
+                "The upstream answered with a compressed body that does not decompress."
+            ) from exc
+        if len(body) + len(rest) > self._limit:
+            raise answer_too_large(self._limit)
+        body += rest

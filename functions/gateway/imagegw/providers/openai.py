@@ -8,7 +8,6 @@ so ``OPENAI_BASE_URL`` can point at a compatible upstream.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -28,8 +27,8 @@ from imagegw.errors import (
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnreachable,
+    relayed,
 )
-from imagegw.fastpath import upstream_json
 from imagegw.fastpath.base64text import Base64Text
 from imagegw.fastpath.http_pool import post_for_body
 from imagegw.providers.base import (
@@ -39,6 +38,11 @@ from imagegw.providers.base import (
     ImageProvider,
     ImageRequest,
     ImageResult,
+    answer_limit,
+    error_document,
+    json_body,
+    parse_answer,
+    upstream_text,
 )
 from imagegw.settings import Settings
 
@@ -121,11 +125,13 @@ def translate_error(status: int, content: bytes, headers: Mapping[str, str]) -> 
                 "Your request was rejected by the upstream provider's safety system.",
                 code="content_policy_violation",
             )
-        message = _str_or_none(error.get("message")) or "The upstream rejected the request."
+        # The upstream's own words, scrubbed of anything that looks like a credential: an
+        # upstream (or a proxy) may echo the request's headers, the gateway's key included.
+        message = relayed(error.get("message")) or "The upstream rejected the request."
         return InvalidRequest(
             f"The upstream rejected the request: {message}",
-            param=_str_or_none(error.get("param")),
-            code=code,
+            param=_name_or_none(error.get("param")),
+            code=_name_or_none(code),
         )
     if status in (401, 403):
         return UpstreamAuthFailed(
@@ -186,9 +192,11 @@ class OpenAIProvider(ImageProvider):
                 response, content = await post_for_body(
                     self._http,
                     self._url,
-                    content=json.dumps(request_body(request), ensure_ascii=False).encode("utf-8"),
+                    content=json_body(request_body(request)),
                     headers={**self._headers, "Content-Type": "application/json"},
                     timeouts=timeout,
+                    # Cut off beyond what n images of this model can be (issue 12).
+                    max_bytes=answer_limit(request),
                 )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise UpstreamUnreachable(
@@ -202,13 +210,8 @@ class OpenAIProvider(ImageProvider):
             ) from exc
         if response.status_code != 200:
             raise translate_error(response.status_code, bytes(content), response.headers)
-        try:
-            # json.loads(content) with the images left as bytes (upstream_json).
-            payload = upstream_json.loads(content)
-        except ValueError as exc:
-            raise UpstreamBadResponse(
-                "The upstream answered with a body that is not JSON."
-            ) from exc
+        # json.loads(content) with the images left as bytes (upstream_json), total.
+        payload = parse_answer(content)
         # Only the images (views of the answer) keep the answer's bytes from here on.
         del content
         return parse_result(payload, request)
@@ -234,10 +237,7 @@ def build(config: Mapping[str, Any], settings: Settings, http: httpx.AsyncClient
 
 
 def _error_object(content: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(content)
-    except ValueError:
-        return {}
+    document = error_document(content)
     error = document.get("error") if isinstance(document, dict) else None
     return error if isinstance(error, dict) else {}
 
@@ -269,4 +269,10 @@ def _float_or_none(value: str) -> float | None:
 
 
 def _str_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
+    return upstream_text(value)
+
+
+def _name_or_none(value: object) -> str | None:
+    """A parameter name or error code an upstream gave: short, printable, or nothing."""
+    text = upstream_text(value)
+    return text if text is not None and len(text) <= 100 and text.isprintable() else None

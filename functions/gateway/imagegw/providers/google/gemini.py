@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imagegw.errors import UpstreamBadResponse
-from imagegw.providers.base import GeneratedImage, ImageRequest
+from imagegw.providers.base import GeneratedImage, ImageRequest, upstream_text
 from imagegw.providers.google import output
 from imagegw.providers.google.sizes import SizeChoice
 
@@ -78,8 +78,8 @@ def parse_content(payload: Any, request: ImageRequest) -> CallOutcome:
         inline = part.get("inlineData")
         if isinstance(inline, dict) and found is None:
             found = (inline.get("data"), inline.get("mimeType"))
-        elif isinstance(part.get("text"), str):
-            texts.append(part["text"])
+        elif (text := upstream_text(part.get("text"))) is not None:
+            texts.append(text)
     if found is not None:
         revised = output.rewritten_prompt(" ".join(texts) if texts else None, request.prompt)
         return CallOutcome(output.image(*found, revised_prompt=revised), usage)
