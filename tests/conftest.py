@@ -1,7 +1,7 @@
 """Fixtures shared by every test layer.
 
-Tests never read the developer's environment: IMAGEGW_*, OPENAI_*, GOOGLE_* and GEMINI_* variables
-are removed, and each test builds the Settings it needs.
+Tests never read the developer's environment: IMAGEGW_*, OPENAI_*, GOOGLE_*, GEMINI_* and BFL_*
+variables are removed, and each test builds the Settings it needs.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(autouse=True)
 def _hermetic_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in list(os.environ):
-        if name.startswith(("IMAGEGW_", "OPENAI_", "GOOGLE_", "GEMINI_")):
+        if name.startswith(("IMAGEGW_", "OPENAI_", "GOOGLE_", "GEMINI_", "BFL_")):
             monkeypatch.delenv(name)
     get_settings.cache_clear()
     yield

@@ -1,4 +1,4 @@
-"""The operator command ``python -m imagegw.aws.keys``: keys it creates work against a gateway that
+"""The operator command ``python -m imagegw.cli.keys``: keys it creates work against a gateway that
 reads the same secret (moto) or file; only hashes are stored; revoked keys stop working."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from api_support import GENERATIONS, assert_error, bearer, client_for
 
-from imagegw.aws.keys import main
 from imagegw.aws.secrets_cache import CachedSecret, secretsmanager_fetch
+from imagegw.cli.keys import main
 from imagegw.entrypoints.runtime import Runtime
 from imagegw.settings import Settings
 from imagegw.state.auth import SecretKeyStore, hash_key

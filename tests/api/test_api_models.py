@@ -54,6 +54,9 @@ def test_model_list_has_openai_shape(client: TestClient) -> None:
         ("openai/gpt-image-2", None, "active"),
         ("local/sketch", None, "active"),
         ("google/imagen-4.0", "2026-08-17", "retired"),
+        ("bfl/flux-2-pro", None, "active"),
+        ("bfl/flux-kontext-pro", None, "legacy"),
+        ("bfl/flux-3-image", None, "disabled"),
     ],
 )
 def test_models_carry_their_lifecycle(

@@ -164,8 +164,8 @@ async def test_a_finished_record_replays_its_answer(records: IdempotencyStore) -
     assert existing.response == ANSWER
 
 
-async def test_a_kept_error_replays_with_its_class(records: IdempotencyStore) -> None:
-    error = StoredResponse(504, b'{"error": {}}', {}, error_class="imagegw.errors:UpstreamTimeout")
+async def test_a_kept_error_replays_with_its_retry_advice(records: IdempotencyStore) -> None:
+    error = StoredResponse(503, b'{"error": {}}', {}, should_retry=True)
     mine = running()
     await records.claim("r1", mine, now=NOW)
     await records.complete("r1", done(mine, error))

@@ -28,7 +28,7 @@ import openai
 import pytest
 
 from e2e.conftest import UPSTREAM_KEY
-from imagegw.aws.keys import main as keys_command
+from imagegw.cli.keys import main as keys_command
 from imagegw.entrypoints.app import create_app
 from imagegw.entrypoints.runtime import Runtime
 from imagegw.settings import Settings

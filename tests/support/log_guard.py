@@ -33,6 +33,9 @@ KNOWN_SECRETS = (
 )
 PATTERNS = {
     "api key": re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"),
+    "bfl key": re.compile(r"\bbfl_[A-Za-z0-9_-]{8,}"),
+    # BFL's image links are signed (Azure SAS ``sig=``): a leaked link is a usable one.
+    "image link signature": re.compile(r"[?&]sig=[A-Za-z0-9%+/=]{4,}"),
     "link signature": re.compile(r"signature=[0-9a-f]{16,}"),
     "presigned URL signature": re.compile(r"X-Amz-(Signature|Credential|Security-Token)=", re.I),
     "bearer token": re.compile(r"Bearer\s+[A-Za-z0-9._-]{8,}"),

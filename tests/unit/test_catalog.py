@@ -18,7 +18,9 @@ from imagegw.catalog import (
     load_catalog,
     parse_catalog,
 )
-from imagegw.errors import ModelNotFound, ModelRetired
+from imagegw.entrypoints.runtime import Runtime
+from imagegw.errors import ModelNotFound, ModelRetired, ModelUnavailable
+from imagegw.settings import Settings
 
 BEFORE_DALLE_SHUTDOWN = dt.date(2026, 1, 15)
 NOW = dt.date(2026, 11, 22)
@@ -389,3 +391,83 @@ def test_a_current_parsed_copy_is_read_instead_of_the_toml(
     assert [spec.id for spec in load_catalog()] == ["acme/edited"]
     parsed.unlink()
     assert [spec.id for spec in load_catalog()] == ["acme/edited"]
+
+
+# ---------------------------------------------------------------- lifecycle: legacy, disabled
+
+
+def test_a_disabled_model_is_refused_with_how_to_enable_it() -> None:
+    catalog = parse_catalog(
+        {
+            "models": [
+                _model(
+                    "acme/next",
+                    enabled=False,
+                    lifecycle_note="Its request shape is not confirmed.",
+                )
+            ]
+        }
+    )
+    with pytest.raises(ModelUnavailable) as caught:
+        catalog.resolve("acme/next", NOW)
+    assert caught.value.code == "model_not_enabled"
+    assert caught.value.status == 404
+    assert "not confirmed" in caught.value.message
+    assert "IMAGEGW_ENABLED_MODELS=acme/next" in caught.value.message
+
+
+def test_enabling_a_model_serves_it_and_leaves_the_others_alone() -> None:
+    catalog = parse_catalog(
+        {
+            "models": [
+                _model("acme/next", enabled=False, snapshots=["next-2026"]),
+                _model("acme/later", enabled=False),
+            ]
+        }
+    )
+    enabled = catalog.with_enabled(["acme/next", "acme/typo"])
+    assert enabled.resolve("acme/next", NOW).spec.enabled
+    assert enabled.resolve("acme/next-2026", NOW).upstream_model == "next-2026"
+    with pytest.raises(ModelUnavailable):
+        enabled.resolve("acme/later", NOW)
+    with pytest.raises(ModelUnavailable):
+        catalog.resolve("acme/next", NOW)  # the original is unchanged
+    assert catalog.unknown_ids(["acme/next", "acme/typo"]) == ["acme/typo"]
+
+
+def test_legacy_and_lifecycle_note_are_published() -> None:
+    catalog = parse_catalog(
+        {"models": [_model("acme/old", legacy=True, lifecycle_note="Legacy per the docs.")]}
+    )
+    spec = catalog.resolve("acme/old", NOW).spec
+    assert spec.legacy
+    assert spec.capabilities()["lifecycle_note"] == "Legacy per the docs."
+
+
+def test_free_size_rule_with_a_shortest_side() -> None:
+    rule = FreeSizeRule(
+        multiple_of=32,
+        min_edge=256,
+        max_edge=1440,
+        max_aspect=5.625,
+        min_pixels=65536,
+        max_pixels=2073600,
+    )
+    assert rule.violation(256, 1440) is None
+    problem = rule.violation(224, 1024)
+    assert problem is not None
+    assert "at least 256" in problem
+    assert "shortest side >= 256" in rule.describe()
+
+
+def test_imagegw_enabled_models_enables_catalog_models(tmp_path: Path) -> None:
+    path = tmp_path / "models.toml"
+    path.write_text(
+        '[[models]]\nid = "acme/next"\nprovider = "acme"\nupstream_model = "n"\nenabled = false\n'
+        '[[models]]\nid = "acme/later"\nprovider = "acme"\nupstream_model = "l"\nenabled = false\n',
+        encoding="utf-8",
+    )
+    runtime = Runtime(Settings(catalog_file=path, enabled_models=" acme/next , acme/typo"))
+    assert runtime.catalog.resolve("acme/next", NOW).spec.enabled
+    with pytest.raises(ModelUnavailable):
+        runtime.catalog.resolve("acme/later", NOW)

@@ -13,9 +13,9 @@ import pytest
 
 from imagegw.api.job_view import job_view
 from imagegw.entrypoints.runtime import Runtime
-from imagegw.errors import InvalidValue, RateLimited, UpstreamTimeout
+from imagegw.errors import InvalidValue, JobConflict, RateLimited, UpstreamTimeout
 from imagegw.generation.deadline import Deadline
-from imagegw.generation.job_runner import Disposition, JobConflict, process_job, submit_job
+from imagegw.generation.job_runner import Disposition, process_job, submit_job
 from imagegw.settings import Settings
 from imagegw.state.auth import ALL_SCOPES, Principal
 from imagegw.state.jobs.model import RUNNING, Job

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from imagegw.api.jsonbody import dumps, plain
 from imagegw.fastpath.base64text import Base64Text
+from imagegw.fastpath.jsonbody import dumps, plain
 
 IMAGE_B64 = base64.b64encode(os.urandom(30_000)).decode("ascii")
 

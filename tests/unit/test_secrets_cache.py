@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from imagegw.aws.secrets_cache import CachedSecret, SecretUnavailable
+from imagegw.aws.secrets_cache import CachedSecret
+from imagegw.errors import SecretUnavailable
 
 from support.fakes import FakeClock
 from support.leaks import LeakWatch

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imagegw.api.jsonbody import plain
 from imagegw.fastpath import upstream_json
 from imagegw.fastpath.base64text import Base64Text, is_base64
+from imagegw.fastpath.jsonbody import plain
 
 IMAGE = base64.b64encode(os.urandom(3000)).decode("ascii")
 OTHER = base64.b64encode(os.urandom(2000) + b"\xfb\xff").decode("ascii")

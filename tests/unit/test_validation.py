@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from imagegw.catalog import Catalog, ModelSpec, Resolution, load_catalog
-from imagegw.errors import InvalidRequest, InvalidValue, PromptTooLong
-from imagegw.generation.validation import UnsupportedParameter, ValidatedRequest, validate
+from imagegw.errors import InvalidRequest, InvalidValue, PromptTooLong, UnsupportedParameter
+from imagegw.generation.validation import ValidatedRequest, validate
 from imagegw.schemas import ImageGenerationRequest
 
 TIMEOUT = 42.0

@@ -12,15 +12,21 @@ delivery raise these; only ``render`` turns one into an HTTP body, always OpenAI
     │   ├── InvalidValue                 400 code=invalid_value
     │   ├── PromptTooLong                400 code=string_above_max_length
     │   ├── MalformedBody                400 code=invalid_json
+    │   ├── UnsupportedParameter         400 code=unsupported_parameter
+    │   ├── MalformedEvent               400 code=malformed_event (SQS, EventBridge, direct invoke)
+    │   ├── UnsupportedEvent             400 code=unsupported_event
+    │   ├── JobConflict                  409 code=job_id_conflict
     │   └── ContentPolicyViolation       400 code=content_policy_violation
     ├── AuthenticationFailed             401 (code=missing_api_key | invalid_api_key)
     ├── PermissionDenied                 403 code=insufficient_scope | model_not_allowed
+    │   └── LinkRefused                  403 code=invalid_link (a signed link that fails its check)
     ├── NotFound                         404
     │   ├── ModelNotFound                404 code=model_not_found
     │   ├── ModelRetired                 404 code=model_retired
     │   └── ModelUnavailable             404 code=model_unavailable (gone upstream)
     ├── PayloadTooLarge                  413 code=payload_too_large
     ├── UnsupportedMediaType             415 code=unsupported_media_type
+    ├── MethodNotAllowed                 405 code=method_not_allowed
     ├── IdempotencyInProgress            409 code=idempotency_in_progress (+ Retry-After)
     ├── IdempotencyKeyReused             422 code=idempotency_key_reused
     ├── RateLimited                      429 code=rate_limit_exceeded (+ Retry-After)
@@ -32,8 +38,14 @@ delivery raise these; only ``render`` turns one into an HTTP body, always OpenAI
     ├── ServiceUnavailable               503
     │   ├── ProviderNotConfigured        503 code=provider_not_configured
     │   ├── StorageUnavailable           503 code=storage_unavailable
-    │   └── StateUnavailable             503 code=state_unavailable (before any upstream call)
-    └── UpstreamTimeout                  504 code=upstream_timeout
+    │   ├── StateUnavailable             503 code=state_unavailable (before any upstream call)
+    │   ├── SecretUnavailable            503 code=secret_unavailable (before any upstream call)
+    │   ├── JobQueueUnavailable          503 code=job_queue_unavailable
+    │   └── JobStoreUnavailable          503 code=job_store_unavailable
+    ├── UpstreamTimeout                  504 code=upstream_timeout
+    └── ReplayedError                    as kept: an earlier answer to the same Idempotency-Key
+
+Every class is defined here, so this tree is the whole list (a unit test checks it).
 
 ``should_retry`` is what the ``x-should-retry`` header tells OpenAI clients. The policy: a retry is
 advised only when the upstream cannot have billed the call (the request never left, or the upstream
@@ -45,7 +57,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from imagegw.redaction import scrub
 
@@ -53,10 +65,11 @@ from imagegw.redaction import scrub
 class GatewayError(Exception):
     """Base of every caller-visible failure. Subclasses set the class attributes."""
 
-    status: ClassVar[int] = 500
-    error_type: ClassVar[str] = "server_error"
-    default_code: ClassVar[str | None] = None
-    should_retry: ClassVar[bool] = False
+    # Class-level defaults; only ReplayedError sets them per instance (from stored data).
+    status: int = 500
+    error_type: str = "server_error"
+    default_code: str | None = None
+    should_retry: bool = False
 
     def __init__(
         self,
@@ -120,6 +133,23 @@ class MalformedBody(InvalidRequest):
     default_code = "invalid_json"
 
 
+class UnsupportedParameter(InvalidRequest):
+    default_code = "unsupported_parameter"
+
+
+class MalformedEvent(InvalidRequest):
+    default_code = "malformed_event"
+
+
+class UnsupportedEvent(InvalidRequest):
+    default_code = "unsupported_event"
+
+
+class JobConflict(InvalidRequest):
+    status = 409
+    default_code = "job_id_conflict"
+
+
 class ContentPolicyViolation(InvalidRequest):
     default_code = "content_policy_violation"
 
@@ -134,6 +164,10 @@ class PermissionDenied(GatewayError):
     status = 403
     error_type = "permission_error"
     default_code = "insufficient_scope"
+
+
+class LinkRefused(PermissionDenied):
+    default_code = "invalid_link"
 
 
 class NotFound(GatewayError):
@@ -164,6 +198,12 @@ class UnsupportedMediaType(GatewayError):
     status = 415
     error_type = "invalid_request_error"
     default_code = "unsupported_media_type"
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+    error_type = "invalid_request_error"
+    default_code = "method_not_allowed"
 
 
 class IdempotencyInProgress(GatewayError):
@@ -258,6 +298,21 @@ class StateUnavailable(ServiceUnavailable):
     should_retry = True
 
 
+class SecretUnavailable(ServiceUnavailable):
+    default_code = "secret_unavailable"
+    # Secrets are read before any upstream call (keys at auth, credentials before the
+    # provider), so nothing was generated or billed: a retry is safe.
+    should_retry = True
+
+
+class JobQueueUnavailable(ServiceUnavailable):
+    default_code = "job_queue_unavailable"
+
+
+class JobStoreUnavailable(ServiceUnavailable):
+    default_code = "job_store_unavailable"
+
+
 class UpstreamTimeout(GatewayError):
     status = 504
     error_type = "timeout_error"
@@ -281,6 +336,30 @@ def relayed(text: object, *, limit: int = RELAYED_CHARS) -> str | None:
     if len(cleaned) > limit:
         cleaned = cleaned[:limit] + "…"
     return cleaned
+
+
+class ReplayedError(GatewayError):
+    """An error kept for an Idempotency-Key, answered again exactly as it was first sent.
+
+    Rebuilt from stored data (status, the envelope's type and code, the retry advice), never
+    from a Python class path, so renaming or moving a class cannot change what a replay says.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        error_type: str,
+        should_retry: bool,
+        param: str | None = None,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, param=param, code=code, headers=headers)
+        self.status = status
+        self.error_type = error_type
+        self.should_retry = should_retry
 
 
 def render(error: GatewayError) -> bytes:

@@ -36,6 +36,9 @@ class Settings(BaseModel):
     # Model catalog: the packaged data file unless an operator points at their own.
     catalog_file: Path | None = None
     default_model: str | None = None
+    # Catalog models that are off by default (``enabled = false``: an unconfirmed upstream
+    # contract) and that this deployment serves anyway; comma-separated ids.
+    enabled_models: str = ""
 
     # OpenAI and compatible upstreams. The unprefixed names are what every OpenAI tool reads.
     openai_api_key: SecretStr | None = Field(
@@ -73,6 +76,18 @@ class Settings(BaseModel):
     # Endpoints: Google's unless set (a test double, a private endpoint or a proxy).
     google_vertex_base_url: str | None = None
     google_gemini_base_url: str | None = None
+
+    # Black Forest Labs (FLUX). The region picks BFL's global, EU or US endpoint; a base URL
+    # replaces it (a proxy, a test double).
+    bfl_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("IMAGEGW_BFL_API_KEY", "BFL_API_KEY")
+    )
+    bfl_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("IMAGEGW_BFL_BASE_URL", "BFL_BASE_URL")
+    )
+    bfl_region: Literal["global", "eu", "us"] | None = None
+    # First wait before asking BFL about a task; later waits grow to 4x this.
+    bfl_poll_seconds: float = Field(default=0.5, gt=0, le=10)
 
     # AWS Secrets Manager: names or ARNs of the secrets, never their values.
     provider_secret_id: str | None = None
@@ -153,6 +168,9 @@ class Settings(BaseModel):
     tracing: bool = False
     # Browser origins allowed to call the API (comma-separated); empty: no CORS headers at all.
     cors_origins: str = ""
+
+    def enabled_model_ids(self) -> list[str]:
+        return [name.strip() for name in self.enabled_models.split(",") if name.strip()]
 
 
 def _environment_names() -> dict[str, tuple[str, ...]]:

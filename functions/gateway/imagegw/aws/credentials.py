@@ -7,7 +7,8 @@ is used within the secret's time-to-live. The layout (README, "Secrets"):
 
     {"openai": {"api_key": "sk-...", "base_url": "https://...", "organization": "org-..."},
      "google": {"service_account": {...} | "<json>", "project": "...", "location": "us-central1",
-                "api_key": "...", "gemini_location": "global"}}
+                "api_key": "...", "gemini_location": "global"},
+     "bfl": {"api_key": "bfl_...", "region": "global" | "eu" | "us", "base_url": "https://..."}}
 """
 
 from __future__ import annotations
@@ -69,6 +70,12 @@ def environment_config(settings: Settings, provider: str) -> ProviderConfig:
             "gemini_location": settings.google_gemini_location,
             "vertex_base_url": settings.google_vertex_base_url,
             "gemini_base_url": settings.google_gemini_base_url,
+        }
+    elif provider == "bfl":
+        values = {
+            "api_key": _plain(settings.bfl_api_key),
+            "region": settings.bfl_region,
+            "base_url": settings.bfl_base_url,
         }
     else:
         values = {}

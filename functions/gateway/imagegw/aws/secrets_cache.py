@@ -16,18 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 from imagegw.aws import clients as aws_clients
-from imagegw.errors import ServiceUnavailable
+from imagegw.errors import SecretUnavailable
 
 logger = logging.getLogger(__name__)
 
 Fetch = Callable[[], str]
-
-
-class SecretUnavailable(ServiceUnavailable):
-    default_code = "secret_unavailable"
-    # Secrets are read before any upstream call (keys at auth, credentials before the
-    # provider), so nothing was generated or billed: a retry is safe.
-    should_retry = True
 
 
 def secretsmanager_fetch(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from imagegw.errors import ModelNotFound, ModelRetired
+from imagegw.errors import ModelNotFound, ModelRetired, ModelUnavailable
 
 PACKAGED_CATALOG = Path(__file__).with_name("models.toml")
 # The packaged models.toml already parsed, as JSON, with the SHA-256 of the text it came from.
@@ -41,6 +42,8 @@ class FreeSizeRule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     multiple_of: int = Field(gt=0)
+    # Shortest side allowed (FLUX 1.1 [pro]: 256); 1 means only the pixel count bounds it.
+    min_edge: int = Field(default=1, ge=1)
     max_edge: int = Field(gt=0)
     max_aspect: float = Field(ge=1.0)
     min_pixels: int = Field(ge=1)
@@ -50,6 +53,8 @@ class FreeSizeRule(BaseModel):
         """Why ``width x height`` is outside the rule, or None when it is inside."""
         if width % self.multiple_of or height % self.multiple_of:
             return f"both sides must be multiples of {self.multiple_of}"
+        if min(width, height) < self.min_edge:
+            return f"the shortest side must be at least {self.min_edge}"
         if max(width, height) > self.max_edge:
             return f"the longest side must be at most {self.max_edge}"
         if max(width, height) / min(width, height) > self.max_aspect:
@@ -64,8 +69,10 @@ class FreeSizeRule(BaseModel):
         return None
 
     def describe(self) -> str:
+        shortest = f"shortest side >= {self.min_edge}, " if self.min_edge > 1 else ""
         return (
-            f"any WxH with sides multiples of {self.multiple_of}, longest side <= {self.max_edge}, "
+            f"any WxH with sides multiples of {self.multiple_of}, {shortest}"
+            f"longest side <= {self.max_edge}, "
             f"aspect ratio within {self.max_aspect:g}:1, and {self.min_pixels:,} to "
             f"{self.max_pixels:,} pixels"
         )
@@ -108,6 +115,14 @@ class ModelSpec(BaseModel):
     shutdown_date: dt.date | None = None
     replacement: str | None = None
     redirect: bool = False
+    # The provider calls the model legacy (still served, replacement advised) without a date.
+    legacy: bool = False
+    # What is known about the model's status upstream, with its sources' uncertainty (published
+    # in GET /v1/models): disputed retirements, unconfirmed request shapes.
+    lifecycle_note: str = ""
+    # False: in the catalog but not served until an operator enables it (IMAGEGW_ENABLED_MODELS),
+    # for models whose upstream contract is not confirmed.
+    enabled: bool = True
     # Models that may serve instead while this one's provider is down or rate-limiting, in order
     # of preference; each is used only for requests it serves identically (fallbacks.py).
     fallbacks: tuple[str, ...] = ()
@@ -160,6 +175,7 @@ class ModelSpec(BaseModel):
             "snapshots": list(self.snapshots),
             "replacement": self.replacement,
             "fallbacks": list(self.fallbacks),
+            "lifecycle_note": self.lifecycle_note or None,
         }
 
 
@@ -209,6 +225,19 @@ class Catalog:
                         f"{spec.id}: fallback {fallback!r} must be another model of the catalog"
                     )
 
+    def with_enabled(self, model_ids: Iterable[str]) -> Catalog:
+        """This catalog with the named models enabled (ids not in it are returned by
+        ``unknown_ids``, so the operator's typo can be reported rather than ignored)."""
+        wanted = {_qualified(model_id) for model_id in model_ids}
+        specs = [
+            spec.model_copy(update={"enabled": True}) if spec.id in wanted else spec
+            for spec in self._specs.values()
+        ]
+        return Catalog(specs)
+
+    def unknown_ids(self, model_ids: Iterable[str]) -> list[str]:
+        return [model_id for model_id in model_ids if _qualified(model_id) not in self._specs]
+
     def _add_name(self, name: str, spec: ModelSpec, upstream: str) -> None:
         if name in self._names and self._names[name][0].id != spec.id:
             raise CatalogError(f"model name {name!r} is claimed by two models")
@@ -234,6 +263,15 @@ class Catalog:
                 param="model",
             )
         spec, upstream = found
+        if not spec.enabled:
+            why = f" {spec.lifecycle_note}" if spec.lifecycle_note else ""
+            raise ModelUnavailable(
+                f"The model `{spec.id}` is in this gateway's catalog but not enabled in this "
+                f"deployment.{why} An operator enables it with "
+                f"IMAGEGW_ENABLED_MODELS={spec.id}.",
+                param="model",
+                code="model_not_enabled",
+            )
         if not spec.is_retired(today):
             return Resolution(requested, spec, upstream)
         replacement = self._specs.get(spec.replacement) if spec.replacement else None

@@ -18,17 +18,11 @@ from imagegw import __version__
 from imagegw.api.middleware import RequestContextMiddleware
 from imagegw.api.routes import health, images, jobs, models
 from imagegw.entrypoints.runtime import Runtime
-from imagegw.errors import GatewayError, InvalidRequest, NotFound, render
+from imagegw.errors import GatewayError, InvalidRequest, MethodNotAllowed, NotFound, render
 from imagegw.logs import configure_logging
 from imagegw.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
-
-
-class MethodNotAllowed(GatewayError):
-    status = 405
-    error_type = "invalid_request_error"
-    default_code = "method_not_allowed"
 
 
 def error_response(error: GatewayError) -> Response:

@@ -21,19 +21,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from imagegw.errors import GatewayError, InvalidRequest, internal_error
+from imagegw.errors import (
+    GatewayError,
+    MalformedEvent,
+    internal_error,
+)
 from imagegw.state.auth import ALL_SCOPES, Principal
 
 _FIELDS = frozenset({"request", "job_id", "client", "action"})
 _MAX_CLIENT = 128
-
-
-class MalformedEvent(InvalidRequest):
-    default_code = "malformed_event"
-
-
-class UnsupportedEvent(InvalidRequest):
-    default_code = "unsupported_event"
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 
 from imagegw.entrypoints.app import create_app
 from imagegw.entrypoints.events import (
-    MalformedEvent,
-    UnsupportedEvent,
     error_result,
     is_eventbridge_event,
     is_http_event,
@@ -43,7 +41,7 @@ from imagegw.entrypoints.events import (
 )
 from imagegw.entrypoints.lambda_entry import LambdaHandler, instrument, run
 from imagegw.entrypoints.runtime import Runtime
-from imagegw.errors import GatewayError, ServiceUnavailable
+from imagegw.errors import GatewayError, MalformedEvent, ServiceUnavailable, UnsupportedEvent
 from imagegw.logs import correlation_id
 from imagegw.settings import get_settings
 

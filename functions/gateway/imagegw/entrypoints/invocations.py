@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from imagegw.api import jsonbody
 from imagegw.api.job_view import job_view
 from imagegw.entrypoints.events import (
     GenerationEvent,
@@ -28,9 +27,10 @@ from imagegw.entrypoints.events import (
     generation_event,
 )
 from imagegw.entrypoints.runtime import Runtime
-from imagegw.errors import GatewayError
+from imagegw.errors import GatewayError, JobConflict
+from imagegw.fastpath import jsonbody
 from imagegw.generation.deadline import lambda_deadline
-from imagegw.generation.job_runner import JobConflict, job_principal, process_job, submit_job
+from imagegw.generation.job_runner import job_principal, process_job, submit_job
 from imagegw.generation.service import generate_images
 from imagegw.state.jobs.model import FAILED, Job, new_job_id
 

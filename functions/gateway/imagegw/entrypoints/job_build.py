@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from imagegw.observability import in_lambda
 from imagegw.settings import Settings
 from imagegw.state.jobs.queue import InProcessJobQueue, JobQueue, SqsJobQueue
 from imagegw.state.jobs.store import JobStore, MemoryJobStore
-
-if TYPE_CHECKING:
-    from imagegw.entrypoints.runtime import Runtime
 
 
 def build_job_store(settings: Settings) -> JobStore:
@@ -21,18 +19,13 @@ def build_job_store(settings: Settings) -> JobStore:
     return MemoryJobStore()
 
 
-def build_job_queue(runtime: Runtime) -> JobQueue | None:
-    settings = runtime.settings
+def build_job_queue(
+    settings: Settings, run_in_process: Callable[[str], Coroutine[Any, Any, object]]
+) -> JobQueue | None:
+    """SQS when configured; else, outside Lambda, ``run_in_process`` as a background task."""
     if settings.jobs_queue_url:
         return SqsJobQueue(settings.jobs_queue_url)
     if in_lambda():
         # A background task would freeze with the invocation: no async jobs without a queue.
         return None
-
-    async def run(job_id: str) -> object:
-        from imagegw.generation.job_runner import process_job
-
-        # One attempt: there is no queue to come back from.
-        return await process_job(runtime, job_id, max_receive_count=1)
-
-    return InProcessJobQueue(run)
+    return InProcessJobQueue(run_in_process)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from imagegw.providers import ImageProvider
     from imagegw.state.jobs.queue import JobQueue
     from imagegw.state.jobs.store import JobStore
+
+logger = logging.getLogger(__name__)
 
 
 class Runtime:
@@ -87,7 +90,17 @@ class Runtime:
     @property
     def catalog(self) -> Catalog:
         if self._catalog is None:
-            self._catalog = load_catalog(self.settings.catalog_file)
+            catalog = load_catalog(self.settings.catalog_file)
+            enabled = self.settings.enabled_model_ids()
+            if enabled:
+                unknown = catalog.unknown_ids(enabled)
+                if unknown:
+                    logger.warning(
+                        "IMAGEGW_ENABLED_MODELS names models the catalog does not have",
+                        extra={"models": unknown},
+                    )
+                catalog = catalog.with_enabled(enabled)
+            self._catalog = catalog
         return self._catalog
 
     @property
@@ -116,9 +129,15 @@ class Runtime:
         if not self._job_queue_built:
             from imagegw.entrypoints.job_build import build_job_queue
 
-            self._job_queue = build_job_queue(self)
+            self._job_queue = build_job_queue(self.settings, self._run_job_here)
             self._job_queue_built = True
         return self._job_queue
+
+    async def _run_job_here(self, job_id: str) -> object:
+        from imagegw.generation.job_runner import process_job
+
+        # One attempt: there is no queue to come back from.
+        return await process_job(self, job_id, max_receive_count=1)
 
     @property
     def telemetry(self) -> Telemetry:

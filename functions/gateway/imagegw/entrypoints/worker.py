@@ -24,11 +24,11 @@ import json
 import logging
 from typing import Any
 
-from imagegw.entrypoints.events import MalformedEvent, generation_event, is_sqs_event
+from imagegw.entrypoints.events import generation_event, is_sqs_event
 from imagegw.entrypoints.invocations import accept_event_job
 from imagegw.entrypoints.lambda_entry import LambdaHandler, instrument, run
 from imagegw.entrypoints.runtime import Runtime
-from imagegw.errors import GatewayError
+from imagegw.errors import GatewayError, MalformedEvent
 from imagegw.generation.deadline import lambda_deadline
 from imagegw.generation.job_runner import Disposition, process_job
 from imagegw.logs import correlation_id

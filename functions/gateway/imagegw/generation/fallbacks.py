@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from imagegw.catalog import Resolution
-from imagegw.entrypoints.runtime import Runtime
 from imagegw.errors import (
     GatewayError,
     InvalidRequest,
@@ -28,6 +27,7 @@ from imagegw.errors import (
     ServiceUnavailable,
     UpstreamAuthFailed,
 )
+from imagegw.generation.context import GenerationContext
 from imagegw.generation.validation import ValidatedRequest, validate
 from imagegw.providers.base import (
     EXTENSION_PARAMETERS,
@@ -74,7 +74,7 @@ def equivalent(primary: ValidatedRequest, candidate: ValidatedRequest) -> bool:
 
 
 def candidates(
-    runtime: Runtime,
+    runtime: GenerationContext,
     principal: Principal,
     body: ImageGenerationRequest,
     resolution: Resolution,
@@ -84,7 +84,7 @@ def candidates(
     today = runtime.today()
     for model_id in resolution.spec.fallbacks:
         spec = runtime.catalog.get(model_id)
-        if spec is None or spec.is_retired(today):
+        if spec is None or not spec.enabled or spec.is_retired(today):
             continue
         try:
             principal.require_model(spec.id)
@@ -99,7 +99,7 @@ def candidates(
 
 
 async def serve(
-    runtime: Runtime,
+    runtime: GenerationContext,
     principal: Principal | None,
     body: ImageGenerationRequest | None,
     resolution: Resolution,
@@ -143,7 +143,9 @@ async def serve(
     raise first
 
 
-async def _generate(runtime: Runtime, resolution: Resolution, request: ImageRequest) -> ImageResult:
+async def _generate(
+    runtime: GenerationContext, resolution: Resolution, request: ImageRequest
+) -> ImageResult:
     cap = runtime.settings.upstream_max_answer_bytes
     if cap is not None:
         # The operator's cap on one upstream answer, for every provider (providers/base.py).

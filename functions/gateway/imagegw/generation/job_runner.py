@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from imagegw.entrypoints.runtime import Runtime
-from imagegw.errors import GatewayError, InvalidRequest, internal_error
+from imagegw.errors import GatewayError, JobConflict, JobQueueUnavailable, internal_error
+from imagegw.generation.context import JobContext
 from imagegw.generation.deadline import Deadline
 from imagegw.generation.delivery import Delivery
 from imagegw.generation.service import describe, prepare_generation, run_generation
@@ -38,7 +38,6 @@ from imagegw.logs import correlation_id
 from imagegw.providers.base import GeneratedImage
 from imagegw.state.auth import ALL_SCOPES, Principal
 from imagegw.state.jobs.model import FAILED, QUEUED, RUNNING, SUCCEEDED, Job, new_job_id
-from imagegw.state.jobs.queue import JobQueueUnavailable
 from imagegw.state.limits import Reservation
 from imagegw.storage import ImageStore, new_key
 
@@ -49,11 +48,6 @@ JOB_RESPONSE_FORMAT = "url"
 LEASE_GRACE_SECONDS = 30.0
 # Retry delay for a released job when the error names none.
 DEFAULT_RETRY_SECONDS = 30
-
-
-class JobConflict(InvalidRequest):
-    status = 409
-    default_code = "job_id_conflict"
 
 
 class Disposition(Enum):
@@ -73,7 +67,7 @@ def job_principal(client: str) -> Principal:
     return Principal(name=client, scopes=frozenset({ALL_SCOPES}), models=None)
 
 
-def _new_job(runtime: Runtime, job_id: str, client: str, raw_body: bytes, source: str) -> Job:
+def _new_job(runtime: JobContext, job_id: str, client: str, raw_body: bytes, source: str) -> Job:
     now = int(runtime.clock())
     return Job(
         id=job_id,
@@ -88,7 +82,7 @@ def _new_job(runtime: Runtime, job_id: str, client: str, raw_body: bytes, source
 
 
 async def submit_job(
-    runtime: Runtime,
+    runtime: JobContext,
     principal: Principal,
     raw_body: bytes,
     *,
@@ -151,14 +145,14 @@ async def store_images(store: ImageStore, images: list[GeneratedImage]) -> list[
     return keys
 
 
-def _lease_seconds(runtime: Runtime, deadline: Deadline | None) -> float:
+def _lease_seconds(runtime: JobContext, deadline: Deadline | None) -> float:
     if deadline is not None:
         return max(0.0, deadline.at - deadline.clock()) + LEASE_GRACE_SECONDS
     return runtime.settings.upstream_timeout_seconds + LEASE_GRACE_SECONDS
 
 
 async def process_job(
-    runtime: Runtime,
+    runtime: JobContext,
     job_id: str,
     *,
     receive_count: int = 1,
@@ -179,7 +173,7 @@ async def process_job(
 
 
 async def _process(
-    runtime: Runtime,
+    runtime: JobContext,
     job_id: str,
     *,
     receive_count: int,
@@ -221,7 +215,7 @@ async def _process(
     return Processed(Disposition.RETRY, await store.get(job_id), retry_after=1)
 
 
-async def _interrupted(runtime: Runtime, job: Job) -> Processed:
+async def _interrupted(runtime: JobContext, job: Job) -> Processed:
     error = GatewayError(
         "The worker running this job stopped before it finished. The upstream may already "
         "have generated (and billed) the images, so the gateway does not generate them again; "
@@ -244,7 +238,7 @@ async def _interrupted(runtime: Runtime, job: Job) -> Processed:
     return Processed(Disposition.DONE, await runtime.job_store.get(job.id))
 
 
-async def _finish(runtime: Runtime, job: Job, lease: str, changes: dict[str, Any]) -> Job | None:
+async def _finish(runtime: JobContext, job: Job, lease: str, changes: dict[str, Any]) -> Job | None:
     changes = {**changes, "lease_token": None, "lease_until": None}
     changes["updated_at"] = int(runtime.clock())
     store = runtime.job_store
@@ -254,7 +248,7 @@ async def _finish(runtime: Runtime, job: Job, lease: str, changes: dict[str, Any
 
 
 async def _run(
-    runtime: Runtime, job: Job, lease: str, *, final: bool, deadline: Deadline | None
+    runtime: JobContext, job: Job, lease: str, *, final: bool, deadline: Deadline | None
 ) -> Processed:
     principal = job_principal(job.client)
     try:
@@ -306,7 +300,7 @@ async def _run(
     return Processed(Disposition.DONE, recorded)
 
 
-async def _settle(runtime: Runtime, job: Job, *, delivered: int) -> None:
+async def _settle(runtime: JobContext, job: Job, *, delivered: int) -> None:
     reserved = job.reserved
     if not reserved:
         return

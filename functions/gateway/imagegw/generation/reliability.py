@@ -130,7 +130,7 @@ class Reliability:
             )
             if isinstance(answer, StoredResponse):
                 logger.info("idempotent replay", extra={"client": principal.name})
-                if answer.error_class is not None:
+                if answer.is_error:
                     raise replayed_error(answer)
                 yield Guard(
                     LinkRecorder(image_store),

@@ -20,9 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from imagegw.api import jsonbody
 from imagegw.catalog import Resolution
-from imagegw.entrypoints.runtime import Runtime
 from imagegw.errors import (
     ContentPolicyViolation,
     GatewayError,
@@ -33,6 +31,8 @@ from imagegw.errors import (
     UpstreamBadResponse,
     UpstreamTimeout,
 )
+from imagegw.fastpath import jsonbody
+from imagegw.generation.context import GenerationContext
 from imagegw.generation.deadline import MIN_UPSTREAM_SECONDS, Budget, Deadline, no_deadline
 from imagegw.generation.delivery import Delivery, as_links, deliver
 from imagegw.generation.fallbacks import FALLBACK_HEADER, serve
@@ -77,7 +77,7 @@ class PreparedGeneration:
 
 
 def prepare_generation(
-    runtime: Runtime,
+    runtime: GenerationContext,
     principal: Principal,
     raw_body: bytes,
     *,
@@ -125,7 +125,7 @@ def prepare_generation(
 
 
 async def run_generation(
-    runtime: Runtime,
+    runtime: GenerationContext,
     prepared: PreparedGeneration,
     *,
     client: str,
@@ -192,7 +192,7 @@ async def run_generation(
 
 
 def describe(
-    runtime: Runtime,
+    runtime: GenerationContext,
     prepared: PreparedGeneration,
     result: ImageResult,
     delivery: Delivery,
@@ -221,7 +221,7 @@ def describe(
 
 
 async def generate_images(
-    runtime: Runtime,
+    runtime: GenerationContext,
     principal: Principal,
     raw_body: bytes,
     *,
@@ -259,7 +259,7 @@ async def generate_images(
 
 
 async def _delivered(
-    runtime: Runtime,
+    runtime: GenerationContext,
     prepared: PreparedGeneration,
     result: ImageResult,
     store: ImageStore,
@@ -282,7 +282,7 @@ async def _delivered(
 
 
 async def _fit_response(
-    runtime: Runtime,
+    runtime: GenerationContext,
     prepared: PreparedGeneration,
     result: ImageResult,
     delivery: Delivery,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from imagegw.catalog import ModelSpec, Resolution
-from imagegw.errors import InvalidRequest, InvalidValue, PromptTooLong
+from imagegw.errors import InvalidValue, PromptTooLong, UnsupportedParameter
 from imagegw.providers.base import EXTENSION_PARAMETERS, OPENAI_PARAMETERS, ImageRequest
 from imagegw.schemas import ImageGenerationRequest
 
@@ -24,10 +24,6 @@ _TRANSPARENT_FORMATS = ("png", "webp")
 
 # Parameters that go to the provider when the model accepts them, in the order they are checked.
 _FORWARDED = OPENAI_PARAMETERS + EXTENSION_PARAMETERS
-
-
-class UnsupportedParameter(InvalidRequest):
-    default_code = "unsupported_parameter"
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ _FACTORIES: dict[str, str] = {
     "openai": "imagegw.providers.openai:build",
     "local": "imagegw.providers.local:build",
     "google": "imagegw.providers.google:build",
+    "bfl": "imagegw.providers.bfl.config:build",
 }
 
 

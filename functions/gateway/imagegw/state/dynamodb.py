@@ -5,7 +5,7 @@ One table (``IMAGEGW_IDEMPOTENCY_TABLE``): partition key ``pk`` (string), TTL at
 
 - ``idem#<sha256 of key name and Idempotency-Key>``: ``fingerprint``, ``state`` (running | done),
   ``owner`` (a random token of the request that runs it), ``lease_until``, ``expires_at``, and once
-  done the answer: ``status``, ``headers`` (JSON), ``error_class``, ``links`` (storage keys to
+  done the answer: ``status``, ``headers`` (JSON), ``should_retry``, ``links`` (storage keys to
   re-sign), and ``body`` (bytes) inline when it is small. Answers over ``INLINE_BODY_BYTES``
   (base64 images: megabytes, far over DynamoDB's 400 KB item limit) go to S3 as
   ``<IMAGEGW_IDEMPOTENCY_S3_PREFIX><pk>.json`` in ``IMAGEGW_S3_BUCKET`` (``body_ref``). Without a
@@ -169,7 +169,7 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
                 status=int(item["status"]["N"]),
                 content=content,
                 headers=json.loads(item["headers"]["S"]),
-                error_class=item.get("error_class", {}).get("S"),
+                should_retry=bool(item.get("should_retry", {}).get("BOOL", False)),
                 links=tuple(json.loads(item.get("links", {}).get("S", "[]"))),
             )
         return Record(
@@ -192,8 +192,8 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
                 headers={"S": json.dumps(response.headers)},
                 links={"S": json.dumps(list(response.links))},
             )
-            if response.error_class is not None:
-                item["error_class"] = {"S": response.error_class}
+            if response.is_error:
+                item["should_retry"] = {"BOOL": response.should_retry}
             if len(response.content) <= INLINE_BODY_BYTES:
                 item["body"] = {"B": response.content}
             elif self._blobs is not None:

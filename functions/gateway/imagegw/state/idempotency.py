@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import importlib
 import json
 import logging
 import secrets
@@ -41,6 +40,7 @@ from imagegw.errors import (
     IdempotencyInProgress,
     IdempotencyKeyReused,
     InvalidValue,
+    ReplayedError,
     StorageUnavailable,
     UpstreamAuthFailed,
     UpstreamError,
@@ -66,13 +66,21 @@ _IN_PROGRESS_RETRY_AFTER = 5
 
 @dataclass(frozen=True)
 class StoredResponse:
-    """An answer as it was sent: status, body bytes, headers; for errors, the error's class."""
+    """An answer as it was sent: status, body bytes, headers; for errors, the retry advice.
+
+    An error is replayed from this data alone (status, and the envelope's type and code in the
+    body), never from a Python class path, so moving or renaming a class changes no replay.
+    """
 
     status: int
     content: bytes
     headers: dict[str, str]
-    error_class: str | None = None  # "module:QualName" of the GatewayError
+    should_retry: bool = False  # for errors: what x-should-retry said
     links: tuple[str, ...] = ()  # storage keys behind the body's url items, in order
+
+    @property
+    def is_error(self) -> bool:
+        return self.status >= 400
 
 
 @dataclass(frozen=True)
@@ -277,34 +285,26 @@ class Idempotency:
 
 
 def stored_error(error: GatewayError) -> StoredResponse:
-    cls = type(error)
     return StoredResponse(
         status=error.status,
         content=render(error),
         headers=dict(error.headers),
-        error_class=f"{cls.__module__}:{cls.__qualname__}",
+        should_retry=error.should_retry,
     )
 
 
 def replayed_error(response: StoredResponse) -> GatewayError:
-    """The kept error, as the same class (so the same status, type and retry advice)."""
+    """The kept error with the same status, envelope and retry advice as the first answer."""
     error = json.loads(response.content).get("error") or {}
-    cls = _error_class(response.error_class)
-    return cls(
+    return ReplayedError(
         str(error.get("message") or "The original request failed."),
+        status=response.status,
+        error_type=str(error.get("type") or "server_error"),
+        should_retry=response.should_retry,
         param=error.get("param"),
         code=error.get("code"),
         headers={**response.headers, REPLAYED_HEADER: "true"},
     )
-
-
-def _error_class(name: str | None) -> type[GatewayError]:
-    module_name, _, qualname = (name or "").partition(":")
-    if module_name.startswith("imagegw."):
-        found = getattr(importlib.import_module(module_name), qualname, None)
-        if isinstance(found, type) and issubclass(found, GatewayError):
-            return found
-    return UpstreamError
 
 
 async def replayed_success(

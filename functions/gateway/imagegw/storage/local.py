@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode
 
-from imagegw.errors import NotFound, PermissionDenied, StorageUnavailable
+from imagegw.errors import LinkRefused, NotFound, StorageUnavailable
 from imagegw.storage.base import ImageStore, StoredLink, is_valid_key
 
 FILES_PATH = "/v1/images/files"
@@ -26,10 +26,6 @@ FILES_PATH = "/v1/images/files"
 _MAX_EXPIRES_DIGITS = 12
 _SIGNATURE_CHARS = 64  # hex of an HMAC-SHA256
 _CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
-
-
-class LinkRefused(PermissionDenied):
-    default_code = "invalid_link"
 
 
 class LocalImageStore(ImageStore):

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from imagegw.api.context import ApiContext
 from imagegw.api.deps import RuntimeDep, require_scope
-from imagegw.entrypoints.runtime import Runtime
 from imagegw.errors import NotFound, PayloadTooLarge, UnsupportedMediaType
 from imagegw.state.auth import SCOPE_GENERATE, Principal
 from imagegw.storage.local import FILES_PATH, LocalImageStore
@@ -108,7 +108,7 @@ def gateway_base_url(request: Request, configured: str | None) -> str:
     return str(request.base_url)
 
 
-def request_deadline(request: Request, runtime: Runtime) -> Deadline | None:
+def request_deadline(request: Request, runtime: ApiContext) -> Deadline | None:
     """Under Lambda, when the answer stops being useful (Mangum passes event and context)."""
     from imagegw.generation.deadline import lambda_deadline
 
@@ -160,7 +160,7 @@ async def create_images(request: Request, caller: Caller, runtime: RuntimeDep) -
     )
 
 
-async def submit(runtime: Runtime, caller: Principal, raw: bytes, *, base_url: str) -> Response:
+async def submit(runtime: ApiContext, caller: Principal, raw: bytes, *, base_url: str) -> Response:
     from imagegw.api.job_view import job_view, jobs_path
     from imagegw.generation.job_runner import submit_job
 

@@ -10,10 +10,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from imagegw.api import jsonbody
 from imagegw.api.deps import RuntimeDep, require_scope
 from imagegw.api.routes.images import gateway_base_url
 from imagegw.errors import NotFound
+from imagegw.fastpath import jsonbody
 from imagegw.state.auth import SCOPE_GENERATE, Principal
 
 router = APIRouter(tags=["jobs"])

@@ -1,7 +1,9 @@
 """``GET /v1/models`` and ``GET /v1/models/{id}``: what the catalog knows, in OpenAI's shape.
 
 Each entry is an OpenAI ``Model`` (id, object, created, owned_by, shutdown_date) extended with
-``status`` and the model's ``capabilities``. A key limited to some models sees only those.
+``status`` (active, legacy, deprecated, disabled, retired, redirected) and the model's
+``capabilities`` (``lifecycle_note`` says what is known about a disputed or unconfirmed status).
+A key limited to some models sees only those.
 """
 
 from __future__ import annotations
@@ -23,8 +25,12 @@ Caller = Annotated[Principal, Depends(require_scope(SCOPE_MODELS))]
 def model_object(spec: ModelSpec, today: dt.date) -> dict[str, Any]:
     if spec.is_retired(today):
         status = "redirected" if spec.redirect else "retired"
+    elif not spec.enabled:
+        status = "disabled"
     elif spec.shutdown_date is not None:
         status = "deprecated"
+    elif spec.legacy:
+        status = "legacy"
     else:
         status = "active"
     return {

@@ -2,21 +2,17 @@
 
 Google does not report the size it produced, and it has been seen to ignore the requested tier
 (googleapis/js-genai#1461, #1682): the size the caller is told comes from the image itself. Only
-the header is decoded, never the megabytes behind it.
+the header is decoded, never the megabytes behind it (``imagegw.providers.image_header``).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import struct
 
-# 64 KiB of image: PNG needs 24 bytes; a JPEG's frame header follows its metadata segments.
-_PREFIX_CHARS = 4 * (64 * 1024 // 3)
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# Start-of-frame markers carry the dimensions; C4, C8 and CC are other segments.
-_JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-_JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD9)})
+from imagegw.providers import image_header
+
+_PREFIX_CHARS = 4 * (image_header.HEADER_BYTES // 3)
 
 
 def dimensions(b64: str) -> tuple[int, int] | None:
@@ -25,31 +21,4 @@ def dimensions(b64: str) -> tuple[int, int] | None:
         head = base64.b64decode(b64[:_PREFIX_CHARS], validate=True)
     except (binascii.Error, ValueError):
         return None
-    if head.startswith(_PNG_SIGNATURE) and head[12:16] == b"IHDR" and len(head) >= 24:
-        width, height = struct.unpack(">II", head[16:24])
-        return int(width), int(height)
-    if head.startswith(b"\xff\xd8"):
-        return _jpeg(head)
-    return None
-
-
-def _jpeg(data: bytes) -> tuple[int, int] | None:
-    index = 2
-    while index + 4 <= len(data):
-        if data[index] != 0xFF:
-            return None
-        marker = data[index + 1]
-        if marker == 0xFF:  # fill byte before a marker
-            index += 1
-            continue
-        if marker in _JPEG_STANDALONE:
-            index += 2
-            continue
-        (length,) = struct.unpack(">H", data[index + 2 : index + 4])
-        if marker in _JPEG_FRAMES:
-            if index + 9 > len(data):
-                return None
-            height, width = struct.unpack(">HH", data[index + 5 : index + 9])
-            return int(width), int(height)
-        index += 2 + length
-    return None
+    return image_header.dimensions(head)

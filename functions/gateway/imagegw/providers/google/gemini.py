@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import imagegw.providers.google.output as output
 from imagegw.errors import UpstreamBadResponse
 from imagegw.providers.base import GeneratedImage, ImageRequest, upstream_text
-from imagegw.providers.google import output
 from imagegw.providers.google.sizes import SizeChoice
 
 # finishReason values that mean "withheld by a safety or policy filter" (python-genai

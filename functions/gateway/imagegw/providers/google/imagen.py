@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import imagegw.providers.google.output as output
 from imagegw.errors import ContentPolicyViolation, UpstreamBadResponse
 from imagegw.providers.base import MEDIA_TYPES, ImageRequest, ImageResult, upstream_text
-from imagegw.providers.google import output
 from imagegw.providers.google.errors import CONTENT_POLICY_MESSAGE
 from imagegw.providers.google.sizes import SizeChoice
 

@@ -17,6 +17,10 @@ from typing import Any, Protocol
 
 import httpx
 
+import imagegw.providers.google.gemini as gemini
+import imagegw.providers.google.imagen as imagen
+import imagegw.providers.google.output as output
+import imagegw.providers.google.sizes as sizes
 from imagegw.errors import (
     ContentPolicyViolation,
     GatewayError,
@@ -34,7 +38,6 @@ from imagegw.providers.base import (
     json_body,
     parse_answer,
 )
-from imagegw.providers.google import gemini, imagen, output, sizes
 from imagegw.providers.google.errors import CONTENT_POLICY_MESSAGE, translate_error
 
 MAX_PARALLEL_CALLS = 4

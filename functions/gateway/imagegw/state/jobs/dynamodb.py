@@ -16,16 +16,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from imagegw.errors import ServiceUnavailable
+from imagegw.errors import JobStoreUnavailable
 from imagegw.state.jobs.model import Job, Status
 from imagegw.state.jobs.store import JobStore, check_changes
 
 _JSON_FIELDS = frozenset({"result", "error", "last_error", "reserved"})
 _NUMBER_FIELDS = frozenset({"created_at", "updated_at", "expires_at", "attempts", "lease_until"})
-
-
-class JobStoreUnavailable(ServiceUnavailable):
-    default_code = "job_store_unavailable"
 
 
 def _encode(name: str, value: Any) -> dict[str, str]:

@@ -17,13 +17,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from imagegw.errors import ServiceUnavailable
+from imagegw.errors import JobQueueUnavailable
 
 logger = logging.getLogger(__name__)
-
-
-class JobQueueUnavailable(ServiceUnavailable):
-    default_code = "job_queue_unavailable"
 
 
 class JobQueue(ABC):

@@ -1,4 +1,4 @@
-"""Operator command for client keys: ``python -m imagegw.aws.keys create|revoke|list``.
+"""Operator command for client keys: ``python -m imagegw.cli.keys create|revoke|list``.
 
 A key is printed once, when it is created; only its SHA-256 hash, name, scopes and allowed models
 are stored, in the client keys secret (``--secret-id``, default ``IMAGEGW_CLIENT_KEYS_SECRET_ID``)
@@ -137,7 +137,7 @@ def _store(arguments: argparse.Namespace) -> KeyDocumentStore:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m imagegw.aws.keys", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m imagegw.cli.keys", description=__doc__)
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--secret-id", help="name or ARN of the client keys secret")
     where.add_argument("--file", help="a local key file instead of Secrets Manager")

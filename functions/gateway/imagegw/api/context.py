@@ -1,0 +1,17 @@
+"""What the HTTP layer needs from the process: the use case's collaborators plus client keys.
+
+The app factory (``entrypoints/app.py``) puts the process's runtime on ``app.state``; routes
+receive it through ``deps.py`` typed as this interface, never as the concrete class.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from imagegw.generation.context import JobContext
+from imagegw.state.auth import KeyStore
+
+
+class ApiContext(JobContext, Protocol):
+    @property
+    def key_store(self) -> KeyStore: ...
