@@ -138,6 +138,11 @@ class Settings(BaseModel):
 
     # Request hygiene.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Under uvicorn (make dev, containers: entrypoints/serving.py), what API Gateway enforces
+    # under Lambda: the request line and headers at most this many bytes (431 beyond), and all
+    # of them within this many seconds of the connection or of the previous answer (408).
+    max_header_bytes: int = Field(default=10_240, ge=1024)
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Deadlines under Lambda. An upstream call gets what is left of the invocation (and of the
