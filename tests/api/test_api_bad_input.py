@@ -128,11 +128,18 @@ GPT = "openai/gpt-image-1.5"
             id="response-format",
         ),
         pytest.param(
-            {"model": GPT, "prompt": "x", "stream": True},
-            "unsupported_parameter",
-            "stream",
-            ["stream"],
-            id="stream",
+            {"model": GPT, "prompt": "x", "stream": True, "partial_images": 4},
+            "invalid_value",
+            "partial_images",
+            ["between 0 and 3"],
+            id="partial-images-out-of-range",
+        ),
+        pytest.param(
+            {"model": GPT, "prompt": "x", "partial_images": 2},
+            "invalid_value",
+            "partial_images",
+            ["'stream': true"],
+            id="partial-images-without-stream",
         ),
         pytest.param(
             {"model": GPT},

@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 SAM_BIN = REPO / ".venv-sam" / "bin"
 TEMPLATE = REPO / "template.yaml"
 TRANSLATE = Path(__file__).with_name("translate_template.py")
+GUIDED = Path(__file__).with_name("guided_prompts.py")
 SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:imagegw/{}-AbCdEf"
 
 
@@ -95,7 +96,14 @@ def test_no_role_or_managed_policy_is_added_by_sam(translated: dict[str, Any]) -
     # SAM adds AWSLambdaBasicExecutionRole, AWSLambdaSQSQueueExecutionRole and
     # AWSXrayWriteOnlyAccess (all on "*") only to roles it generates itself.
     roles = of_type(translated, "AWS::IAM::Role")
-    assert set(roles) == {"GatewayRole", "WorkerRole", "SignerRole"}
+    assert set(roles) == {"GatewayRole", "WorkerRole", "SignerRole", "ApiGatewayCloudWatchRole"}
+    # API Gateway's account-wide logging role uses the one AWS policy made for it.
+    assert roles.pop("ApiGatewayCloudWatchRole")["ManagedPolicyArns"] == [
+        {
+            "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/"
+            "AmazonAPIGatewayPushToCloudWatchLogs"
+        }
+    ]
     assert all("ManagedPolicyArns" not in role for role in roles.values())
     functions = of_type(translated, "AWS::Lambda::Function")
     assert {name: function["Role"] for name, function in functions.items()} == {
@@ -104,13 +112,42 @@ def test_no_role_or_managed_policy_is_added_by_sam(translated: dict[str, Any]) -
     }
 
 
-def test_functions_are_arm64_python_with_active_tracing(translated: dict[str, Any]) -> None:
+def test_functions_are_arm64_python_traced_only_when_the_parameter_says(
+    translated: dict[str, Any],
+) -> None:
     for function in of_type(translated, "AWS::Lambda::Function").values():
         assert function["Architectures"] == ["arm64"]
         assert function["Runtime"].startswith("python3.")
         assert int(function["Runtime"].split(".")[1]) >= 12
-        assert function["TracingConfig"] == {"Mode": "Active"}
+        assert function["TracingConfig"] == {
+            "Mode": {"Fn::If": ["TracingEnabled", "Active", "PassThrough"]}
+        }
         assert len(function["Layers"]) == 1
+
+
+def test_functions_have_reserved_concurrency(translated: dict[str, Any]) -> None:
+    functions = of_type(translated, "AWS::Lambda::Function")
+    for name in ("Gateway", "Worker"):
+        assert functions[f"{name}Function"]["ReservedConcurrentExecutions"] == {
+            "Fn::If": [
+                f"{name}HasReservedConcurrency",
+                {"Ref": f"{name}ReservedConcurrency"},
+                {"Ref": "AWS::NoValue"},
+            ]
+        }
+
+
+def test_the_stage_is_throttled_and_access_logged(translated: dict[str, Any]) -> None:
+    (stage,) = of_type(translated, "AWS::ApiGateway::Stage").values()
+    (settings,) = stage["MethodSettings"]
+    assert settings["ThrottlingRateLimit"] == {"Ref": "ApiThrottlingRateLimit"}
+    assert settings["ThrottlingBurstLimit"] == {"Ref": "ApiThrottlingBurstLimit"}
+    assert settings["DataTraceEnabled"] is False
+    assert stage["AccessLogSetting"]["DestinationArn"] == {
+        "Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]
+    }
+    # The stage is created after API Gateway's account role (through the RestApi it belongs to).
+    assert translated["Resources"]["GatewayApi"]["DependsOn"] == "ApiGatewayAccountReady"
 
 
 def test_the_rest_api_has_exactly_one_stage_named_by_the_parameter(
@@ -126,22 +163,47 @@ def test_the_rest_api_has_exactly_one_stage_named_by_the_parameter(
     assert all(set(methods) == {"x-amazon-apigateway-any-method"} for methods in paths.values())
 
 
-def test_the_function_url_is_public_and_invokable_only_through_the_url(
+def test_the_function_url_is_iam_by_default_and_public_only_by_choice(
     translated: dict[str, Any],
 ) -> None:
     (url,) = of_type(translated, "AWS::Lambda::Url").values()
-    assert url["AuthType"] == "NONE"
+    assert url["AuthType"] == {"Ref": "FunctionUrlAuthType"}
     assert url["TargetFunctionArn"] == {"Ref": "GatewayFunction"}
-    permissions = of_type(translated, "AWS::Lambda::Permission").values()
-    public = [permission for permission in permissions if permission["Principal"] == "*"]
+    public = {
+        name: resource
+        for name, resource in translated["Resources"].items()
+        if resource["Type"] == "AWS::Lambda::Permission"
+        and resource["Properties"]["Principal"] == "*"
+    }
     # Since October 2025 a public function URL needs both permissions; the second one is
-    # limited to calls that come through the URL.
-    assert sorted(permission["Action"] for permission in public) == [
+    # limited to calls that come through the URL. Both exist only when AuthType is NONE.
+    assert sorted(p["Properties"]["Action"] for p in public.values()) == [
         "lambda:InvokeFunction",
         "lambda:InvokeFunctionUrl",
     ]
-    (invoke,) = [p for p in public if p["Action"] == "lambda:InvokeFunction"]
-    assert invoke["InvokedViaFunctionUrl"] is True
+    assert {p["Condition"] for p in public.values()} == {"FunctionUrlIsPublic"}
+    (invoke,) = [p for p in public.values() if p["Properties"]["Action"] == "lambda:InvokeFunction"]
+    assert invoke["Properties"]["InvokedViaFunctionUrl"] is True
+
+
+def guided_questions(home: Path, *overrides: str) -> list[str]:
+    completed = run(
+        [str(SAM_BIN / "python"), str(GUIDED), str(TEMPLATE), *overrides],
+        home,
+    )
+    assert completed.returncode == 0, completed.stderr
+    questions: list[str] = json.loads(completed.stdout)
+    return questions
+
+
+def test_guided_deploy_asks_about_the_two_rest_routes_only(tmp_path: Path) -> None:
+    # The SAM CLI's own check. The REST routes have no API Gateway authorizer (the gateway
+    # checks bearer keys itself): docs/deploy.md says to answer y to both. The Function URL
+    # is AWS_IAM by default, so it is not asked about.
+    assert guided_questions(tmp_path) == [
+        "GatewayFunction has no authentication. Is this okay?",
+        "GatewayFunction has no authentication. Is this okay?",
+    ]
 
 
 def test_the_worker_is_driven_by_the_jobs_queue(translated: dict[str, Any]) -> None:

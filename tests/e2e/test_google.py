@@ -415,3 +415,22 @@ def test_gemini_through_the_gemini_api_with_only_a_key(
     assert google.token_requests == []
     assert caught.value.status_code == 503
     assert caught.value.code == "provider_not_configured"
+
+
+# ------------------------------------------------------------------------------------ stream
+
+
+def test_gemini_streams_the_completed_image_and_invents_no_partials(
+    oai: openai.OpenAI, google: FakeGoogle
+) -> None:
+    events = list(
+        oai.images.generate(
+            model=GEMINI, prompt="a lighthouse", stream=True, partial_images=2, size="1024x1024"
+        )
+    )
+    # Gemini makes no intermediate images: the stream is the completed event when it is ready.
+    assert [event.type for event in events] == ["image_generation.completed"]
+    completed = events[0]
+    assert _size(completed.b64_json) == "1024x1024"
+    assert completed.model == GEMINI  # type: ignore[attr-defined]
+    assert len(google.calls("generateContent")) == 1

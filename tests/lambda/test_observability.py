@@ -109,3 +109,48 @@ def test_metrics_can_be_switched_off(
     lines = output_lines(capsys.readouterr().out)
     assert [line for line in lines if "_aws" in line] == []
     assert logs(lines, "generated")
+
+
+def test_an_upstream_failure_is_counted_by_provider_for_the_alarm(
+    monkeypatch: pytest.MonkeyPatch,
+    cold_handler: Handler,
+    lambda_context: FakeLambdaContext,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Nothing listens on port 9 of loopback: the upstream is unreachable (a 502, never billed).
+    monkeypatch.setenv("IMAGEGW_OPENAI_API_KEY", "sk-upstream-test")
+    monkeypatch.setenv("IMAGEGW_OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("IMAGEGW_UPSTREAM_MAX_ATTEMPTS", "1")
+    event = load_event("invoke-generate")
+    event["request"] = {"model": "openai/gpt-image-2", "prompt": PROMPT, "size": "1024x1024"}
+    assert cold_handler(event, lambda_context)["error"]["code"] == "upstream_unreachable"
+    # A caller's mistake is an error answered, not an upstream failure.
+    event["request"]["size"] = "7x7"
+    assert cold_handler(event, lambda_context)["error"]["code"] == "invalid_value"
+    lines = output_lines(capsys.readouterr().out)
+    (failure,) = metrics(lines, "UpstreamFailures")
+    assert failure["UpstreamFailures"] == [1.0]
+    assert failure["provider"] == "openai"
+    (directive,) = failure["_aws"]["CloudWatchMetrics"]
+    # The dimension set template.yaml's alarm query names: SCHEMA(ns, provider, service).
+    assert sorted(directive["Dimensions"][0]) == ["provider", "service"]
+    assert len(metrics(lines, "GenerationErrors")) == 2
+
+
+def test_a_storage_fallback_is_counted(
+    monkeypatch: pytest.MonkeyPatch,
+    cold_handler: Handler,
+    lambda_context: FakeLambdaContext,
+    lambda_storage_dir: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The store's directory cannot be created (a file is in the way): url falls back to inline.
+    lambda_storage_dir.parent.mkdir(parents=True, exist_ok=True)
+    lambda_storage_dir.write_bytes(b"not a directory")
+    event = load_event("invoke-generate")
+    event["request"]["response_format"] = "url"
+    answer = cold_handler(event, lambda_context)
+    assert "b64_json" in answer["data"][0]
+    (fallback,) = metrics(output_lines(capsys.readouterr().out), "StorageFallbacks")
+    assert fallback["StorageFallbacks"] == [1.0]
+    assert fallback["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]

@@ -9,10 +9,14 @@ New providers add a ``ProviderTarget`` to ``PROVIDER_TARGETS`` (see the support 
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
 from imagegw.providers.base import ImageProvider
+from imagegw.providers.bfl.provider import BflProvider
+from imagegw.providers.bfl.task import Endpoint
 from imagegw.providers.google.provider import GeminiApi, GoogleProvider, Vertex
 from imagegw.providers.openai import OpenAIProvider
 
@@ -30,6 +34,7 @@ from support.hostile_upstream import (
 OPENAI_KEY = "sk-hostile-test-0123456789abcdef"
 GEMINI_KEY = "AIzaHostileTestKey0123456789abcdefghij"
 VERTEX_TOKEN = "ya29.hostile-test-token-0123456789abcdef"
+BFL_KEY = "bfl-hostile-test-key-0123456789abcdef"
 
 
 class FixedToken:
@@ -56,6 +61,14 @@ def _gemini(origin: str, http: httpx.AsyncClient) -> ImageProvider:
     return GoogleProvider(http, vertex=None, gemini_api=GeminiApi(GEMINI_KEY, origin))
 
 
+def _bfl(origin: str, http: httpx.AsyncClient) -> ImageProvider:
+    return BflProvider(http, Endpoint(httpx.URL(origin), BFL_KEY))
+
+
+def _bfl_error(message: str) -> bytes:
+    return json.dumps({"detail": message}).encode()
+
+
 PROVIDER_TARGETS: list[ProviderTarget] = [
     ProviderTarget(
         "openai",
@@ -74,6 +87,13 @@ PROVIDER_TARGETS: list[ProviderTarget] = [
         _gemini,
         lambda: catalog_request("google/gemini-2.5-flash-image"),
         secrets=(GEMINI_KEY,),
+    ),
+    ProviderTarget(
+        "bfl",
+        _bfl,
+        lambda: catalog_request("bfl/flux-2-pro"),
+        secrets=(BFL_KEY,),
+        error_body=_bfl_error,
     ),
 ]
 

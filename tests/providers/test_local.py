@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from imagegw.providers.base import ImageResult
+from imagegw.providers.base import Completed, ImageResult, PartialImage
 from imagegw.providers.local import LocalProvider
 from providers.conftest import MakeRequest
 
@@ -142,3 +142,36 @@ async def test_output_compression_is_honoured_over_its_whole_range(
         sizes[compression] = len(result.images[0].data())
     # 0 is a valid value (validation accepts 0..100): it must not fall back to a default.
     assert sizes[0] < sizes[50] < sizes[100]
+
+
+# ---------------------------------------------------------------- streaming
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("partial_images", [0, 1, 3])
+async def test_stream_renders_partial_images_coarse_to_fine_then_the_final_image(
+    make_request: MakeRequest, partial_images: int
+) -> None:
+    request = make_request(
+        "local/sketch", size="512x512", partial_images=partial_images, prompt="a tree"
+    )
+    provider = LocalProvider()
+    events = [event async for event in provider.stream(request)]
+    partials = [event for event in events if isinstance(event, PartialImage)]
+    assert [event.index for event in partials] == list(range(partial_images))
+    last = events[-1]
+    assert isinstance(last, Completed)
+    assert len(events) == partial_images + 1
+    final = decode(last.result.images[0].data())
+    # The final image is the one a non-streamed request gets.
+    assert last.result.images[0].data() == (await provider.generate(request)).images[0].data()
+    detail = []
+    for event in partials:
+        image = decode(event.image.data())
+        assert image.size == final.size
+        assert image.format == "PNG"
+        # Coarser than the final image: blocks of one colour where detail will be.
+        detail.append(len(image.convert("RGB").getcolors(maxcolors=1 << 24) or []))
+    detail.append(len(final.convert("RGB").getcolors(maxcolors=1 << 24) or []))
+    assert detail == sorted(detail)
+    assert len(set(detail)) == len(detail)  # each stage really is finer than the last

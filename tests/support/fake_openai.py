@@ -119,7 +119,26 @@ class Hangup:
     """Read the request, then close the connection without a single byte of answer."""
 
 
-Reply = Images | Error | Raw | Delay | Trickle | Hangup
+@dataclass(frozen=True)
+class Stream:
+    """A streamed generation (``stream: true``), as text/event-stream: the partial images the
+    request asked for (``partial_images``, capped by ``partials`` when set), ``interval``
+    seconds apart, then the completed event, or ``error`` (an error object) in its place.
+
+    ``hold`` makes the stream wait after its first event until the test sets it (or 10 s
+    pass): a test can then check, with no timing involved, that the first event reached the
+    client while the upstream was still generating (``FakeOpenAI.streams_finished``).
+    """
+
+    partials: int | None = None
+    interval: float = 0.0
+    hold: threading.Event | None = None
+    error: dict[str, Any] | None = None
+    done_marker: bool = False  # a final "data: [DONE]" (OpenAI sends none; compatibles may)
+    truncate: bool = False  # close the connection before the completed event
+
+
+Reply = Images | Error | Raw | Delay | Trickle | Hangup | Stream
 
 
 def rate_limited(retry_after: str | None = None) -> Error:
@@ -195,6 +214,8 @@ class FakeOpenAI:
         self.requests: list[RecordedRequest] = []
         # Replies that could not be delivered (the client had gone): tests may assert on it.
         self.undelivered = 0
+        # Streams (``Stream`` replies) that have sent their last event.
+        self.streams_finished = 0
         self.handler_errors: list[BaseException] = []
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()
@@ -351,6 +372,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if isinstance(reply, Hangup):
             return  # the connection closes when the handler returns
+        if isinstance(reply, Stream):
+            self._stream(reply, document if isinstance(document, dict) else {})
+            return
         if isinstance(reply, Trickle):
             status, headers, body = _render(reply.then, document)
             self._send_head(status, headers, len(body))
@@ -365,6 +389,70 @@ class _Handler(BaseHTTPRequestHandler):
         declared = reply.declared_length if isinstance(reply, Raw) else None
         self._send_head(status, headers, declared if declared is not None else len(body))
         self._write(body)
+
+    def _stream(self, reply: Stream, request: dict[str, Any]) -> None:
+        fake = self.server.fake
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Connection", "close")
+            self.send_header("x-request-id", fake.next_request_id())
+            self.end_headers()
+        except OSError:
+            fake.undelivered += 1
+            return
+        final = images_payload(Images(), request)
+        settings = {
+            "size": request.get("size") or "auto",
+            "quality": request.get("quality") or "auto",
+            "background": request.get("background") or "auto",
+            "output_format": final["output_format"],
+        }
+        asked = int(request.get("partial_images") or 0)
+        partials = asked if reply.partials is None else min(asked, reply.partials)
+        size = final["size"]
+        for index in range(partials):
+            if index and fake.wait(reply.interval):
+                return
+            partial = {
+                "type": "image_generation.partial_image",
+                "b64_json": base64.b64encode(
+                    encode_image(size, final["output_format"], index + 1)
+                ).decode("ascii"),
+                "created_at": final["created"],
+                **settings,
+                "partial_image_index": index,
+            }
+            if not self._event("image_generation.partial_image", partial):
+                return
+            if index == 0 and reply.hold is not None:
+                reply.hold.wait(10)
+        if fake.wait(reply.interval):
+            return
+        if reply.truncate:
+            return
+        if reply.error is not None:
+            self._event("error", {"type": "error", "error": reply.error})
+        else:
+            completed = {
+                "type": "image_generation.completed",
+                "b64_json": final["data"][0]["b64_json"],
+                "created_at": final["created"],
+                "size": final["size"],
+                "quality": final["quality"],
+                "background": final["background"],
+                "output_format": final["output_format"],
+                "usage": final["usage"],
+            }
+            self._event("image_generation.completed", completed)
+        if reply.done_marker:
+            self._write(b"data: [DONE]\n\n")
+        with fake._lock:
+            fake.streams_finished += 1
+
+    def _event(self, name: str, data: dict[str, Any]) -> bool:
+        return self._write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
 
     def _send_head(self, status: int, headers: dict[str, str], length: int) -> None:
         try:

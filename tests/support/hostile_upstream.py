@@ -252,7 +252,13 @@ ABUSES: tuple[Abuse, ...] = (
         ("upstream_bad_response",),
     ),
     Abuse("deep-error-429", _deep(429, b"[", b"]"), 502, ("upstream_bad_response",)),
-    Abuse("deep-error-500", _deep(500, b'{"error":', b"}"), 502, ("upstream_bad_response",)),
+    # A 5xx is judged by its status; a provider may read its body or not.
+    Abuse(
+        "deep-error-500",
+        _deep(500, b'{"error":', b"}"),
+        502,
+        ("upstream_bad_response", "upstream_error"),
+    ),
     Abuse(
         "nan-in-a-valid-answer",
         answer(universal_answer(b'"usage": {"total_tokens": NaN}')),

@@ -11,6 +11,7 @@ SAM translator on the same file.
 from __future__ import annotations
 
 import ast
+import json
 import re
 import subprocess
 import sys
@@ -142,11 +143,25 @@ def role_of(template: dict[str, Any], function: dict[str, Any]) -> dict[str, Any
     return resource(template, name, "AWS::IAM::Role")
 
 
+def unconditional(items: list[Any]) -> list[Any]:
+    """List items with ``Fn::If`` items expanded to both branches (``AWS::NoValue`` dropped)."""
+    expanded: list[Any] = []
+    for item in items:
+        if isinstance(item, dict) and set(item) == {"Fn::If"}:
+            _, when_true, when_false = item["Fn::If"]
+            expanded += [
+                branch for branch in (when_true, when_false) if branch != {"Ref": "AWS::NoValue"}
+            ]
+        else:
+            expanded.append(item)
+    return expanded
+
+
 def statements(role: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         statement
         for policy in role["Properties"].get("Policies", [])
-        for statement in policy["PolicyDocument"]["Statement"]
+        for statement in unconditional(policy["PolicyDocument"]["Statement"])
     ]
 
 
@@ -175,10 +190,12 @@ def python_minor(runtime: str) -> int:
 # ---------------------------------------------------------------------------- lint and shape
 
 
-def test_cfn_lint_passes_without_findings() -> None:
+def test_cfn_lint_passes_without_findings_even_informational_ones() -> None:
     assert CFN_LINT.exists(), f"cfn-lint is not installed next to {sys.executable}"
     completed = subprocess.run(
-        [str(CFN_LINT), str(TEMPLATE)],
+        # -c I: informational findings too (I3011 & co.); any left must be fixed or ignored in
+        # the template's cfn-lint metadata with a reason.
+        [str(CFN_LINT), "-c", "I", "--", str(TEMPLATE)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -229,9 +246,36 @@ def test_every_function_runs_python_3_12_or_newer_on_arm64(template: dict[str, A
         assert function_property(template, function, "Architectures") == ["arm64"]
 
 
-def test_every_function_traces_to_xray(template: dict[str, Any]) -> None:
+TRACING = {"Fn::If": ["TracingEnabled", "Active", "PassThrough"]}
+
+
+def test_tracing_is_a_parameter_and_off_by_default(
+    template: dict[str, Any], gateway_role: dict[str, Any], worker_role: dict[str, Any]
+) -> None:
+    parameter = template["Parameters"]["EnableTracing"]
+    assert parameter["Default"] == "false"
+    assert set(parameter["AllowedValues"]) == {"true", "false"}
+    assert template["Conditions"]["TracingEnabled"] == {
+        "Fn::Equals": [{"Ref": "EnableTracing"}, "true"]
+    }
     for function in resources_of_type(template, "AWS::Serverless::Function").values():
-        assert function_property(template, function, "Tracing") == "Active"
+        # PassThrough is Lambda's default: no tracing unless a caller sends a trace header.
+        assert function_property(template, function, "Tracing") == TRACING
+        environment = function_environment(template, function)
+        assert environment["IMAGEGW_TRACING"] == {"Fn::If": ["TracingEnabled", "true", "false"]}
+    api = resource(template, "GatewayApi", "AWS::Serverless::Api")["Properties"]
+    assert api["TracingEnabled"] == {"Fn::If": ["TracingEnabled", True, False]}
+    # The X-Ray grant exists only when tracing is on.
+    for role in (gateway_role, worker_role):
+        (xray,) = [
+            statement
+            for statement in role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+            if "Fn::If" in statement
+        ]
+        condition, granted, otherwise = xray["Fn::If"]
+        assert condition == "TracingEnabled"
+        assert granted["Sid"] == "XRay"
+        assert otherwise == {"Ref": "AWS::NoValue"}
 
 
 def test_dependencies_layer_is_built_from_pinned_requirements(template: dict[str, Any]) -> None:
@@ -280,21 +324,139 @@ def test_rest_api_is_regional_and_staged_by_parameter(template: dict[str, Any]) 
     assert api["StageName"] == {"Ref": "Stage"}
     # Only Regional REST APIs can have the 29 s integration timeout raised.
     assert api["EndpointConfiguration"]["Type"] == "REGIONAL"
-    assert api["TracingEnabled"] is True
     # Without it SAM adds a second, stray stage named "Stage".
     assert "OpenApiVersion" in api
 
 
-def test_gateway_has_a_function_url_for_long_calls(
+def test_rest_stage_is_throttled_by_parameters_and_logs_nothing_sensitive(
+    template: dict[str, Any],
+) -> None:
+    api = resource(template, "GatewayApi", "AWS::Serverless::Api")["Properties"]
+    (settings,) = api["MethodSettings"]
+    assert (settings["ResourcePath"], settings["HttpMethod"]) == ("/*", "*")
+    assert settings["ThrottlingRateLimit"] == {"Ref": "ApiThrottlingRateLimit"}
+    assert settings["ThrottlingBurstLimit"] == {"Ref": "ApiThrottlingBurstLimit"}
+    # Execution logs and data traces would log whole requests, Authorization included.
+    assert settings["LoggingLevel"] == "OFF"
+    assert settings["DataTraceEnabled"] is False
+    parameters = template["Parameters"]
+    assert parameters["ApiThrottlingRateLimit"]["Default"] == 20
+    assert parameters["ApiThrottlingBurstLimit"]["Default"] == 40
+    assert (
+        parameters["ApiThrottlingBurstLimit"]["Default"]
+        >= (parameters["ApiThrottlingRateLimit"]["Default"])
+    )
+
+
+def test_rest_stage_writes_json_access_logs_without_query_strings_or_headers(
+    template: dict[str, Any],
+) -> None:
+    api = resource(template, "GatewayApi", "AWS::Serverless::Api")
+    setting = api["Properties"]["AccessLogSetting"]
+    assert setting["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    log_format = setting["Format"]
+    assert "\n" not in log_format  # one line per request
+    # Every $context variable replaced by a number: the format must be a JSON object.
+    sample = json.loads(re.sub(r"\$context\.[A-Za-z.]+", "1", log_format))
+    assert {"requestId", "ip", "httpMethod", "path", "status", "integrationLatency"} <= set(sample)
+    lowered = log_format.lower()
+    for forbidden in ("querystring", "header", "authoriz", "requestoverride", "identity.apikey"):
+        assert forbidden not in lowered, forbidden
+    # $context.path is the path alone; $context.requestOverride / method.request.* are not used.
+    assert "$context.path" in log_format
+    group = resource(template, "ApiAccessLogGroup", "AWS::Logs::LogGroup")
+    assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_access_logs_wait_for_api_gateways_account_role(template: dict[str, Any]) -> None:
+    # REST access logs fail to deploy until API Gateway's account settings name a CloudWatch
+    # role: created (and kept) by the stack unless the operator says the account has one.
+    parameter = template["Parameters"]["ApiGatewayLoggingRole"]
+    assert parameter["Default"] == "create"
+    assert set(parameter["AllowedValues"]) == {"create", "existing"}
+    account = resource(template, "ApiGatewayAccount", "AWS::ApiGateway::Account")
+    role = resource(template, "ApiGatewayCloudWatchRole", "AWS::IAM::Role")
+    for kept in (account, role):
+        assert kept["Condition"] == "CreateApiGatewayLoggingRole"
+        assert (kept["DeletionPolicy"], kept["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    assert account["Properties"]["CloudWatchRoleArn"] == {
+        "Fn::GetAtt": ["ApiGatewayCloudWatchRole", "Arn"]
+    }
+    trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust == [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "apigateway.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ]
+    ready = resource(template, "ApiGatewayAccountReady", "AWS::CloudFormation::WaitConditionHandle")
+    assert ready["Metadata"]["AccountSettings"] == {
+        "Fn::If": ["CreateApiGatewayLoggingRole", {"Ref": "ApiGatewayAccount"}, "existing"]
+    }
+    api = resource(template, "GatewayApi", "AWS::Serverless::Api")
+    assert api["DependsOn"] == "ApiGatewayAccountReady"
+
+
+def test_gateway_function_url_is_iam_only_unless_the_operator_opens_it(
     template: dict[str, Any], gateway_function: dict[str, Any]
 ) -> None:
-    url = gateway_function["Properties"]["FunctionUrlConfig"]
-    # The app authenticates with its own bearer keys; IAM auth would force SigV4 on clients.
-    assert url["AuthType"] == "NONE"
+    parameter = template["Parameters"]["FunctionUrlAuthType"]
+    assert parameter["Default"] == "AWS_IAM"
+    assert set(parameter["AllowedValues"]) == {"AWS_IAM", "NONE"}
+    assert "FunctionUrlConfig" not in gateway_function["Properties"]
+    url = resource(template, "GatewayFunctionUrl", "AWS::Lambda::Url")["Properties"]
+    assert url["TargetFunctionArn"] == {"Ref": "GatewayFunction"}
+    assert url["AuthType"] == {"Ref": "FunctionUrlAuthType"}
     assert url.get("InvokeMode", "BUFFERED") == "BUFFERED"
+    # Public permissions exist only when the operator chose NONE, and the invoke one only for
+    # calls through the URL.
+    assert template["Conditions"]["FunctionUrlIsPublic"] == {
+        "Fn::Equals": [{"Ref": "FunctionUrlAuthType"}, "NONE"]
+    }
+    public = {
+        name: permission
+        for name, permission in resources_of_type(template, "AWS::Lambda::Permission").items()
+        if permission["Properties"]["Principal"] == "*"
+    }
+    assert len(public) == 2
+    for permission in public.values():
+        assert permission["Condition"] == "FunctionUrlIsPublic"
+        assert permission["Properties"]["FunctionName"] == {"Ref": "GatewayFunction"}
+    actions = {p["Properties"]["Action"]: p["Properties"] for p in public.values()}
+    assert actions["lambda:InvokeFunctionUrl"]["FunctionUrlAuthType"] == "NONE"
+    assert actions["lambda:InvokeFunction"]["InvokedViaFunctionUrl"] is True
     timeout = function_property(template, gateway_function, "Timeout")
     # Longer than API Gateway's 29 s (that is what the URL is for), within Lambda's 900 s.
     assert 29 < timeout <= 900
+
+
+@pytest.mark.parametrize(("function", "default"), [("Gateway", 50), ("Worker", 10)])
+def test_reserved_concurrency_caps_each_function_by_parameter(
+    template: dict[str, Any], function: str, default: int
+) -> None:
+    name = f"{function}ReservedConcurrency"
+    parameter = template["Parameters"][name]
+    assert parameter["Type"] == "Number"
+    assert parameter["Default"] == default
+    assert parameter["MinValue"] == -1  # -1: no reservation (small new-account quotas)
+    condition = f"{function}HasReservedConcurrency"
+    assert template["Conditions"][condition] == {"Fn::Not": [{"Fn::Equals": [{"Ref": name}, -1]}]}
+    properties = resource(template, f"{function}Function", "AWS::Serverless::Function")[
+        "Properties"
+    ]
+    assert properties["ReservedConcurrentExecutions"] == {
+        "Fn::If": [condition, {"Ref": name}, {"Ref": "AWS::NoValue"}]
+    }
+
+
+def test_worker_reservation_leaves_room_for_the_queue_pollers(template: dict[str, Any]) -> None:
+    # Below the SQS scaling cap, the poller's invocations are throttled and jobs are retried.
+    parameters = template["Parameters"]
+    assert (
+        parameters["WorkerReservedConcurrency"]["Default"]
+        >= parameters["WorkerMaxConcurrency"]["Default"]
+    )
 
 
 def test_gateway_async_invokes_are_not_retried_blindly(gateway_function: dict[str, Any]) -> None:
@@ -313,6 +475,11 @@ def test_eventbridge_rule_targets_the_gateway_when_enabled(template: dict[str, A
     rule = resource(template, "GatewayEventRule", "AWS::Events::Rule")
     assert rule["Condition"] == "EventBridgeEnabled"
     assert rule["Properties"]["EventPattern"]["source"] == [{"Ref": "EventBridgeSource"}]
+    # Events that name no client key never invoke the function (the gateway refuses them too).
+    assert rule["Properties"]["EventPattern"]["detail"] == {"client": [{"exists": True}]}
+    # The bus is a parameter: a bus of one's own narrows who can send (docs/deploy.md).
+    assert rule["Properties"]["EventBusName"] == {"Ref": "EventBusName"}
+    assert template["Parameters"]["EventBusName"]["Default"] == "default"
     (target,) = rule["Properties"]["Targets"]
     assert target["Arn"] == {"Fn::GetAtt": ["GatewayFunction", "Arn"]}
     permission = resource(template, "GatewayEventRulePermission", "AWS::Lambda::Permission")
@@ -349,8 +516,11 @@ def expected_environment(function: str) -> dict[str, Any]:
         "IMAGEGW_JOBS_TABLE": {"Ref": "JobsTable"},
         "IMAGEGW_JOBS_QUEUE_URL": {"Ref": "JobsQueue"},
         "IMAGEGW_IDEMPOTENCY_TABLE": {"Ref": "IdempotencyTable"},
+        "IMAGEGW_IMAGE_RETENTION_DAYS": {"Ref": "ImageRetentionDays"},
+        "IMAGEGW_PUBLIC_BASE_URL": {"Ref": "PublicBaseUrl"},
+        "IMAGEGW_METRICS_NAMESPACE": {"Fn::Sub": "imagegw/${AWS::StackName}"},
         "POWERTOOLS_SERVICE_NAME": "imagegw",
-        "POWERTOOLS_METRICS_NAMESPACE": "imagegw",
+        "POWERTOOLS_METRICS_NAMESPACE": {"Fn::Sub": "imagegw/${AWS::StackName}"},
         "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
     }
     if function == "gateway":
@@ -416,6 +586,26 @@ def test_parameters_and_their_defaults(template: dict[str, Any]) -> None:
     assert parameters["LogLevel"]["Default"] == "INFO"
     assert set(parameters["LogLevel"]["AllowedValues"]) == {"DEBUG", "INFO", "WARNING", "ERROR"}
     assert parameters["CorsAllowedOrigins"]["Default"] == ""
+    assert parameters["AlarmTopicArn"]["Default"] == ""
+    assert parameters["PublicBaseUrl"]["Default"] == ""
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("", True),
+        ("https://images.example.com", True),
+        ("https://images.example.com/gw", True),
+        ("https://images.example.com/gw/", False),  # Location would get a double slash
+        ("http://images.example.com", False),
+        ("images.example.com", False),
+    ],
+)
+def test_public_base_url_parameter_takes_an_https_base_without_trailing_slash(
+    template: dict[str, Any], value: str, accepted: bool
+) -> None:
+    pattern = template["Parameters"]["PublicBaseUrl"]["AllowedPattern"]
+    assert (re.fullmatch(pattern, value) is not None) is accepted
 
 
 def test_signer_role_only_reads_images_and_only_the_gateway_assumes_it(
@@ -524,6 +714,29 @@ def test_jobs_queue_redrives_to_its_dead_letter_queue(template: dict[str, Any]) 
     dead = resource(template, "JobsDeadLetterQueue", "AWS::SQS::Queue")["Properties"]
     # Dead letters must outlive the original messages, or they expire before anyone looks.
     assert dead["MessageRetentionPeriod"] > queue["MessageRetentionPeriod"]
+
+
+STATEFUL = {
+    "AWS::DynamoDB::Table",
+    "AWS::SQS::Queue",
+    "AWS::S3::Bucket",
+    "AWS::Logs::LogGroup",
+}
+
+
+def test_every_stateful_resource_is_kept_when_deleted_or_replaced(
+    template: dict[str, Any],
+) -> None:
+    kept = {
+        name: found
+        for kind in STATEFUL
+        for name, found in resources_of_type(template, kind).items()
+    }
+    assert {"JobsTable", "IdempotencyTable", "JobsQueue", "JobsDeadLetterQueue"} <= set(kept)
+    assert {"AsyncFailureQueue", "ImagesBucket", "ApiAccessLogGroup"} <= set(kept)
+    for name, found in kept.items():
+        assert found.get("DeletionPolicy") == "Retain", name
+        assert found.get("UpdateReplacePolicy") == "Retain", name
 
 
 @pytest.mark.parametrize(("name", "key"), [("JobsTable", "job_id"), ("IdempotencyTable", "pk")])
@@ -659,7 +872,12 @@ def test_sqs_and_dynamodb_grants_name_only_this_stacks_resources(
                 assert {str(item) for item in resources} <= queues
             if any(action.startswith("dynamodb:") for action in actions):
                 assert set(actions) <= ITEM_ACTIONS  # item-level: no Scan, no table admin
-                assert resources == tables
+                assert len(resources) == 1
+                assert resources[0] in tables
+        # Every table reachable, and nothing ever deletes a job (their TTL does).
+        assert grants(role, "dynamodb:GetItem") == tables
+        assert grants(role, "dynamodb:DeleteItem") in ([], [tables[1]])
+    assert grants(worker_role, "dynamodb:DeleteItem") == []
 
 
 def test_logs_go_to_each_functions_own_log_group(
@@ -689,6 +907,13 @@ def test_outputs_name_every_url_and_resource_an_operator_needs(template: dict[st
     assert outputs["JobsQueueUrl"] == {"Ref": "JobsQueue"}
     assert outputs["JobsDeadLetterQueueUrl"] == {"Ref": "JobsDeadLetterQueue"}
     assert outputs["AsyncFailureQueueUrl"] == {"Ref": "AsyncFailureQueue"}
+    # ARNs the docs tell operators to use (redrive: start-message-move-task --source-arn).
+    for queue in ("JobsQueue", "JobsDeadLetterQueue", "AsyncFailureQueue"):
+        assert outputs[f"{queue}Arn"] == {"Fn::GetAtt": [queue, "Arn"]}
+    assert outputs["FunctionUrlAuthType"] == {"Ref": "FunctionUrlAuthType"}
+    assert outputs["ApiAccessLogGroupName"] == {"Ref": "ApiAccessLogGroup"}
+    assert outputs["DashboardName"] == {"Ref": "Dashboard"}
+    assert outputs["MetricsNamespace"] == {"Fn::Sub": "imagegw/${AWS::StackName}"}
     assert outputs["JobsTableName"] == {"Ref": "JobsTable"}
     assert outputs["IdempotencyTableName"] == {"Ref": "IdempotencyTable"}
     assert outputs["SignerRoleArn"] == {"Fn::GetAtt": ["SignerRole", "Arn"]}
@@ -710,3 +935,123 @@ def test_samconfig_has_the_defaults_users_expect() -> None:
     build = config["build"]["parameters"]
     assert build.get("use_container", False) is False  # no Docker needed to build
     assert config["validate"]["parameters"]["lint"] is True
+
+
+# ---------------------------------------------------------------------------- alarms, dashboard
+
+TOPIC_ACTIONS = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+
+
+def alarms(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: found["Properties"]
+        for name, found in resources_of_type(template, "AWS::CloudWatch::Alarm").items()
+    }
+
+
+def alarm_on(template: dict[str, Any], namespace: str, metric: str, dimension: Any) -> Any:
+    found = [
+        properties
+        for properties in alarms(template).values()
+        if properties.get("Namespace") == namespace
+        and properties.get("MetricName") == metric
+        and dimension in [d["Value"] for d in properties.get("Dimensions", [])]
+    ]
+    assert len(found) == 1, (namespace, metric, dimension)
+    return found[0]
+
+
+def test_alarms_exist_without_a_topic_and_notify_it_when_given(template: dict[str, Any]) -> None:
+    assert template["Conditions"]["HasAlarmTopic"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]
+    }
+    found = alarms(template)
+    assert len(found) >= 8
+    for name, properties in found.items():
+        assert "Condition" not in template["Resources"][name], name
+        assert properties["AlarmActions"] == TOPIC_ACTIONS, name
+        assert properties["OKActions"] == TOPIC_ACTIONS, name
+        # A quiet stack has no datapoints; that is not a failure.
+        assert properties["TreatMissingData"] == "notBreaching", name
+        assert properties["AlarmDescription"], name
+
+
+@pytest.mark.parametrize("queue", ["JobsDeadLetterQueue", "AsyncFailureQueue"])
+def test_a_message_in_a_failure_queue_raises_an_alarm(template: dict[str, Any], queue: str) -> None:
+    alarm = alarm_on(
+        template,
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        {"Fn::GetAtt": [queue, "QueueName"]},
+    )
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+
+
+@pytest.mark.parametrize("function", ["GatewayFunction", "WorkerFunction"])
+@pytest.mark.parametrize("metric", ["Errors", "Throttles"])
+def test_function_errors_and_throttles_raise_alarms(
+    template: dict[str, Any], function: str, metric: str
+) -> None:
+    alarm = alarm_on(template, "AWS/Lambda", metric, {"Ref": function})
+    assert alarm["Statistic"] == "Sum"
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+
+
+def test_api_5xx_raise_an_alarm(template: dict[str, Any]) -> None:
+    alarm = alarm_on(template, "AWS/ApiGateway", "5XXError", {"Ref": "Stage"})
+    dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+    # The REST API's name, as GatewayApi sets it.
+    api = resource(template, "GatewayApi", "AWS::Serverless::Api")["Properties"]
+    assert dimensions["ApiName"] == api["Name"] == {"Fn::Sub": "${AWS::StackName}-api"}
+    assert alarm["Statistic"] == "Sum"
+
+
+def test_upstream_failures_from_the_gateways_metrics_raise_an_alarm(
+    template: dict[str, Any],
+) -> None:
+    (alarm,) = [
+        properties
+        for properties in alarms(template).values()
+        if "UpstreamFailures" in json.dumps(properties.get("Metrics", []))
+    ]
+    (query,) = alarm["Metrics"]
+    # Every provider's failures summed, in this stack's own namespace (the functions' setting).
+    assert query["Expression"] == {
+        "Fn::Sub": 'SELECT SUM(UpstreamFailures) FROM SCHEMA("imagegw/${AWS::StackName}", '
+        "provider, service)"
+    }
+    assert query["ReturnData"] is True
+
+
+def dashboard_body(template: dict[str, Any]) -> dict[str, Any]:
+    dashboard = resource(template, "Dashboard", "AWS::CloudWatch::Dashboard")["Properties"]
+    text, variables = dashboard["DashboardBody"]["Fn::Sub"]
+    assert set(variables) == {
+        "Namespace",
+        "JobsQueueName",
+        "JobsDeadLetterQueueName",
+        "AsyncFailureQueueName",
+    }
+    assert variables["Namespace"] == {"Fn::Sub": "imagegw/${AWS::StackName}"}
+    substituted = re.sub(r"\$\{[A-Za-z:.]+\}", "x", text)
+    body: dict[str, Any] = json.loads(substituted)
+    return body
+
+
+def test_dashboard_shows_the_gateways_own_metrics(template: dict[str, Any]) -> None:
+    body = dashboard_body(template)
+    titles = [widget["properties"]["title"] for widget in body["widgets"]]
+    assert len(titles) == len(set(titles))
+    text = json.dumps(body)
+    for metric in (
+        "ImagesGenerated",
+        "UpstreamLatency",
+        "UpstreamFailures",
+        "GenerationErrors",
+        "StorageFallbacks",
+    ):
+        assert f'MetricName=\\"{metric}\\"' in text, metric
+    for aws_metric in ("Count", "Invocations", "5XXError", "Throttles", "Errors"):
+        assert f'"{aws_metric}"' in text, aws_metric
+    # Upstream failures by provider: the SEARCH keeps the provider dimension.
+    assert "{x,provider,service} MetricName" in text

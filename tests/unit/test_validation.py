@@ -335,14 +335,49 @@ def test_transparent_background_with_png_or_webp(catalog: Catalog, fields: dict[
 # ---------------------------------------------------------------- streaming and delivery
 
 
+@pytest.mark.parametrize("model_id", ["openai/gpt-image-1.5", "local/sketch", "openai/dall-e-3"])
+@pytest.mark.parametrize("partial_images", [None, 0, 1, 3])
+def test_every_model_streams_with_zero_to_three_partial_images(
+    catalog: Catalog, model_id: str, partial_images: int | None
+) -> None:
+    fields: dict[str, Any] = {"stream": True}
+    if partial_images is not None:
+        fields["partial_images"] = partial_images
+    validated = _validate(catalog, model_id, **fields)
+    assert validated.image_request.partial_images == (partial_images or 0)
+
+
+@pytest.mark.parametrize("n", [2, 4])
+def test_stream_with_more_than_one_image_is_openais_own_400(catalog: Catalog, n: int) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        _validate(catalog, "openai/gpt-image-1.5", stream=True, n=n)
+    error = caught.value
+    assert error.body() == {
+        "error": {
+            "message": "Streaming is only supported with n=1.",
+            "type": "image_generation_user_error",
+            "param": "input",
+            "code": "unsupported_parameter",
+        }
+    }
+    assert error.status == 400
+
+
 @pytest.mark.parametrize(
-    ("fields", "param"),
-    [({"stream": True}, "stream"), ({"partial_images": 2}, "partial_images")],
+    ("fields", "fragment"),
+    [
+        ({"stream": True, "partial_images": 4}, "between 0 and 3"),
+        ({"stream": True, "partial_images": -1}, "between 0 and 3"),
+        ({"partial_images": 2}, "'stream': true"),
+        ({"stream": False, "partial_images": 1}, "'stream': true"),
+    ],
 )
-def test_streaming_is_refused(catalog: Catalog, fields: dict[str, Any], param: str) -> None:
-    error = _refusal(catalog, "openai/gpt-image-1.5", UnsupportedParameter, **fields)
-    assert error.param == param
-    assert error.code == "unsupported_parameter"
+def test_partial_images_out_of_range_or_without_stream_is_refused(
+    catalog: Catalog, fields: dict[str, Any], fragment: str
+) -> None:
+    error = _refusal(catalog, "openai/gpt-image-1.5", InvalidValue, **fields)
+    assert error.param == "partial_images"
+    assert fragment in error.message
 
 
 def test_stream_false_and_zero_partial_images_are_accepted(catalog: Catalog) -> None:

@@ -13,6 +13,7 @@ delivery raise these; only ``render`` turns one into an HTTP body, always OpenAI
     │   ├── PromptTooLong                400 code=string_above_max_length
     │   ├── MalformedBody                400 code=invalid_json
     │   ├── UnsupportedParameter         400 code=unsupported_parameter
+    │   │   └── StreamingNeedsOneImage   400 type=image_generation_user_error (stream with n > 1)
     │   ├── MalformedEvent               400 code=malformed_event (SQS, EventBridge, direct invoke)
     │   ├── UnsupportedEvent             400 code=unsupported_event
     │   ├── JobConflict                  409 code=job_id_conflict
@@ -34,7 +35,8 @@ delivery raise these; only ``render`` turns one into an HTTP body, always OpenAI
     ├── UpstreamError                    502 code=upstream_error
     │   ├── UpstreamUnreachable          502 code=upstream_unreachable  (never sent: safe to retry)
     │   ├── UpstreamAuthFailed           502 code=upstream_auth_failed  (our credentials, not yours)
-    │   └── UpstreamBadResponse          502 code=upstream_bad_response
+    │   ├── UpstreamBadResponse          502 code=upstream_bad_response
+    │   └── StreamInterrupted            502 code=stream_interrupted (caller left mid-stream)
     ├── ServiceUnavailable               503
     │   ├── ProviderNotConfigured        503 code=provider_not_configured
     │   ├── StorageUnavailable           503 code=storage_unavailable
@@ -135,6 +137,12 @@ class MalformedBody(InvalidRequest):
 
 class UnsupportedParameter(InvalidRequest):
     default_code = "unsupported_parameter"
+
+
+class StreamingNeedsOneImage(UnsupportedParameter):
+    """OpenAI's own answer to ``stream`` with ``n`` > 1, to the letter (type and param too)."""
+
+    error_type = "image_generation_user_error"
 
 
 class MalformedEvent(InvalidRequest):
@@ -275,6 +283,12 @@ class UpstreamAuthFailed(UpstreamError):
 
 class UpstreamBadResponse(UpstreamError):
     default_code = "upstream_bad_response"
+
+
+class StreamInterrupted(UpstreamError):
+    """The caller went away mid-stream: the upstream was generating and may have billed."""
+
+    default_code = "stream_interrupted"
 
 
 class ServiceUnavailable(GatewayError):

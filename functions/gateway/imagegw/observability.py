@@ -6,7 +6,12 @@ model differ from the next one's in the same warm process:
 
     ImagesGenerated   Count         provider, model
     UpstreamLatency   Milliseconds  provider, model
-    GenerationErrors  Count         provider, model, error_code
+    GenerationErrors  Count         provider, model, error_code   (every refused or failed call)
+    UpstreamFailures  Count         provider    (a 5xx answer because of the upstream: it failed,
+                                                 timed out, was unreachable or refused our keys)
+    StorageFallbacks  Count         (none)      (url asked, the store failed, images went inline)
+
+template.yaml's alarm and dashboard read these names and dimension sets: change them together.
 
 Tracing wraps the upstream call in an X-Ray subsegment annotated with provider and model, and
 records no request or response body. Powertools and the X-Ray SDK are imported on first use,
@@ -68,6 +73,13 @@ class Telemetry:
             model=model or "none",
             error_code=code or "unknown",
         )
+
+    def upstream_failure(self, *, provider: str) -> None:
+        self._emit("UpstreamFailures", "Count", 1, provider=provider)
+
+    def storage_fallback(self) -> None:
+        # No dimension: the store is the same whatever the provider; one series to read.
+        self._emit("StorageFallbacks", "Count", 1)
 
     def _emit(self, name: str, unit: str, value: float, **dimensions: str) -> None:
         if not self._metrics:

@@ -40,7 +40,7 @@ from imagegw.errors import UpstreamBadResponse
 
 if TYPE_CHECKING:
     import ssl
-    from collections.abc import Iterable
+    from collections.abc import AsyncGenerator, Iterable
 
     from httpcore._async.interfaces import AsyncConnectionInterface
     from httpcore._backends.base import SOCKET_OPTION
@@ -269,34 +269,54 @@ def declared_length(value: str | None) -> int | None:
 
 
 async def _read_body(response: httpx.Response, max_bytes: int | None) -> bytearray:
+    body = bytearray()
+    async for piece in iter_body(response, max_bytes):
+        body += piece
+    return body
+
+
+async def iter_body(response: httpx.Response, max_bytes: int | None) -> AsyncGenerator[bytes, None]:
+    """The answer's (decoded) bytes as they arrive, never more than ``max_bytes`` in all.
+
+    For answers read piece by piece (event streams) under the same rules as ``post_for_body``:
+    a declared length beyond the cap is refused before a byte is read, a body that grows
+    beyond it is cut off (``UpstreamBadResponse``), gzip and deflate are inflated in bounded
+    pieces and other encodings refused. Send the request with ``ACCEPT_ENCODING`` and close
+    the response when done: one not read to its end is then never reused.
+    """
     limit = sys.maxsize if max_bytes is None else max_bytes
     if response.is_stream_consumed:
         # Read already: a transport that answers from memory (httpx.MockTransport in tests).
         if len(response.content) > limit:
             raise answer_too_large(limit)
-        return bytearray(response.content)
+        yield response.content
+        return
     declared = declared_length(response.headers.get("content-length"))
     if declared is not None and declared > limit:
         raise answer_too_large(limit)
     encoding = response.headers.get("content-encoding", "").strip().lower()
-    body = bytearray()
     if encoding in ("", "identity"):
+        received = 0
         async for piece in response.aiter_raw():
             # h11 never delivers more than a declared length, and fails on less; without one
             # (chunked, or until close) the cap is all that ends it.
-            if len(body) + len(piece) > limit:
+            received += len(piece)
+            if received > limit:
                 raise answer_too_large(limit)
-            body += piece
-        return body
+            yield piece
+        return
     inflater = _Inflater(encoding, limit)
     async for piece in response.aiter_raw():
-        inflater.feed(piece, body)
-    inflater.finish(body)
-    return body
+        inflated = inflater.feed(piece)
+        if inflated:
+            yield inflated
+    rest = inflater.finish()
+    if rest:
+        yield rest
 
 
 class _Inflater:
-    """gzip or deflate decoded in bounded pieces, each appended and checked against the cap."""
+    """gzip or deflate decoded in bounded pieces, the total checked against the cap."""
 
     def __init__(self, encoding: str, limit: int) -> None:
         if encoding not in ("gzip", "x-gzip", "deflate"):
@@ -310,36 +330,41 @@ class _Inflater:
         self._decoder = zlib.decompressobj(zlib.MAX_WBITS | 32 if not self._raw_fallback else 15)
         self._started = False
         self._limit = limit
+        self._produced = 0
 
-    def feed(self, data: bytes, body: bytearray) -> None:
+    def feed(self, data: bytes) -> bytes:
         try:
-            self._inflate(data, body)
+            return self._inflate(data)
         except zlib.error as exc:
             if self._raw_fallback and not self._started:
                 self._raw_fallback = False
                 self._decoder = zlib.decompressobj(-zlib.MAX_WBITS)
-                self.feed(data, body)
-                return
+                return self.feed(data)
             raise UpstreamBadResponse(
                 "The upstream answered with a compressed body that does not decompress."
             ) from exc
 
-    def _inflate(self, data: bytes, body: bytearray) -> None:
+    def _inflate(self, data: bytes) -> bytes:
+        pieces = []
         while data and not self._decoder.eof:
             piece = self._decoder.decompress(data, _INFLATE_PIECE)
             self._started = True
-            if len(body) + len(piece) > self._limit:
-                raise answer_too_large(self._limit)
-            body += piece
+            self._count(len(piece))
+            pieces.append(piece)
             data = self._decoder.unconsumed_tail
+        return b"".join(pieces)
 
-    def finish(self, body: bytearray) -> None:
+    def finish(self) -> bytes:
         try:
             rest = self._decoder.flush(_INFLATE_PIECE)
         except zlib.error as exc:
             raise UpstreamBadResponse(
                 "The upstream answered with a compressed body that does not decompress."
             ) from exc
-        if len(body) + len(rest) > self._limit:
+        self._count(len(rest))
+        return rest
+
+    def _count(self, produced: int) -> None:
+        self._produced += produced
+        if self._produced > self._limit:
             raise answer_too_large(self._limit)
-        body += rest

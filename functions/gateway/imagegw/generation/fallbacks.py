@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, replace
 
 from imagegw.catalog import Resolution
@@ -34,6 +34,7 @@ from imagegw.providers.base import (
     OUTPUT_PARAMETERS,
     ImageRequest,
     ImageResult,
+    StreamEvent,
 )
 from imagegw.schemas import ImageGenerationRequest
 from imagegw.state.auth import Principal
@@ -152,3 +153,74 @@ async def _generate(
         request = replace(request, max_answer_bytes=cap)
     provider = await runtime.provider(resolution.spec.provider)
     return await runtime.reliability.retrying(provider).generate(request)
+
+
+@dataclass
+class ServedStream:
+    """A stream that has started: its first event is in hand, so the model that serves is known
+    (a stream switches to a fallback only before its first event, like a call before its answer).
+    """
+
+    resolution: Resolution
+    validated: ValidatedRequest
+    first: StreamEvent
+    events: AsyncGenerator[StreamEvent, None]
+    fallback_from: str | None = None
+
+
+async def serve_stream(
+    runtime: GenerationContext,
+    principal: Principal,
+    body: ImageGenerationRequest,
+    resolution: Resolution,
+    validated: ValidatedRequest,
+) -> ServedStream:
+    """``serve`` for ``stream: true``: the requested model's stream, or a fallback's when the
+    requested one failed, provably without generating, before its first event."""
+    started = time.monotonic()
+    budget = validated.image_request.timeout_seconds
+    try:
+        return await _start(runtime, resolution, validated)
+    except GatewayError as error:
+        if not resolution.spec.fallbacks or not switches(error):
+            raise
+        first = error
+    for fallback, checked in candidates(runtime, principal, body, resolution, validated):
+        remaining = budget - (time.monotonic() - started)
+        if remaining < MIN_FALLBACK_SECONDS:
+            break
+        request = replace(checked.image_request, timeout_seconds=remaining)
+        try:
+            served = await _start(
+                runtime, fallback, replace(checked, image_request=request), resolution.spec.id
+            )
+        except GatewayError as error:
+            if not switches(error):
+                raise
+            continue
+        logger.warning(
+            "stream served by a fallback model",
+            extra={
+                "model": resolution.spec.id,
+                "fallback": fallback.spec.id,
+                "error_code": first.code,
+            },
+        )
+        return served
+    raise first
+
+
+async def _start(
+    runtime: GenerationContext,
+    resolution: Resolution,
+    validated: ValidatedRequest,
+    fallback_from: str | None = None,
+) -> ServedStream:
+    provider = await runtime.provider(resolution.spec.provider)
+    events = runtime.reliability.retrying(provider).stream(validated.image_request)
+    try:
+        first = await anext(events)
+    except BaseException:
+        await events.aclose()
+        raise
+    return ServedStream(resolution, validated, first, events, fallback_from)

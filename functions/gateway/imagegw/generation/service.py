@@ -168,6 +168,9 @@ async def run_generation(
         _never_empty(result)
     except GatewayError as exc:
         telemetry.error(code=exc.code, provider=prepared.provider, model=prepared.model)
+        if exc.status >= 500:
+            # The upstream (or the time it took) failed the call: what the alarm watches.
+            telemetry.upstream_failure(provider=prepared.provider)
         raise
     elapsed_ms = (time.perf_counter() - started) * 1000
     telemetry.upstream_latency(
@@ -270,6 +273,8 @@ async def _delivered(
     delivery = await deliver(
         result.images, prepared.validated.response_format, lambda: store, base_url=base_url
     )
+    if delivery.storage_failed:
+        runtime.telemetry.storage_fallback()
     outcome = describe(runtime, prepared, result, delivery)
     if response_limit is None:
         return outcome

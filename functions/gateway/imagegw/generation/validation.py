@@ -12,8 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from imagegw.catalog import ModelSpec, Resolution
-from imagegw.errors import InvalidValue, PromptTooLong, UnsupportedParameter
-from imagegw.providers.base import EXTENSION_PARAMETERS, OPENAI_PARAMETERS, ImageRequest
+from imagegw.errors import InvalidValue, PromptTooLong, StreamingNeedsOneImage, UnsupportedParameter
+from imagegw.providers.base import (
+    EXTENSION_PARAMETERS,
+    MAX_PARTIAL_IMAGES,
+    OPENAI_PARAMETERS,
+    ImageRequest,
+)
 from imagegw.schemas import ImageGenerationRequest
 
 RESPONSE_FORMATS = ("b64_json", "url")
@@ -39,7 +44,7 @@ def validate(
     spec = resolution.spec
     _check_prompt(body.prompt, spec)
     n = _check_n(body.n, spec)
-    _check_streaming(body)
+    partial_images = _check_streaming(body, n)
     response_format = _check_response_format(body.response_format)
 
     given = body.given()
@@ -67,6 +72,7 @@ def validate(
             prompt=body.prompt,
             n=n,
             timeout_seconds=timeout_seconds,
+            partial_images=partial_images,
             **forwarded,  # type: ignore[arg-type]
         ),
         response_format=response_format,
@@ -100,18 +106,28 @@ def _check_n(n: int | None, spec: ModelSpec) -> int:
     return n
 
 
-def _check_streaming(body: ImageGenerationRequest) -> None:
-    if body.stream:
-        raise UnsupportedParameter(
-            "Streaming ('stream': true) is not supported by this gateway yet. Send the request "
-            "without 'stream' to receive the finished images.",
-            param="stream",
-        )
-    if body.partial_images:
-        raise UnsupportedParameter(
-            "'partial_images' only applies to streaming, which this gateway does not support yet.",
+def _check_streaming(body: ImageGenerationRequest, n: int) -> int:
+    """The partial images a stream asks for. Every model streams (the provider decides how:
+    the upstream's own stream, or the final image as the one event); ``partial_images``
+    means nothing without ``stream``, so it is refused there rather than dropped."""
+    partial_images = body.partial_images or 0
+    if not body.stream:
+        if partial_images:
+            raise InvalidValue(
+                "'partial_images' only applies to streamed requests: send 'stream': true with "
+                "it, or leave it out.",
+                param="partial_images",
+            )
+        return 0
+    if n > 1:
+        raise StreamingNeedsOneImage("Streaming is only supported with n=1.", param="input")
+    if not 0 <= partial_images <= MAX_PARTIAL_IMAGES:
+        raise InvalidValue(
+            f"Invalid value for 'partial_images': {partial_images}. It must be between 0 and "
+            f"{MAX_PARTIAL_IMAGES}.",
             param="partial_images",
         )
+    return partial_images
 
 
 def _check_response_format(value: str | None) -> str:

@@ -7,10 +7,13 @@ failures by status and structured code, and never raises an HTTP exception.
 
 from __future__ import annotations
 
+import asyncio
 import binascii
+import contextlib
 import json
 import re
 from abc import ABC, abstractmethod
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +21,7 @@ from imagegw.catalog import ModelSpec
 from imagegw.errors import UpstreamBadResponse
 from imagegw.fastpath import upstream_json
 from imagegw.fastpath.base64text import Base64Text
+from imagegw.providers.progress import Progress, watching
 
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
@@ -65,6 +69,8 @@ class ImageRequest:
     # The operator's cap on one upstream answer (IMAGEGW_UPSTREAM_MAX_ANSWER_BYTES), set where
     # providers are called; None: ``answer_limit`` derives it from the model and n.
     max_answer_bytes: int | None = None
+    # Intermediate images asked for with ``stream: true`` (0-3); used only by ``stream``.
+    partial_images: int = 0
 
 
 class GeneratedImage:
@@ -150,11 +156,75 @@ class ImageResult:
     served_by: str | None = None
 
 
+# ------------------------------------------------------------------------------------ streams
+
+# Most partial images a request may ask for (OpenAI's limit).
+MAX_PARTIAL_IMAGES = 3
+
+
+@dataclass(frozen=True)
+class PartialImage:
+    """A real intermediate image. ``index`` counts from 0; ``fields`` are the upstream's own
+    event fields besides the image (size, quality, background, output_format, created_at), kept
+    so that a relayed event says what the upstream said."""
+
+    index: int
+    image: GeneratedImage
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Completed:
+    result: ImageResult
+
+
+# What ``ImageProvider.stream`` yields: partial images and progress (only what the upstream, or
+# for local/* the renderer, really produced or reported), then exactly one ``Completed``.
+StreamEvent = PartialImage | Progress | Completed
+
+
+async def events_of(run: Callable[[], Awaitable[ImageResult]]) -> AsyncGenerator[StreamEvent, None]:
+    """``run()`` (a provider's ``generate``) as a stream: its reported progress, then the result.
+
+    ``run`` runs in a task of its own, watched (``progress.py``), so that its reports reach the
+    consumer while it is still running; closing the stream early cancels it.
+    """
+    queue: asyncio.Queue[Progress] = asyncio.Queue()
+    with watching(queue.put_nowait):
+        # The task copies the context, watcher included, when it is created.
+        task = asyncio.ensure_future(run())
+    try:
+        while not task.done():
+            waiter = asyncio.ensure_future(queue.get())
+            await asyncio.wait((task, waiter), return_when=asyncio.FIRST_COMPLETED)
+            if waiter.done():
+                yield waiter.result()
+            else:
+                waiter.cancel()
+        while not queue.empty():
+            yield queue.get_nowait()
+        yield Completed(task.result())
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
 class ImageProvider(ABC):
-    """Base of every provider: subclasses implement ``generate``."""
+    """Base of every provider: subclasses implement ``generate``; ``stream`` comes for free."""
 
     @abstractmethod
     async def generate(self, request: ImageRequest) -> ImageResult: ...
+
+    def stream(self, request: ImageRequest) -> AsyncGenerator[StreamEvent, None]:
+        """The generation as events (``StreamEvent``), ending with ``Completed``.
+
+        The default is ``generate`` with the progress it reports (``report_progress``) and no
+        partial images: an upstream that only returns the final image gets no invented ones.
+        Providers whose upstream streams (OpenAI) or that render stages (local) override it.
+        """
+        return events_of(lambda: self.generate(request))
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most providers own nothing
         """Release what the provider owns (shared clients are closed by their owner)."""

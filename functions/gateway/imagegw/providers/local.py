@@ -10,19 +10,23 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from imagegw.providers.base import (
     MEDIA_TYPES,
+    Completed,
     GeneratedImage,
     ImageProvider,
     ImageRequest,
     ImageResult,
+    PartialImage,
+    StreamEvent,
 )
 
 if TYPE_CHECKING:
     import httpx
+    from PIL.Image import Image as PILImage
 
     from imagegw.settings import Settings
 
@@ -38,17 +42,8 @@ def resolved_size(request: ImageRequest) -> str:
     return default if default and default != "auto" else _DEFAULT_SIZE
 
 
-def draw(
-    prompt: str,
-    *,
-    seed_text: str,
-    width: int,
-    height: int,
-    output_format: str,
-    transparent: bool,
-    compression: int | None,
-) -> bytes:
-    """One image as encoded bytes. Pillow is imported here, on first use, not at startup."""
+def picture(prompt: str, *, seed_text: str, width: int, height: int, transparent: bool) -> PILImage:
+    """The image, not yet encoded. Pillow is imported here, on first use, not at startup."""
     from PIL import Image, ImageDraw
 
     seed = hashlib.sha256(f"{seed_text}\x00{prompt}".encode()).digest()
@@ -74,6 +69,10 @@ def draw(
             canvas.ellipse(box, fill=colour)
         else:
             canvas.rectangle(box, fill=colour)
+    return image
+
+
+def encode(image: PILImage, output_format: str, compression: int | None) -> bytes:
     buffer = io.BytesIO()
     quality = 90 if compression is None else compression  # 0 is a real choice, not "unset"
     if output_format == "jpeg":
@@ -83,6 +82,56 @@ def draw(
     else:
         image.save(buffer, "PNG", compress_level=1)
     return buffer.getvalue()
+
+
+def draw(
+    prompt: str,
+    *,
+    seed_text: str,
+    width: int,
+    height: int,
+    output_format: str,
+    transparent: bool,
+    compression: int | None,
+) -> bytes:
+    """One image as encoded bytes."""
+    image = picture(
+        prompt, seed_text=seed_text, width=width, height=height, transparent=transparent
+    )
+    return encode(image, output_format, compression)
+
+
+def draw_coarse(
+    prompt: str,
+    *,
+    seed_text: str,
+    width: int,
+    height: int,
+    output_format: str,
+    transparent: bool,
+    compression: int | None,
+    factor: int,
+) -> bytes:
+    """The same picture rendered at 1/``factor`` of its size, shown at full size: a partial
+    image that really is the final one at a coarser stage (blocks where detail will be)."""
+    from PIL import Image
+
+    small = picture(
+        prompt,
+        seed_text=seed_text,
+        width=max(1, width // factor),
+        height=max(1, height // factor),
+        transparent=transparent,
+    )
+    return encode(
+        small.resize((width, height), Image.Resampling.NEAREST), output_format, compression
+    )
+
+
+def coarseness(index: int, partial_images: int) -> int:
+    """How much coarser partial ``index`` of ``partial_images`` is: halving per step, the last
+    partial at 1/4 of the final resolution (3 partials: 1/16, 1/8, 1/4)."""
+    return int(2 ** (partial_images - index + 1))
 
 
 def _mix(a: tuple[int, int, int], b: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -121,6 +170,29 @@ class LocalProvider(ImageProvider):
             background="transparent" if transparent else "opaque",
             output_format=output_format,
         )
+
+    async def stream(self, request: ImageRequest) -> AsyncGenerator[StreamEvent, None]:
+        """Partial images first, coarse to fine, each rendered as it is sent; then the result.
+
+        Streams carry one image (``n`` is 1: OpenAI's rule, checked before the provider)."""
+        size = resolved_size(request)
+        width, height = (int(side) for side in size.split("x"))
+        output_format = request.output_format or "png"
+        media_type = MEDIA_TYPES[output_format]
+        for index in range(request.partial_images):
+            data = await asyncio.to_thread(
+                draw_coarse,
+                request.prompt,
+                seed_text=f"{request.upstream_model}|{size}|0",
+                width=width,
+                height=height,
+                output_format=output_format,
+                transparent=request.background == "transparent",
+                compression=request.output_compression,
+                factor=coarseness(index, request.partial_images),
+            )
+            yield PartialImage(index, GeneratedImage(media_type=media_type, data=data))
+        yield Completed(await self.generate(request))
 
 
 def build(config: Mapping[str, Any], settings: Settings, http: httpx.AsyncClient) -> LocalProvider:

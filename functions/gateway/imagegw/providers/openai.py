@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 import httpx
@@ -29,21 +29,26 @@ from imagegw.errors import (
     UpstreamUnreachable,
     relayed,
 )
+from imagegw.fastpath import upstream_json
 from imagegw.fastpath.base64text import Base64Text
-from imagegw.fastpath.http_pool import post_for_body
+from imagegw.fastpath.http_pool import ACCEPT_ENCODING, iter_body, post_for_body
 from imagegw.providers.base import (
     MEDIA_TYPES,
     OPENAI_PARAMETERS,
+    Completed,
     GeneratedImage,
     ImageProvider,
     ImageRequest,
     ImageResult,
+    PartialImage,
+    StreamEvent,
     answer_limit,
     error_document,
     json_body,
     parse_answer,
     upstream_text,
 )
+from imagegw.providers.sse import ServerSentEvent, SSEDecoder
 from imagegw.settings import Settings
 
 # Parameters sent upstream as given, when the caller gave them (validation already checked the
@@ -51,6 +56,10 @@ from imagegw.settings import Settings
 _PASSED_THROUGH = OPENAI_PARAMETERS
 _SAFETY_CODES = frozenset({"content_policy_violation", "moderation_blocked"})
 _SAFETY_TYPES = frozenset({"image_generation_user_error"})
+# What a request problem looks like when it arrives as an error event inside a stream.
+_REQUEST_ERROR_TYPES = frozenset({"invalid_request_error", *_SAFETY_TYPES})
+# The fields of a partial image event besides the image, relayed as the upstream sent them.
+PARTIAL_FIELDS = ("created_at", "size", "quality", "background", "output_format")
 # Used when an upstream 429 says nothing about when to come back.
 DEFAULT_RETRY_AFTER_SECONDS = 5
 # The OpenAI SDK gives up at once on a Retry-After above 120 s; cap so it still retries.
@@ -157,6 +166,69 @@ def translate_error(status: int, content: bytes, headers: Mapping[str, str]) -> 
     return UpstreamError(f"The upstream provider failed (HTTP {status}).")
 
 
+def stream_body(request: ImageRequest) -> dict[str, Any]:
+    """The JSON body of a streamed generation: the same request, plus the stream settings."""
+    return {**request_body(request), "stream": True, "partial_images": request.partial_images}
+
+
+def stream_error(error: object) -> GatewayError:
+    """An error event inside the upstream's stream, as the error of a response with a status:
+    a request problem (moderation included) as a 400 would be, anything else as a 5xx."""
+    details = error if isinstance(error, dict) else {}
+    kind = _str_or_none(details.get("type"))
+    status = 400 if kind in _REQUEST_ERROR_TYPES else 500
+    return translate_error(status, json_body({"error": details}), {})
+
+
+def parse_event(event: ServerSentEvent, request: ImageRequest) -> StreamEvent | None:
+    """One upstream SSE event: a partial image, the completed image, or None (nothing for us).
+
+    Only the Images API's own events count (``image_generation.*``; edits use ``image_edit.*``);
+    other types are skipped, so a field or event OpenAI adds later breaks nothing.
+    """
+    if event.data.strip() == b"[DONE]":
+        return None
+    try:
+        # Total: deep nesting, NaN and Infinity are a ValueError too (upstream_json.parse).
+        document = upstream_json.parse(event.data)
+    except ValueError as exc:
+        raise UpstreamBadResponse("The upstream streamed an event that is not JSON.") from exc
+    if not isinstance(document, dict):
+        raise UpstreamBadResponse("The upstream streamed an event that is not a JSON object.")
+    if document.get("error") or document.get("type") == "error" or event.event == "error":
+        raise stream_error(document.get("error"))
+    kind = _str_or_none(document.get("type")) or event.event or ""
+    if not kind.endswith((".partial_image", ".completed")):
+        return None
+    output_format = _str_or_none(document.get("output_format")) or request.output_format or "png"
+    b64 = document.get("b64_json")
+    if not isinstance(b64, str):
+        raise UpstreamBadResponse("The upstream streamed an image event without image data.")
+    image = GeneratedImage.from_upstream_b64(
+        b64,
+        media_type=MEDIA_TYPES.get(output_format, "image/png"),
+        revised_prompt=_str_or_none(document.get("revised_prompt")),
+    )
+    if kind.endswith(".partial_image"):
+        index = document.get("partial_image_index")
+        return PartialImage(
+            index if isinstance(index, int) else 0,
+            image,
+            {name: document[name] for name in PARTIAL_FIELDS if name in document},
+        )
+    usage = document.get("usage")
+    return Completed(
+        ImageResult(
+            images=[image],
+            size=_str_or_none(document.get("size")),
+            quality=_str_or_none(document.get("quality")),
+            background=_str_or_none(document.get("background")),
+            output_format=_str_or_none(document.get("output_format")),
+            usage=usage if isinstance(usage, dict) else None,
+        )
+    )
+
+
 class OpenAIProvider(ImageProvider):
     def __init__(
         self,
@@ -175,16 +247,15 @@ class OpenAIProvider(ImageProvider):
             self._headers["OpenAI-Organization"] = organization
         self._connect_timeout = connect_timeout_seconds
 
-    async def generate(self, request: ImageRequest) -> ImageResult:
-        timeout = httpx.Timeout(
+    def _timeouts(self, request: ImageRequest) -> httpx.Timeout:
+        return httpx.Timeout(
             request.timeout_seconds,
             connect=min(self._connect_timeout, request.timeout_seconds),
         )
-        too_slow = UpstreamTimeout(
-            f"The upstream provider did not answer within {request.timeout_seconds:g} "
-            "seconds. The image may still have been generated upstream, so the gateway "
-            "does not retry on its own."
-        )
+
+    async def generate(self, request: ImageRequest) -> ImageResult:
+        timeout = self._timeouts(request)
+        too_slow = _too_slow(request)
         try:
             # httpx's read timeout restarts with every chunk; the deadline bounds the whole call
             # so a slowly trickling upstream cannot outlive API Gateway's 29 s.
@@ -215,6 +286,104 @@ class OpenAIProvider(ImageProvider):
         # Only the images (views of the answer) keep the answer's bytes from here on.
         del content
         return parse_result(payload, request)
+
+    async def stream(self, request: ImageRequest) -> AsyncGenerator[StreamEvent, None]:
+        """The upstream's own stream, each event passed on as soon as it has arrived.
+
+        DALL-E models do not stream: they get the default (the result when it is ready). An
+        OpenAI-compatible upstream that answers a streamed request with plain JSON is served
+        the same way. The whole stream shares the request's deadline.
+        """
+        if request.spec.forwards_response_format:
+            async for event in super().stream(request):
+                yield event
+            return
+        deadline = asyncio.get_running_loop().time() + request.timeout_seconds
+        too_slow = _too_slow(request)
+        outgoing = self._http.build_request(
+            "POST",
+            self._url,
+            content=json_body(stream_body(request)),
+            headers={
+                **self._headers,
+                # Only encodings the gateway inflates with a bound (http_pool).
+                "Accept-Encoding": ACCEPT_ENCODING,
+                "Content-Type": "application/json",
+                "Accept": "text/event-stream",
+            },
+            timeout=self._timeouts(request),
+        )
+        try:
+            async with asyncio.timeout_at(deadline):
+                response = await self._http.send(outgoing, stream=True)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise UpstreamUnreachable(
+                "The gateway could not connect to the upstream provider; the request was not sent."
+            ) from exc
+        except (httpx.TimeoutException, TimeoutError) as exc:
+            raise too_slow from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamError(
+                "The connection to the upstream provider failed while the request was in flight."
+            ) from exc
+        chunks: AsyncGenerator[bytes, None] | None = None
+        try:
+            # Decoded and capped: the partial images and the final ones, with headroom
+            # (answer_limit); beyond it the stream is cut off with a 502.
+            images = request.n * (1 + (request.partial_images or 0))
+            chunks = iter_body(response, answer_limit(request, images=images))
+            media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+            if response.status_code != 200 or media_type != "text/event-stream":
+                content = bytearray()
+                while (chunk := await _next_chunk(chunks, deadline, too_slow)) is not None:
+                    content += chunk
+                if response.status_code != 200:
+                    raise translate_error(response.status_code, bytes(content), response.headers)
+                payload = parse_answer(content)
+                yield Completed(parse_result(payload, request))
+                return
+            decoder = SSEDecoder()
+            while True:
+                chunk = await _next_chunk(chunks, deadline, too_slow)
+                events = decoder.end() if chunk is None else decoder.feed(chunk)
+                for upstream_event in events:
+                    parsed = parse_event(upstream_event, request)
+                    if parsed is None:
+                        continue
+                    yield parsed
+                    if isinstance(parsed, Completed):
+                        return
+                if chunk is None:
+                    raise UpstreamBadResponse(
+                        "The upstream's stream ended before the image was complete."
+                    )
+        finally:
+            if chunks is not None:
+                await chunks.aclose()
+            await response.aclose()
+
+
+async def _next_chunk(
+    chunks: AsyncIterator[bytes], deadline: float, too_slow: UpstreamTimeout
+) -> bytes | None:
+    """The next piece of the answer (None at its end), within the whole call's deadline."""
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await anext(chunks, None)
+    except (httpx.TimeoutException, TimeoutError) as exc:
+        raise too_slow from exc
+    except httpx.HTTPError as exc:
+        raise UpstreamError(
+            "The connection to the upstream provider failed while the answer was arriving."
+        ) from exc
+
+
+def _too_slow(request: ImageRequest) -> UpstreamTimeout:
+    return UpstreamTimeout(
+        f"The upstream provider did not answer within {request.timeout_seconds:g} "
+        "seconds. The image may still have been generated upstream, so the gateway "
+        "does not retry on its own."
+    )
 
 
 def build(config: Mapping[str, Any], settings: Settings, http: httpx.AsyncClient) -> OpenAIProvider:

@@ -19,11 +19,12 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 
 from imagegw.errors import GatewayError, RateLimited
-from imagegw.providers.base import ImageProvider, ImageRequest, ImageResult
+from imagegw.providers.base import ImageProvider, ImageRequest, ImageResult, StreamEvent
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,36 @@ class RetryingProvider(ImageProvider):
                         "delay_ms": round(delay * 1000),
                     },
                 )
+            await self._sleep(delay)
+            attempt += 1
+            request = replace(request, timeout_seconds=deadline - self._clock())
+
+    async def stream(self, request: ImageRequest) -> AsyncGenerator[StreamEvent, None]:
+        """The same policy for a stream, up to its first event: after that the caller has
+        seen part of an answer (and the upstream is running it), so nothing is repeated."""
+        deadline = self._clock() + request.timeout_seconds
+        attempt = 1
+        while True:
+            async with aclosing(self.inner.stream(request)) as events:
+                try:
+                    first = await anext(events)
+                except GatewayError as error:
+                    delay = self._delay(error, attempt, deadline)
+                    if delay is None:
+                        raise
+                    logger.info(
+                        "retrying upstream stream",
+                        extra={
+                            "attempt": attempt,
+                            "error_code": error.code,
+                            "delay_ms": round(delay * 1000),
+                        },
+                    )
+                else:
+                    yield first
+                    async for event in events:
+                        yield event
+                    return
             await self._sleep(delay)
             attempt += 1
             request = replace(request, timeout_seconds=deadline - self._clock())

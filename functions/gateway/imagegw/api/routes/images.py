@@ -13,6 +13,7 @@ import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import StreamingResponse
 
 from imagegw.api.context import ApiContext
 from imagegw.api.deps import RuntimeDep, require_scope
@@ -144,6 +145,8 @@ async def create_images(request: Request, caller: Caller, runtime: RuntimeDep) -
         return await submit(runtime, caller, raw, base_url=base_url)
     # Mangum puts the Lambda event in the scope: only then does Lambda's size limit apply.
     limited = settings.enforce_response_limit or "aws.event" in request.scope
+    if asks_to_stream(raw):
+        return await stream(request, caller, runtime, raw, base_url=base_url, limited=limited)
     outcome = await generate_images(
         runtime,
         caller,
@@ -158,6 +161,45 @@ async def create_images(request: Request, caller: Caller, runtime: RuntimeDep) -
         media_type="application/json",
         headers=outcome.headers,
     )
+
+
+def asks_to_stream(raw: bytes) -> bool:
+    """``"stream": true`` in the body. Anything unreadable is the non-streamed path's to
+    report (as the 400 it is)."""
+    if b'"stream"' not in raw:
+        return False
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(document, dict) and document.get("stream") is True
+
+
+async def stream(
+    request: Request,
+    caller: Principal,
+    runtime: ApiContext,
+    raw: bytes,
+    *,
+    base_url: str,
+    limited: bool,
+) -> Response:
+    """OpenAI's event stream (generation/streaming.py). Under uvicorn each event goes out as
+    it comes; through Mangum (Lambda, buffered) the whole stream is sent at the end."""
+    from imagegw.generation.stream_events import MEDIA_TYPE
+    from imagegw.generation.streaming import stream_images
+
+    settings = runtime.settings
+    streamed = await stream_images(
+        runtime,
+        caller,
+        raw,
+        base_url=base_url,
+        deadline=request_deadline(request, runtime),
+        response_limit=settings.max_response_bytes if limited else None,
+        idempotency_key=request.headers.get("idempotency-key"),
+    )
+    return StreamingResponse(streamed.frames, media_type=MEDIA_TYPE, headers=streamed.headers)
 
 
 async def submit(runtime: ApiContext, caller: Principal, raw: bytes, *, base_url: str) -> Response:

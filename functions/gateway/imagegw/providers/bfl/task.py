@@ -20,8 +20,8 @@ answer nobody receives, so the task then ends with a 504 that says the image may
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import math
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +34,7 @@ from imagegw.errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
+from imagegw.fastpath import upstream_json
 from imagegw.providers.base import GeneratedImage
 from imagegw.providers.bfl import errors
 from imagegw.providers.bfl.transport import (
@@ -374,7 +375,8 @@ def _download_failed(what: str) -> UpstreamError:
 
 def _json_object(content: bytes) -> dict[str, Any] | None:
     try:
-        document = json.loads(content)
+        # Total: deep nesting, NaN and Infinity are a ValueError too.
+        document = upstream_json.parse(content)
     except ValueError:
         return None
     return document if isinstance(document, dict) else None
@@ -382,7 +384,13 @@ def _json_object(content: bytes) -> dict[str, Any] | None:
 
 def _cost(document: dict[str, Any]) -> float | None:
     cost = document.get("cost")
-    return float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None
+    if not isinstance(cost, int | float) or isinstance(cost, bool):
+        return None
+    try:
+        number = float(cost)  # an integer of 400 digits does not fit a float
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _differs(revised: str, prompt: str) -> bool:
