@@ -105,3 +105,12 @@ def test_base64_text_is_written_as_its_bytes_and_plain_makes_it_a_string() -> No
     assert plain(body) == as_strings
     assert dumps(body) == reference(as_strings)
     assert plain({"error": {"message": "m"}}) == {"error": {"message": "m"}}
+
+
+def test_a_stream_frame_with_a_lone_surrogate_is_written_not_failed() -> None:
+    # An upstream's partial-image fields are relayed as they came (issue 12).
+    from imagegw.generation.stream_events import frame
+
+    written = frame("image_generation.partial_image", {"revised_prompt": "a fox \ud800"})
+    data = written.split(b"data: ", 1)[1].strip()
+    assert json.loads(data) == {"revised_prompt": "a fox \ud800"}

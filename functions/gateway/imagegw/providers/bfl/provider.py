@@ -11,13 +11,12 @@ in which a task may already be billed), else the first.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 
 import httpx
 
 from imagegw.errors import ContentPolicyViolation, GatewayError
-from imagegw.providers.base import MEDIA_TYPES, ImageProvider, ImageRequest, ImageResult
+from imagegw.providers.base import MEDIA_TYPES, ImageProvider, ImageRequest, ImageResult, json_body
 from imagegw.providers.bfl import shapes
 from imagegw.providers.bfl.task import Delivered, Endpoint, Polling, Task
 
@@ -44,7 +43,7 @@ class BflProvider(ImageProvider):
 
     async def generate(self, request: ImageRequest) -> ImageResult:
         shape = shapes.submit_body(request)
-        body = json.dumps(shape.body, ensure_ascii=False).encode("utf-8")
+        body = json_body(shape.body)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + request.timeout_seconds
         gate = asyncio.Semaphore(self._max_parallel)
