@@ -51,6 +51,14 @@ def test_a_generation_emits_metrics_and_correlated_logs_without_secrets(
     (latency,) = metrics(lines, "UpstreamLatency")
     assert latency["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"] == "Milliseconds"
     assert latency["UpstreamLatency"][0] >= 0
+    by_model, by_key = metrics(lines, "GenerationCost")
+    assert (by_model["provider"], by_model["model"], by_model["GenerationCost"]) == (
+        "local",
+        "local/sketch",
+        [0.0],
+    )
+    assert (by_key["key"], by_key["GenerationCost"]) == ("env-key-1", [0.0])
+    assert by_key["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service", "key"]]
 
     request_id = header(response, "x-request-id")
     (line,) = logs(lines, "generated")

@@ -16,9 +16,11 @@ from imagegw.entrypoints.runtime import Runtime
 from imagegw.errors import InvalidValue, JobConflict, RateLimited, UpstreamTimeout
 from imagegw.generation.deadline import Deadline
 from imagegw.generation.job_runner import Disposition, process_job, submit_job
+from imagegw.providers.base import ImageRequest, ImageResult
+from imagegw.providers.progress import report_progress
 from imagegw.settings import Settings
 from imagegw.state.auth import ALL_SCOPES, Principal
-from imagegw.state.jobs.model import RUNNING, Job
+from imagegw.state.jobs.model import RUNNING, Job, Status
 from imagegw.state.jobs.store import MemoryJobStore
 
 from support.fakes import FakeClock, FakeProvider
@@ -182,3 +184,107 @@ async def test_the_worker_deadline_bounds_the_upstream_call(
     await process_job(runtime, job.id, deadline=deadline)
     (request,) = provider.requests
     assert request.timeout_seconds == 60.0 - settings.response_margin_seconds
+
+
+# ---------------------------------------------------------------- progress
+
+
+class RecordingStore(MemoryJobStore):
+    """The in-memory store, keeping every progress it was asked to write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.progress: list[dict[str, object]] = []
+
+    async def transition(
+        self, job_id: str, *, expect: Status, token: str | None, changes: dict[str, object]
+    ) -> bool:
+        written = await super().transition(job_id, expect=expect, token=token, changes=changes)
+        if written and "progress" in changes:
+            self.progress.append(dict(changes["progress"]))  # type: ignore[call-overload]
+        return written
+
+
+class Reporting(FakeProvider):
+    """Reports what a polling upstream would, then answers."""
+
+    async def generate(self, request: ImageRequest) -> ImageResult:
+        report_progress(stage="Pending", percent=40.0)
+        report_progress(stage="Pending", percent=40.0)  # unchanged: not written again
+        report_progress(images_done=request.n)
+        return await super().generate(request)
+
+
+async def test_progress_is_written_as_the_job_runs(settings: Settings, clock: FakeClock) -> None:
+    store = RecordingStore()
+    runtime = Runtime(settings, providers={"openai": Reporting()}, job_store=store, clock=clock)
+    body = json.dumps({"model": "gpt-image-1.5", "prompt": "a red bicycle", "n": 2}).encode()
+    job = await submit_job(runtime, OWNER, body, enqueue=False)
+    assert job.progress == {"stage": "queued", "images": 2, "images_done": 0}
+    processed = await process_job(runtime, job.id)
+    stages = [(p["stage"], p.get("percent"), p["images_done"]) for p in store.progress]
+    assert stages == [
+        ("generating", None, 0),
+        ("generating", 40.0, 0),
+        ("generating", 40.0, 2),
+        ("storing", 40.0, 2),
+        ("succeeded", 40.0, 2),
+    ]
+    assert store.progress[1]["upstream_stage"] == "Pending"
+    assert processed.job is not None
+    view = await job_view(processed.job, runtime.image_store, base_url="https://gw.example")
+    assert view["progress"]["stage"] == "succeeded"
+
+
+async def test_a_streamed_job_keeps_links_to_its_partial_images(
+    settings: Settings, clock: FakeClock
+) -> None:
+    runtime = Runtime(settings, job_store=MemoryJobStore(), clock=clock)
+    body = json.dumps(
+        {"model": "local/sketch", "prompt": "a fox", "stream": True, "partial_images": 2}
+    ).encode()
+    job = await submit_job(runtime, OWNER, body, enqueue=False)
+    processed = await process_job(runtime, job.id)
+    assert processed.job is not None
+    assert processed.job.status == "succeeded"
+    view = await job_view(processed.job, runtime.image_store, base_url="https://gw.example")
+    partials = view["progress"]["partial_images"]
+    assert [partial["index"] for partial in partials] == [0, 1]
+    for partial in partials:
+        assert partial["url"].startswith("https://gw.example/v1/images/files/")
+        assert partial["expires_at"] > 0
+    stored = processed.job.progress
+    assert stored is not None
+    # The record keeps keys; links are made when the job is read.
+    assert all(set(partial) == {"index", "key"} for partial in stored["partial_images"])
+
+
+async def test_a_failed_job_says_so_in_its_progress(settings: Settings, clock: FakeClock) -> None:
+    runtime = make_runtime(settings, clock, FakeProvider(error=UpstreamTimeout("slow")))
+    job = await queued_job(runtime)
+    processed = await process_job(runtime, job.id)
+    assert processed.job is not None
+    assert processed.job.progress is not None
+    assert processed.job.progress["stage"] == "failed"
+
+
+async def test_changed_wakes_on_a_change_and_gives_up_unchanged() -> None:
+    store = MemoryJobStore()
+    job = Job(
+        id="job_1",
+        client="a",
+        status="queued",
+        request="{}",
+        source="api",
+        created_at=1,
+        updated_at=1,
+        expires_at=100,
+    )
+    await store.create(job)
+    assert await store.changed(job.id, job, wait_seconds=0.01) == job
+    waiting = asyncio.ensure_future(store.changed(job.id, job, wait_seconds=10))
+    await asyncio.sleep(0)  # let it start waiting
+    assert await store.transition(job.id, expect="queued", token=None, changes={"updated_at": 2})
+    changed = await waiting
+    assert changed is not None
+    assert changed.updated_at == 2

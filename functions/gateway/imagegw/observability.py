@@ -10,6 +10,8 @@ model differ from the next one's in the same warm process:
     UpstreamFailures  Count         provider    (a 5xx answer because of the upstream: it failed,
                                                  timed out, was unreachable or refused our keys)
     StorageFallbacks  Count         (none)      (url asked, the store failed, images went inline)
+    GenerationCost    None (USD)    provider, model, and again by key (what delivered images cost)
+    UnpricedImages    Count         provider, model   (images of a model without a known price)
 
 template.yaml's alarm and dashboard read these names and dimension sets: change them together.
 
@@ -63,6 +65,17 @@ class Telemetry:
 
     def upstream_latency(self, *, provider: str, model: str, milliseconds: float) -> None:
         self._emit("UpstreamLatency", "Milliseconds", milliseconds, provider=provider, model=model)
+
+    def cost(self, *, provider: str, model: str, key: str, usd: float | None, images: int) -> None:
+        """What a generation cost, summable by model and by key (the key's name, never the key).
+
+        ``usd`` None: the model has no known price; its images are counted instead.
+        """
+        if usd is None:
+            self._emit("UnpricedImages", "Count", images, provider=provider, model=model)
+            return
+        self._emit("GenerationCost", "None", usd, provider=provider, model=model)
+        self._emit("GenerationCost", "None", usd, key=key)
 
     def error(self, *, code: str | None, provider: str | None, model: str | None) -> None:
         self._emit(

@@ -36,6 +36,22 @@ async def job_view(job: Job, store: ImageStore, *, base_url: str) -> dict[str, A
                 item["revised_prompt"] = image["revised_prompt"]
             data.append(item)
         view["result"] = {**job.result.get("response", {}), "data": data}
+    if job.progress is not None:
+        view["progress"] = await progress_view(job.progress, store, base_url=base_url)
     if job.error is not None:
         view["error"] = job.error
     return view
+
+
+async def progress_view(
+    progress: dict[str, Any], store: ImageStore, *, base_url: str
+) -> dict[str, Any]:
+    """``progress`` with each stored partial image as a link signed now (never a stored key)."""
+    partials = progress.get("partial_images")
+    if not partials:
+        return dict(progress)
+    links = []
+    for partial in partials:
+        link = await store.link(partial["key"], base_url=base_url)
+        links.append({"index": partial["index"], "url": link.url, "expires_at": link.expires_at})
+    return {**progress, "partial_images": links}

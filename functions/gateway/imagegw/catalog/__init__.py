@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from imagegw.catalog.prices import Price
 from imagegw.errors import ModelNotFound, ModelRetired, ModelUnavailable
 
 PACKAGED_CATALOG = Path(__file__).with_name("models.toml")
@@ -126,6 +127,8 @@ class ModelSpec(BaseModel):
     # Models that may serve instead while this one's provider is down or rate-limiting, in order
     # of preference; each is used only for requests it serves identically (fallbacks.py).
     fallbacks: tuple[str, ...] = ()
+    # What an image costs (prices.py); None: no known price, and answers say so.
+    price: Price | None = None
 
     @field_validator("upstream_options", mode="before")
     @classmethod
@@ -176,6 +179,7 @@ class ModelSpec(BaseModel):
             "replacement": self.replacement,
             "fallbacks": list(self.fallbacks),
             "lifecycle_note": self.lifecycle_note or None,
+            "price": self.price.published() if self.price is not None else None,
         }
 
 
@@ -292,13 +296,27 @@ def _qualified(model_id: str) -> str:
 
 def parse_catalog(document: dict[str, Any]) -> Catalog:
     profiles: dict[str, dict[str, Any]] = document.get("profiles", {})
+    prices: dict[str, dict[str, Any]] = document.get("prices", {})
     specs = []
     for raw in document.get("models", []):
         entry = dict(raw)
         profile_name = entry.pop("profile", None)
         if profile_name is not None and profile_name not in profiles:
             raise CatalogError(f"{entry.get('id')}: unknown profile {profile_name!r}")
-        merged = {**profiles.get(profile_name or "", {}), **entry}
+        profile = profiles.get(profile_name or "", {})
+        if "price" in profile:
+            raise CatalogError(
+                f"profile {profile_name!r}: a price is named per model, not in a profile"
+            )
+        merged = {**profile, **entry}
+        # A model names its price (``price = "NAME"``, a [prices.NAME] table): never inherited
+        # from a profile, so a new model of a known kind has no price until one is written.
+        price_name = entry.get("price")
+        merged.pop("price", None)
+        if price_name is not None:
+            if not isinstance(price_name, str) or price_name not in prices:
+                raise CatalogError(f"{entry.get('id')}: unknown price {price_name!r}")
+            merged["price"] = prices[price_name]
         try:
             specs.append(ModelSpec.model_validate(merged))
         except ValidationError as exc:

@@ -132,6 +132,7 @@ EXPOSED_HEADERS = (
     "x-imagegw-images-filtered",
     "x-imagegw-images-failed",
     "x-imagegw-redirected-from",
+    "x-imagegw-cost-usd",
     "x-should-retry",
     "retry-after",
     "location",

@@ -25,17 +25,34 @@ import dataclasses
 import json
 import logging
 import secrets
+from contextlib import aclosing
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 from imagegw.errors import GatewayError, JobConflict, JobQueueUnavailable, internal_error
+from imagegw.generation import job_progress
 from imagegw.generation.context import JobContext
 from imagegw.generation.deadline import Deadline
 from imagegw.generation.delivery import Delivery
-from imagegw.generation.service import describe, prepare_generation, run_generation
+from imagegw.generation.job_progress import JobProgress
+from imagegw.generation.service import (
+    PreparedGeneration,
+    account,
+    describe,
+    prepare_generation,
+    run_generation,
+)
+from imagegw.generation.streaming import start_stream
 from imagegw.logs import correlation_id
-from imagegw.providers.base import GeneratedImage
+from imagegw.providers.base import (
+    Completed,
+    GeneratedImage,
+    ImageResult,
+    PartialImage,
+    StreamEvent,
+    events_of,
+)
 from imagegw.state.auth import ALL_SCOPES, Principal
 from imagegw.state.jobs.model import FAILED, QUEUED, RUNNING, SUCCEEDED, Job, new_job_id
 from imagegw.state.limits import Reservation
@@ -99,6 +116,9 @@ async def submit_job(
         runtime, principal, raw_body, only_response_format=JOB_RESPONSE_FORMAT
     )
     job = _new_job(runtime, job_id or new_job_id(), principal.name, raw_body, source)
+    job = dataclasses.replace(
+        job, progress=job_progress.initial(prepared.validated.image_request.n)
+    )
     # Jobs count against the key's limits like synchronous calls: n images now, at submission.
     reservation = await runtime.reliability.reserve(principal, prepared.validated.image_request.n)
     if reservation is not None:
@@ -207,6 +227,7 @@ async def _process(
                 "lease_token": lease,
                 "lease_until": now + _lease_seconds(runtime, deadline),
                 "updated_at": int(now),
+                "progress": job_progress.at(job.progress, job_progress.GENERATING),
             },
         )
         if claimed:
@@ -232,6 +253,7 @@ async def _interrupted(runtime: JobContext, job: Job) -> Processed:
             "lease_token": None,
             "lease_until": None,
             "updated_at": int(runtime.clock()),
+            "progress": job_progress.at(job.progress, job_progress.FAILED_STAGE),
         },
     )
     logger.warning("job interrupted; marked failed", extra={"job_id": job.id})
@@ -251,24 +273,32 @@ async def _run(
     runtime: JobContext, job: Job, lease: str, *, final: bool, deadline: Deadline | None
 ) -> Processed:
     principal = job_principal(job.client)
+    progress = JobProgress(runtime, job, lease)
     try:
         prepared = prepare_generation(
             runtime, principal, job.request.encode("utf-8"), only_response_format="url"
         )
-        result = await run_generation(runtime, prepared, client=job.client, deadline=deadline)
+        result = await _generate(runtime, principal, prepared, progress, deadline)
+        await progress.storing(len(result.images))
         keys = await store_images(runtime.image_store, result.images)
     except GatewayError as exc:
         error = exc.body()["error"]
         if exc.should_retry and not final:
             # Refused before any work upstream: nothing billed, so another attempt is safe.
-            await _finish(runtime, job, lease, {"status": QUEUED, "last_error": error})
+            queued = job_progress.at(progress.state, job_progress.QUEUED_STAGE)
+            await _finish(
+                runtime, job, lease, {"status": QUEUED, "last_error": error, "progress": queued}
+            )
             retry = exc.headers.get("retry-after", "")
             # A provider's header: ASCII digits of sane length only, int() raises on others.
             usable = retry.isascii() and retry.isdigit() and len(retry) <= 6
             delay = int(retry) if usable else DEFAULT_RETRY_SECONDS
             logger.info("job given back to the queue", extra={"job_id": job.id, "code": exc.code})
             return Processed(Disposition.RETRY, await runtime.job_store.get(job.id), delay)
-        recorded = await _finish(runtime, job, lease, {"status": FAILED, "error": error})
+        failed = job_progress.at(progress.state, job_progress.FAILED_STAGE)
+        recorded = await _finish(
+            runtime, job, lease, {"status": FAILED, "error": error, "progress": failed}
+        )
         await _settle(runtime, job, delivered=0)
         logger.info("job failed", extra={"job_id": job.id, "code": exc.code})
         # A retryable error on the last delivery: the message goes on to the DLQ.
@@ -278,7 +308,14 @@ async def _run(
         # A bug or an outage after the upstream may have been paid: never run it again.
         logger.exception("job failed unexpectedly", extra={"job_id": job.id})
         recorded = await _finish(
-            runtime, job, lease, {"status": FAILED, "error": internal_error().body()["error"]}
+            runtime,
+            job,
+            lease,
+            {
+                "status": FAILED,
+                "error": internal_error().body()["error"],
+                "progress": job_progress.at(progress.state, job_progress.FAILED_STAGE),
+            },
         )
         return Processed(Disposition.DONE, recorded)
     outcome = describe(runtime, prepared, result, Delivery([], JOB_RESPONSE_FORMAT))
@@ -289,15 +326,53 @@ async def _run(
         if image.revised_prompt is not None:
             entry["revised_prompt"] = image.revised_prompt
         images.append(entry)
+    done = job_progress.at(progress.state, job_progress.SUCCEEDED_STAGE, images_done=len(keys))
     recorded = await _finish(
         runtime,
         job,
         lease,
-        {"status": SUCCEEDED, "result": {"images": images, "response": response}},
+        {
+            "status": SUCCEEDED,
+            "result": {"images": images, "response": response},
+            "progress": done,
+        },
     )
     await _settle(runtime, job, delivered=len(keys))
+    account(runtime, prepared, result, outcome.cost, key=job.client)
     logger.info("job succeeded", extra={"job_id": job.id, "images": len(keys)})
     return Processed(Disposition.DONE, recorded)
+
+
+async def _generate(
+    runtime: JobContext,
+    principal: Principal,
+    prepared: PreparedGeneration,
+    progress: JobProgress,
+    deadline: Deadline | None,
+) -> ImageResult:
+    """The generation, its progress recorded as it comes. A job that asked for ``stream`` gets
+    the provider's stream (its partial images stored, their keys in the progress); any other
+    job the usual call, watched for what the upstream reports."""
+    assert prepared.body is not None
+    if prepared.body.stream:
+        served = await start_stream(runtime, principal, prepared, deadline)
+        first, events = served.first, served.events
+    else:
+        events = events_of(
+            lambda: run_generation(runtime, prepared, client=principal.name, deadline=deadline)
+        )
+        first = await anext(events)
+    async with aclosing(events):
+        event: StreamEvent = first
+        while True:
+            if isinstance(event, Completed):
+                return event.result
+            if isinstance(event, PartialImage):
+                (key,) = await store_images(runtime.image_store, [event.image])
+                await progress.partial_image(event.index, key)
+            else:
+                await progress.reported(event)
+            event = await anext(events)
 
 
 async def _settle(runtime: JobContext, job: Job, *, delivered: int) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imagegw.catalog import Resolution
+from imagegw.catalog.prices import Cost, cost_body, cost_header
 from imagegw.errors import (
     ContentPolicyViolation,
     GatewayError,
@@ -33,6 +34,7 @@ from imagegw.errors import (
 )
 from imagegw.fastpath import jsonbody
 from imagegw.generation.context import GenerationContext
+from imagegw.generation.cost import COST_HEADER, generation_cost
 from imagegw.generation.deadline import MIN_UPSTREAM_SECONDS, Budget, Deadline, no_deadline
 from imagegw.generation.delivery import Delivery, as_links, deliver
 from imagegw.generation.fallbacks import FALLBACK_HEADER, serve
@@ -51,6 +53,8 @@ class GenerationOutcome:
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
     _content: bytes | None = field(default=None, repr=False)
+    # What the generation cost (None: the model's price is unknown, or a replayed answer).
+    cost: Cost | None = None
 
     @property
     def content(self) -> bytes:
@@ -207,6 +211,11 @@ def describe(
     response: dict[str, Any] = {"created": int(runtime.clock()), "data": delivery.items}
     response.update(_resolved_settings(result))
     response["model"] = model
+    served = runtime.catalog.get(model) if result.served_by else resolution.spec
+    cost = generation_cost(served, prepared.validated.image_request, result)
+    # Always said, also when unknown ("cost": null, header "unknown"): never silent.
+    response["cost"] = cost_body(cost)
+    headers[COST_HEADER] = cost_header(cost)
     if resolution.redirected_from is not None:
         headers["x-imagegw-redirected-from"] = resolution.redirected_from.id
         response["redirected_from"] = resolution.redirected_from.id
@@ -220,7 +229,7 @@ def describe(
     if result.failed:
         headers["x-imagegw-images-failed"] = str(result.failed)
         response["images_failed"] = result.failed
-    return GenerationOutcome(response, headers)
+    return GenerationOutcome(response, headers, cost=cost)
 
 
 async def generate_images(
@@ -258,7 +267,25 @@ async def generate_images(
             runtime, prepared, result, guard.image_store, base_url, response_limit
         )
         guard.succeeded(outcome.content, outcome.headers, delivered=len(result.images))
+        account(runtime, prepared, result, outcome.cost, key=principal.name)
         return outcome
+
+
+def account(
+    runtime: GenerationContext,
+    prepared: PreparedGeneration,
+    result: ImageResult,
+    cost: Cost | None,
+    *,
+    key: str,
+) -> None:
+    """Count what a delivered generation cost, by model and by key (metrics)."""
+    served = runtime.catalog.get(result.served_by) if result.served_by else None
+    spec = served or prepared.resolution.spec
+    usd = float(cost.amount) if cost is not None else None
+    runtime.telemetry.cost(
+        provider=spec.provider, model=spec.id, key=key, usd=usd, images=len(result.images)
+    )
 
 
 async def _delivered(

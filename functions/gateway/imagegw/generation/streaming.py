@@ -47,6 +47,7 @@ from imagegw.generation.service import (
     PreparedGeneration,
     _delivered,
     _never_empty,
+    account,
     prepare_generation,
 )
 from imagegw.providers.base import Completed, PartialImage
@@ -102,7 +103,7 @@ async def stream_images(
         )
     started = time.perf_counter()
     try:
-        served = await _start(runtime, principal, prepared, deadline)
+        served = await start_stream(runtime, principal, prepared, deadline)
     except BaseException as exc:
         if isinstance(exc, GatewayError):
             runtime.telemetry.error(code=exc.code, provider=prepared.provider, model=prepared.model)
@@ -129,7 +130,7 @@ async def stream_images(
     return ImageStream(headers, frames)
 
 
-async def _start(
+async def start_stream(
     runtime: GenerationContext,
     principal: Principal,
     prepared: PreparedGeneration,
@@ -218,6 +219,7 @@ async def _frames(
                     runtime, prepared, result, guard.image_store, base_url, limit
                 )
                 guard.succeeded(outcome.content, outcome.headers, delivered=len(result.images))
+                account(runtime, prepared, result, outcome.cost, key=principal.name)
                 completed = stream_events.completed_event(outcome.body, requested)
                 if "x-imagegw-delivery" in outcome.headers:
                     # Said in a header when not streamed; the headers have gone out already.

@@ -15,6 +15,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from imagegw.catalog import ModelSpec
@@ -154,6 +155,12 @@ class ImageResult:
     extra: dict[str, Any] = field(default_factory=dict)
     # The catalog model that served when a fallback replaced the requested one (fallbacks.py).
     served_by: str | None = None
+    # What the upstream says it charged for the whole request, in USD, when it says (BFL's
+    # ``cost`` in credits / 100, summed over the calls of a fan-out). With a catalog price marked
+    # ``reported`` this is the request's cost (catalog/prices.py).
+    upstream_cost_usd: Decimal | None = None
+    # Partial images a stream sent before the final image: each is billed as output tokens.
+    partial_images: int = 0
 
 
 # ------------------------------------------------------------------------------------ streams

@@ -48,6 +48,7 @@ from imagegw.providers.bfl.transport import (
     trusted_sample_url,
 )
 from imagegw.providers.image_header import read_header
+from imagegw.providers.progress import report_progress
 
 logger = logging.getLogger(__name__)
 
@@ -215,6 +216,7 @@ class Task:
             raise _poll_unreadable("a body that is not a JSON object")
         status = document.get("status")
         if status == errors.PENDING:
+            _report_pending(document.get("progress"))
             return None
         if status == errors.READY:
             result = document.get("result")
@@ -396,3 +398,12 @@ def _cost(document: dict[str, Any]) -> float | None:
 def _differs(revised: str, prompt: str) -> bool:
     text = " ".join(revised.split())
     return bool(text) and text != " ".join(prompt.split())
+
+
+def _report_pending(progress: object) -> None:
+    """BFL's polling state for a job's progress: its status word, and its optional ``progress``
+    fraction (0 to 1) as a percentage. Anything else is not reported (its scale is unknown)."""
+    fraction = progress if isinstance(progress, int | float) and 0 <= progress <= 1 else None
+    report_progress(
+        stage=errors.PENDING, percent=None if fraction is None else float(fraction) * 100
+    )

@@ -39,6 +39,7 @@ from imagegw.providers.base import (
     parse_answer,
 )
 from imagegw.providers.google.errors import CONTENT_POLICY_MESSAGE, translate_error
+from imagegw.providers.progress import report_progress
 
 MAX_PARALLEL_CALLS = 4
 PREDICT = "predict"
@@ -168,14 +169,22 @@ class GoogleProvider(ImageProvider):
         deadline = loop.time() + request.timeout_seconds
         gate = asyncio.Semaphore(self._max_parallel)
 
+        done = 0
+
         async def one_image() -> gemini.CallOutcome:
+            nonlocal done
             async with gate:
                 remaining = deadline - loop.time()
                 # One image per call: the cap is one image's worth.
                 payload = await self._post(
                     url, body, target.headers, remaining, max_bytes=answer_limit(request, images=1)
                 )
-            return gemini.parse_content(payload, request)
+            outcome = gemini.parse_content(payload, request)
+            if outcome.image is not None:
+                # One call, one image: the fan-out's own count, for a job's progress.
+                done += 1
+                report_progress(images_done=done)
+            return outcome
 
         calls = [asyncio.ensure_future(one_image()) for _ in range(request.n)]
         try:

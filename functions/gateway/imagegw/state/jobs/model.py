@@ -58,6 +58,9 @@ class Job:
     # Given back when the job ends with fewer images (never for an interrupted job: the
     # upstream may have billed).
     reserved: dict[str, Any] | None = None
+    # How far the job has come (generation/job_progress.py): {"stage", "images", "images_done",
+    # "percent"?, "upstream_stage"?, "partial_images"?: [{"index", "key"}]}. Written as it runs.
+    progress: dict[str, Any] | None = None
 
     @property
     def finished(self) -> bool:

@@ -7,6 +7,7 @@ which is what makes a redelivered message harmless.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from abc import ABC, abstractmethod
 from typing import Any
@@ -24,8 +25,11 @@ CHANGEABLE = frozenset(
         "result",
         "error",
         "last_error",
+        "progress",
     }
 )
+# How often ``JobStore.changed`` looks again where the store cannot say when a job changes.
+POLL_SECONDS = 1.0
 
 
 class JobStore(ABC):
@@ -45,6 +49,23 @@ class JobStore(ABC):
         A ``None`` value removes the field. False when the condition did not hold.
         """
 
+    async def changed(self, job_id: str, seen: Job | None, *, wait_seconds: float) -> Job | None:
+        """The job once it differs from ``seen`` (``None``: gone); ``seen`` if it did not change.
+
+        Stores shared between processes (DynamoDB) cannot tell when another process writes, so
+        this reads again every ``POLL_SECONDS``; the in-memory store answers at once.
+        """
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + wait_seconds
+        while True:
+            current = await self.get(job_id)
+            if current != seen:
+                return current
+            left = give_up - loop.time()
+            if left <= 0:
+                return seen
+            await asyncio.sleep(min(POLL_SECONDS, left))
+
 
 def check_changes(changes: dict[str, Any]) -> None:
     unknown = set(changes) - CHANGEABLE
@@ -61,12 +82,30 @@ class MemoryJobStore(JobStore):
 
     def __init__(self) -> None:
         self._jobs: dict[str, Job] = {}
+        # Set (and dropped) when the job changes: what ``changed`` waits on.
+        self._changes: dict[str, asyncio.Event] = {}
 
     async def create(self, job: Job) -> bool:
         if job.id in self._jobs:
             return False
         self._jobs[job.id] = job
+        self._announce(job.id)
         return True
+
+    async def changed(self, job_id: str, seen: Job | None, *, wait_seconds: float) -> Job | None:
+        if self._jobs.get(job_id) != seen:
+            return self._jobs.get(job_id)
+        change = self._changes.setdefault(job_id, asyncio.Event())
+        try:
+            await asyncio.wait_for(change.wait(), wait_seconds)
+        except TimeoutError:
+            return seen
+        return self._jobs.get(job_id)
+
+    def _announce(self, job_id: str) -> None:
+        change = self._changes.pop(job_id, None)
+        if change is not None:
+            change.set()
 
     async def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
@@ -81,4 +120,5 @@ class MemoryJobStore(JobStore):
         if token is not None and job.lease_token != token:
             return False
         self._jobs[job_id] = dataclasses.replace(job, **changes)
+        self._announce(job_id)
         return True
