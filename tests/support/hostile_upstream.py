@@ -11,17 +11,22 @@ what request to send; ``run_abuse`` runs one case against one target and checks 
 ``tests/providers/test_hostile_upstreams.py`` runs every case against every target in
 ``PROVIDER_TARGETS``.
 
-A new provider plugs in with a target (a factory, a request, the secrets it sends, and its
-error envelope when OpenAI's and Google's do not fit):
+A new provider plugs in with one more ``ProviderTarget`` in ``PROVIDER_TARGETS`` of
+``tests/providers/test_hostile_upstreams.py`` (a factory taking the server's origin, a catalog
+request, the credentials it sends, and its error envelope when OpenAI's and Google's do not fit):
 
-    PROVIDER_TARGETS.append(ProviderTarget(
-        name="bfl",
-        build=lambda origin, http: BflProvider(http, api_key=KEY, base_url=origin),
-        request=lambda: catalog_request("bfl/flux-pro"),
+    ProviderTarget(
+        "bedrock",
+        lambda origin, http: BedrockProvider(http, endpoint=origin, ...),
+        lambda: catalog_request("bedrock/titan-image"),
         secrets=(KEY,),
-    ))
+        error_body=lambda message: json.dumps({"message": message}).encode(),
+    )
 
-or, from its own test module, parametrize over ``ABUSES`` and call ``run_abuse``.
+or, from its own test module, parametrize over ``ABUSES`` and ``await run_abuse(target, abuse)``.
+A provider passes every case by reading answers with ``http_pool.post_for_body(...,
+max_bytes=answer_limit(request))`` (or ``iter_body``) and parsing them with
+``providers.base.parse_answer`` / ``error_document``.
 """
 
 from __future__ import annotations
