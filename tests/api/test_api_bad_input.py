@@ -180,10 +180,10 @@ GPT = "openai/gpt-image-1.5"
             id="prompt-over-32000",
         ),
         pytest.param(
-            {"model": GPT, "prompt": "x", "seed": 3},
+            {"model": GPT, "prompt": "x", "steps": 3},
             "unknown_parameter",
-            "seed",
-            ["'seed'", "prompt", "size"],
+            "steps",
+            ["'steps'", "prompt", "size"],
             id="unknown-parameter",
         ),
         pytest.param(

@@ -72,9 +72,9 @@ def test_request_ids_are_unique(client: TestClient) -> None:
 
 
 def test_unknown_url_is_a_404_envelope(client: TestClient) -> None:
-    response = client.get("/v1/images/variations", headers=AUTH)
+    response = client.get("/v1/images/nowhere", headers=AUTH)
     message = assert_error(response, 404, code="unknown_url")
-    assert "/v1/images/variations" in message
+    assert "/v1/images/nowhere" in message
 
 
 def test_wrong_method_is_a_405_envelope(client: TestClient) -> None:

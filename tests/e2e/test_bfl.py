@@ -27,6 +27,8 @@ from imagegw.settings import Settings
 from support.fake_bfl import (
     DELIVERY_PATH,
     Accept,
+    BflError,
+    Delay,
     FakeBfl,
     Hangup,
     Raw,
@@ -113,6 +115,12 @@ def _client(gateway: GatewayServer, *, max_retries: int = 0) -> openai.OpenAI:
     )
 
 
+@pytest.fixture(scope="module")
+def short_gateway(make_gateway: MakeGateway) -> GatewayServer:
+    """A gateway whose requests may take 3 s (the fault matrix's slow cases end sooner)."""
+    return make_gateway(upstream_timeout_seconds=3)
+
+
 @pytest.fixture
 def oai(gateway: GatewayServer) -> Iterator[openai.OpenAI]:
     with _client(gateway) as client:
@@ -138,6 +146,9 @@ def test_flux_2_pro_as_b64_json(oai: openai.OpenAI, bfl: FakeBfl) -> None:
     assert data == encode_image("1536x1024", "jpeg")
     assert response.size == "1536x1024"
     assert response.output_format == "jpeg"
+    # BFL's own figure (3 credits), not the catalog's estimate.
+    assert response.model_extra is not None
+    assert response.model_extra["cost"] == {"amount": 0.03, "currency": "USD", "estimated": False}
     (submit,) = bfl.submits()
     assert submit.path == "/v1/flux-2-pro"
     assert submit.header("x-key") == bfl.api_key
@@ -241,6 +252,97 @@ def test_no_resubmit_after_an_ambiguous_failure(
     assert caught.value.response.headers["x-should-retry"] == "false"
     assert caught.value.code in ("upstream_error", "upstream_bad_response")
     assert "SECRET-UPSTREAM-DETAIL" not in caught.value.response.text
+    assert len(bfl.submits()) == 1
+
+
+_EXPIRED = "expired"
+
+
+def _fault_matrix() -> list[Any]:
+    """(what BFL does, caller status, error code): every row is refused with x-should-retry
+    false, after exactly one submit, even by a client that retries on its own."""
+    rows: list[tuple[str, Any, int, str]] = [
+        (
+            "submit-402",
+            BflError(402, {"detail": "Insufficient credits"}),
+            503,
+            "upstream_quota_exhausted",
+        ),
+        (
+            "submit-403",
+            BflError(403, {"detail": "Forbidden SECRET-UPSTREAM-DETAIL"}),
+            502,
+            "upstream_auth_failed",
+        ),
+        ("submit-404", BflError(404, {"detail": "Not Found"}), 404, "model_unavailable"),
+        (
+            "submit-422",
+            BflError(422, {"detail": [{"loc": ["body", "x"], "msg": "bad"}]}),
+            400,
+            None,
+        ),
+        ("submit-500", server_error(), 502, "upstream_error"),
+        ("submit-hangup", Hangup(), 502, "upstream_error"),
+        ("submit-slow", Delay(10, Accept()), 504, "upstream_timeout"),
+        ("submit-malformed", Raw(b'{"id": "t", "polling_url": '), 502, "upstream_bad_response"),
+        ("submit-declared-huge", Raw(b"{}", declared_length=2**40), 502, "upstream_bad_response"),
+        ("task-error", Accept(statuses=("Pending", "Error")), 502, "upstream_error"),
+        ("task-not-found", Accept(statuses=("Task not found",)), 502, "upstream_error"),
+        (
+            "task-moderated",
+            Accept(statuses=("Request Moderated",)),
+            400,
+            "content_policy_violation",
+        ),
+        ("poll-malformed", Accept(statuses=(Raw(b"{{{"),)), 502, "upstream_bad_response"),
+        (
+            "poll-unknown-status",
+            Accept(statuses=(Raw(b'{"status": "Melted"}'),)),
+            502,
+            "upstream_bad_response",
+        ),
+        ("poll-always-503", Accept(statuses=(BflError(503),)), 502, "upstream_error"),
+        ("download-expired", _EXPIRED, 502, "upstream_error"),
+        (
+            "download-truncated",
+            Accept(download=(Raw(b"\x89PNG\r\n", declared_length=4096),)),
+            502,
+            "upstream_bad_response",
+        ),
+        (
+            "download-not-an-image",
+            Accept(download=(Raw(b"<html/>", content_type="text/html"),)),
+            502,
+            "upstream_bad_response",
+        ),
+        (
+            "download-declared-huge",
+            Accept(download=(Raw(b"\xff\xd8\xff", declared_length=2**40),)),
+            502,
+            "upstream_bad_response",
+        ),
+    ]
+    return [pytest.param(reply, status, code, id=name) for name, reply, status, code in rows]
+
+
+@pytest.mark.parametrize(("reply", "status", "code"), _fault_matrix())
+def test_fault_matrix(
+    short_gateway: GatewayServer, bfl: FakeBfl, reply: Any, status: int, code: str | None
+) -> None:
+    if reply == _EXPIRED:
+        bfl.sample_ttl = -1.0
+    else:
+        bfl.enqueue(reply)
+    with (
+        _client(short_gateway, max_retries=2) as client,
+        pytest.raises(openai.APIStatusError) as caught,
+    ):
+        client.images.generate(model=PRO, prompt="a fox")
+    error = caught.value
+    assert (error.status_code, error.code) == (status, code)
+    assert error.response.headers["x-should-retry"] == "false"
+    assert error.response.json()["error"]["type"]
+    assert "SECRET-UPSTREAM-DETAIL" not in error.response.text
     assert len(bfl.submits()) == 1
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -29,6 +30,7 @@ from imagegw.providers.base import ImageRequest
 from imagegw.providers.bfl.provider import BflProvider
 from imagegw.providers.bfl.task import Endpoint, Polling
 from imagegw.providers.bfl.transport import UntrustedUrl, trusted_polling_url, trusted_sample_url
+from imagegw.providers.progress import Progress, watching
 from imagegw.settings import Settings
 
 from support.fake_bfl import (
@@ -269,6 +271,45 @@ async def test_a_batch_with_an_ambiguous_failure_is_never_marked_retryable(
     assert caught.value.status == 502
 
 
+@pytest.mark.anyio
+async def test_bfls_cost_of_the_delivered_images_is_the_upstream_cost(
+    bfl: FakeBfl, http: httpx.AsyncClient, make_request: MakeRequest
+) -> None:
+    bfl.enqueue(Accept(cost=4.5), Accept(statuses=("Content Moderated",)), Accept(cost=3))
+    result = await provider(bfl, http, max_parallel=1).generate(make_request(PRO, n=3))
+    assert len(result.images) == 2
+    assert result.upstream_cost_usd == Decimal("0.075")  # credits of $0.01, delivered images
+
+
+@pytest.mark.anyio
+async def test_without_bfls_cost_the_cost_is_unknown(
+    bfl: FakeBfl, http: httpx.AsyncClient, make_request: MakeRequest
+) -> None:
+    bfl.enqueue(Accept(cost=float("nan")))
+    result = await provider(bfl, http).generate(make_request(PRO))
+    assert result.upstream_cost_usd is None
+
+
+@pytest.mark.anyio
+async def test_progress_reports_bfls_own_words_and_images_done(
+    bfl: FakeBfl, http: httpx.AsyncClient, make_request: MakeRequest
+) -> None:
+    bfl.default = Accept(statuses=("Pending", "Pending", "Pending", "Ready"))
+    reports: list[Progress] = []
+    with watching(reports.append):
+        await provider(bfl, http, max_parallel=1).generate(make_request(PRO, n=2))
+    # The fake's Pending answers carry "progress": 0.5 (BFL's fraction done).
+    pending = Progress(stage="Pending", percent=50.0)
+    assert reports == [
+        *[pending] * 3,
+        Progress(stage="Ready"),
+        Progress(images_done=1),
+        *[pending] * 3,
+        Progress(stage="Ready"),
+        Progress(images_done=2),
+    ]
+
+
 # ------------------------------------------------------------------------------ submit errors
 
 
@@ -381,7 +422,7 @@ async def test_a_slow_submit_is_an_ambiguous_504(
 ) -> None:
     bfl.enqueue(Delay(3, Accept()))
     with pytest.raises(UpstreamTimeout) as caught:
-        await provider(bfl, http).generate(make_request(PRO, timeout_seconds=0.5))
+        await provider(bfl, http).generate(make_request(PRO, timeout_seconds=1.2))
     assert "may still have been created and billed" in caught.value.message
     assert not caught.value.should_retry
 
@@ -465,10 +506,34 @@ async def test_a_task_still_pending_at_the_deadline_is_a_504_without_resubmittin
 ) -> None:
     bfl.default = Accept(statuses=("Pending",))
     with pytest.raises(UpstreamTimeout) as caught:
-        await provider(bfl, http).generate(make_request(PRO, timeout_seconds=0.6))
+        await provider(bfl, http).generate(make_request(PRO, timeout_seconds=1.2))
     assert "may still finish there and be billed" in caught.value.message
     assert len(bfl.submits()) == 1
     assert len(bfl.polls()) >= 2
+
+
+@pytest.mark.anyio
+async def test_a_task_that_would_start_too_late_is_not_submitted(
+    bfl: FakeBfl, http: httpx.AsyncClient, make_request: MakeRequest
+) -> None:
+    # One slot: the second image waits for the first, which is still pending at the deadline.
+    bfl.default = Accept(statuses=("Pending",))
+    with pytest.raises(UpstreamTimeout) as caught:
+        await provider(bfl, http, max_parallel=1).generate(
+            make_request(PRO, n=2, timeout_seconds=1.5)
+        )
+    assert len(bfl.submits()) == 1
+    # Both images missing: the error names the one that may be billed.
+    assert "may still finish there and be billed" in caught.value.message
+
+
+@pytest.mark.anyio
+async def test_no_submit_without_time_to_see_it_through(
+    bfl: FakeBfl, http: httpx.AsyncClient, make_request: MakeRequest
+) -> None:
+    with pytest.raises(UpstreamTimeout, match="was not submitted"):
+        await provider(bfl, http).generate(make_request(PRO, timeout_seconds=0.5))
+    assert bfl.requests == []
 
 
 # ------------------------------------------------------------------------------ downloads

@@ -457,6 +457,10 @@ class FakeBfl:
             if self.active >= self.active_limit:
                 return rate_limited()
             reply = self._queue.popleft() if self._queue else self.default
+            # A slow acceptance: the task exists at once, the answer comes late.
+            delay = reply.seconds if isinstance(reply, Delay) else None
+            if isinstance(reply, Delay) and isinstance(reply.then, Accept):
+                reply = reply.then
             if not isinstance(reply, Accept):
                 return reply
             task_id = f"task-{next(self._ids)}-{model}"
@@ -474,13 +478,14 @@ class FakeBfl:
             )
             self.max_active = max(self.max_active, self.active)
         polling_url = reply.polling_url or f"{self.origin}{POLL_PATH}?id={task_id}"
-        return {
+        accepted = {
             "id": task_id,
             "polling_url": polling_url,
             "cost": reply.cost,
             "input_mp": 0,
             "output_mp": round(size[0] * size[1] / 1e6, 2),
         }
+        return accepted if delay is None else Delay(delay, accepted)
 
     def poll(self, query: dict[str, list[str]], headers: dict[str, str]) -> Any:
         if headers.get("x-key") != self.api_key:

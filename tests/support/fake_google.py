@@ -546,6 +546,12 @@ def _check_content(document: Any, *, takes_tier: bool) -> None:
     contents = document.get("contents")
     if not isinstance(contents, list) or not contents:
         raise _invalid("contents is not specified")
+    for content in contents:
+        parts = content.get("parts") if isinstance(content, dict) else None
+        if not isinstance(parts, list) or not parts:
+            raise _invalid("contents.parts must not be empty")
+        for part in parts:
+            _check_part(part)
     config = document.get("generationConfig", {})
     unknown = set(config) - _GENERATION_CONFIG
     if unknown:
@@ -561,6 +567,25 @@ def _check_content(document: Any, *, takes_tier: bool) -> None:
         not takes_tier or image_config["imageSize"] not in {"1K", "2K", "4K"}
     ):
         raise _invalid("imageSize is not supported for this model")
+
+
+def _check_part(part: Any) -> None:
+    """A part is text or inline data (an image of a type Gemini reads, as valid base64)."""
+    if not isinstance(part, dict) or len(part) != 1:
+        raise _invalid("A part has exactly one of text or inlineData.")
+    if "text" in part:
+        if not isinstance(part["text"], str):
+            raise _invalid("Invalid value at 'contents.parts.text'")
+        return
+    inline = part.get("inlineData")
+    if not isinstance(inline, dict) or set(inline) != {"mimeType", "data"}:
+        raise _invalid("Invalid JSON payload received. Unknown name in part")
+    if inline["mimeType"] not in ("image/png", "image/jpeg", "image/webp"):
+        raise _invalid("Unsupported MIME type")
+    try:
+        base64.b64decode(inline["data"], validate=True)
+    except ValueError:
+        raise _invalid("Invalid value at 'contents.parts.inline_data.data'") from None
 
 
 def _b64url(text: str) -> bytes:

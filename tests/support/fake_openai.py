@@ -189,6 +189,20 @@ def invalid_upstream_key() -> Error:
 
 
 @dataclass(frozen=True)
+class FormPart:
+    """One part of a multipart/form-data body, as it arrived."""
+
+    name: str
+    filename: str | None
+    content_type: str | None  # the part's own Content-Type (files)
+    data: bytes
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8")
+
+
+@dataclass(frozen=True)
 class RecordedRequest:
     method: str
     path: str
@@ -196,9 +210,46 @@ class RecordedRequest:
     raw_headers: list[tuple[str, str]]  # as sent
     body: bytes
     json: Any  # None when the body is not JSON
+    form: list[FormPart] | None = None  # the parts of a multipart/form-data body, in order
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
+
+    def fields(self) -> dict[str, str]:
+        """The text parts of a form (each name once), by name."""
+        assert self.form is not None, "not a multipart request"
+        return {part.name: part.text for part in self.form if part.filename is None}
+
+    def files(self) -> list[FormPart]:
+        assert self.form is not None, "not a multipart request"
+        return [part for part in self.form if part.filename is not None]
+
+
+def parse_form(content_type: str, body: bytes) -> list[FormPart] | None:
+    """A multipart/form-data body in parts (stdlib email parser), or None for anything else."""
+    if not content_type.lower().startswith("multipart/form-data"):
+        return None
+    from email import message_from_bytes
+    from email.policy import HTTP
+
+    message = message_from_bytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body, policy=HTTP
+    )
+    if not message.is_multipart():
+        return None
+    parts = []
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        parts.append(
+            FormPart(
+                name=str(name),
+                filename=part.get_filename(),
+                content_type=part.get_content_type() if part.get_filename() else None,
+                data=payload if isinstance(payload, bytes) else b"",
+            )
+        )
+    return parts
 
 
 # ------------------------------------------------------------------------------------ server
@@ -324,8 +375,9 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        form = parse_form(self.headers.get("Content-Type", ""), body)
         try:
-            document = json.loads(body) if body else None
+            document = json.loads(body) if body and form is None else None
         except ValueError:
             document = None
         fake._record(
@@ -336,15 +388,20 @@ class _Handler(BaseHTTPRequestHandler):
                 raw_headers=list(self.headers.items()),
                 body=body,
                 json=document,
+                form=form,
             )
         )
+        if form is not None:
+            # An edit: its text fields play the JSON body's part in the answer.
+            document = {part.name: part.text for part in form if part.filename is None}
         self.close_connection = True
         reply = self._gatekeeper(fake, document) or fake._next_reply()
         self._answer(reply, document)
 
     def _gatekeeper(self, fake: FakeOpenAI, document: Any) -> Reply | None:
         """What api.openai.com answers before looking at the script."""
-        if self.path.split("?", 1)[0] != fake.prefix + "/images/generations":
+        path = self.path.split("?", 1)[0]
+        if path not in (fake.prefix + "/images/generations", fake.prefix + "/images/edits"):
             return Error(404, f"Invalid URL ({self.command} {self.path})", code=None)
         authorization = self.headers.get("Authorization", "")
         if not authorization.startswith("Bearer ") or not authorization[7:].strip():

@@ -19,6 +19,7 @@ from __future__ import annotations
 import calendar
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -142,4 +143,102 @@ def refusal(
         return "AccessDenied: Request is not yet valid"
     if now >= signed.expires_at:
         return "AccessDenied: Request has expired"
+    return None
+
+
+# ------------------------------------------------------------------ Authorization-header requests
+#
+# What AWS checks on a request signed in its ``Authorization`` header (bedrock-runtime and every
+# other non-S3 service), again written from AWS's SigV4 rules rather than botocore's signer:
+#
+#     Authorization: AWS4-HMAC-SHA256 Credential=<key>/<date>/<region>/<service>/aws4_request,
+#                    SignedHeaders=<names>, Signature=<hex>
+#     canonical request = METHOD \n <each path segment URI-encoded again (the path as sent is
+#         already encoded once)> \n <sorted query> \n <signed headers> \n <names> \n
+#         hex(sha256(body as received))
+#
+# The body's hash is computed from the bytes that arrived, so a body changed after signing fails.
+
+_AUTHORIZATION = re.compile(
+    r"^AWS4-HMAC-SHA256 Credential=([^/,]+)/(\d{8})/([^/,]+)/([^/,]+)/aws4_request, "
+    r"SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})$"
+)
+
+
+@dataclass(frozen=True)
+class HeaderSignature:
+    access_key: str
+    date: str
+    region: str
+    service: str
+    signed_headers: tuple[str, ...]
+    signature: str
+
+
+def header_signature(authorization: str) -> HeaderSignature | None:
+    match = _AUTHORIZATION.match(authorization)
+    if match is None:
+        return None
+    access_key, date, region, service, names, signature = match.groups()
+    return HeaderSignature(access_key, date, region, service, tuple(names.split(";")), signature)
+
+
+def header_refusal(
+    method: str,
+    target: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    secrets: Mapping[str, str],
+    *,
+    region: str,
+    service: str,
+    now: float,
+) -> str | None:
+    """Why AWS would refuse this header-signed request, or None when it verifies.
+
+    ``headers`` are the request's headers (any case); ``secrets`` maps access keys to secrets.
+    """
+    lowered = {name.lower(): " ".join(value.split()) for name, value in headers.items()}
+    signed = header_signature(lowered.get("authorization", ""))
+    if signed is None:
+        return "MissingAuthenticationToken: no SigV4 Authorization header"
+    if signed.region != region or signed.service != service:
+        return f"SignatureDoesNotMatch: scope {signed.region}/{signed.service}"
+    amz_date = lowered.get("x-amz-date", "")
+    if not amz_date.startswith(signed.date):
+        return "IncompleteSignature: X-Amz-Date does not match the credential scope"
+    if "host" not in signed.signed_headers or "x-amz-date" not in signed.signed_headers:
+        return "SignatureDoesNotMatch: host and x-amz-date must be signed"
+    if any(name not in lowered for name in signed.signed_headers):
+        return "SignatureDoesNotMatch: a signed header is missing"
+    secret_key = secrets.get(signed.access_key)
+    if secret_key is None:
+        return "UnrecognizedClientException: The security token included in the request is invalid."
+    path, _, query = target.partition("?")
+    pairs = sorted(
+        (_encode(name), _encode(value)) for name, value in parse_qsl(query, keep_blank_values=True)
+    )
+    canonical_request = "\n".join(
+        [
+            method,
+            quote(path, safe="/~"),
+            "&".join(f"{name}={value}" for name, value in pairs),
+            "".join(f"{name}:{lowered[name]}\n" for name in signed.signed_headers),
+            ";".join(signed.signed_headers),
+            hashlib.sha256(body).hexdigest(),
+        ]
+    )
+    scope = f"{signed.date}/{signed.region}/{signed.service}/aws4_request"
+    string_to_sign = "\n".join(
+        [ALGORITHM, amz_date, scope, hashlib.sha256(canonical_request.encode()).hexdigest()]
+    )
+    key = _hmac(("AWS4" + secret_key).encode("utf-8"), signed.date)
+    for part in (signed.region, signed.service, "aws4_request"):
+        key = _hmac(key, part)
+    expected = hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, signed.signature):
+        return "InvalidSignatureException: The request signature we calculated does not match"
+    signed_at = calendar.timegm(time.strptime(amz_date, "%Y%m%dT%H%M%SZ"))
+    if abs(now - signed_at) > 300:
+        return "InvalidSignatureException: Signature expired"
     return None

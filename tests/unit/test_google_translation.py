@@ -20,8 +20,8 @@ from imagegw.errors import (
     UpstreamError,
 )
 from imagegw.providers.base import ImageRequest
+from imagegw.providers.dimensions import dimensions
 from imagegw.providers.google import gemini, imagen, sizes
-from imagegw.providers.google.dimensions import dimensions
 from imagegw.providers.google.errors import translate_error
 from imagegw.providers.google.output import rewritten_prompt
 

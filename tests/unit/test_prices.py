@@ -229,6 +229,19 @@ PINNED = {
     ("local/sketch", "high", "1024x1024"): "0",
     ("local/canvas", None, None): "0",
     ("local/classic", "hd", "1792x1024"): "0",
+    ("bfl/flux-2-pro", None, "1024x1024"): "0.045",
+    ("bfl/flux-2-pro", None, None): "0.075",
+    ("bfl/flux-2-max", None, "1536x1024"): "0.10",
+    ("bfl/flux-2-flex", None, None): "0.20",
+    ("bfl/flux-2-klein-4b", None, "1024x1024"): "0.015",
+    ("bfl/flux-2-klein-9b", None, "1024x1024"): "0.017",
+    ("bfl/flux-pro-1.1", None, "1024x768"): "0.04",
+    ("bfl/flux-pro-1.1-ultra", None, "1792x1024"): "0.06",
+    ("bfl/flux-kontext-pro", None, None): "0.04",
+    ("bfl/flux-kontext-max", None, None): "0.08",
+    ("bfl/flux-3-image", None, "1920x1080"): "0.048",
+    ("bfl/flux-3.1-image", "low", "1024x1024"): "0.11",
+    ("bfl/flux-3.1-image", None, None): "0.28",
 }
 
 

@@ -39,6 +39,8 @@ def test_every_documented_field_is_parsed() -> None:
         "complexity": "low",
         "watermark": False,
         "person_generation": "allow_adult",
+        "seed": 42,
+        "negative_prompt": "blurry",
         "stream": False,
         "partial_images": 0,
     }
@@ -62,7 +64,7 @@ def test_unicode_prompt_is_kept_exactly() -> None:
     assert request.prompt == prompt
 
 
-@pytest.mark.parametrize("name", ["foo", "negative_prompt", "Prompt", "frame_count"])
+@pytest.mark.parametrize("name", ["foo", "cfg_scale", "Prompt", "frame_count"])
 def test_unknown_parameter_is_refused_with_its_name(name: str) -> None:
     with pytest.raises(UnknownParameter) as caught:
         parse_generation_request(_raw({"prompt": "a fox", name: 1}))
@@ -73,8 +75,8 @@ def test_unknown_parameter_is_refused_with_its_name(name: str) -> None:
 
 def test_unknown_parameter_is_reported_before_a_wrong_type() -> None:
     with pytest.raises(UnknownParameter) as caught:
-        parse_generation_request(_raw({"prompt": "a fox", "n": "2", "seed": 4}))
-    assert caught.value.param == "seed"
+        parse_generation_request(_raw({"prompt": "a fox", "n": "2", "steps": 4}))
+    assert caught.value.param == "steps"
 
 
 @pytest.mark.parametrize(

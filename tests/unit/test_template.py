@@ -42,6 +42,15 @@ IMAGE_OBJECTS = {
     ]
 }
 
+UPLOAD_OBJECTS = {
+    "Fn::Sub": [
+        "${Arn}/${Prefix}*",
+        {
+            "Arn": {"Fn::GetAtt": ["ImagesBucket", "Arn"]},
+            "Prefix": {"Fn::FindInMap": ["Images", "Storage", "UploadsPrefix"]},
+        },
+    ]
+}
 IDEMPOTENT_ANSWERS = {
     "Fn::Sub": [
         "${Arn}/${Prefix}*",
@@ -620,11 +629,17 @@ def test_signer_role_only_reads_images_and_only_the_gateway_assumes_it(
             "Action": "sts:AssumeRole",
         }
     ]
-    (statement,) = statements(signer)
-    assert (statement["Effect"], statement["Action"], statement["Resource"]) == (
+    read, sign_uploads = statements(signer)
+    assert (read["Effect"], read["Action"], read["Resource"]) == (
         "Allow",
         "s3:GetObject",
         IMAGE_OBJECTS,
+    )
+    # Upload forms (presigned POST) are signed by it too: S3 checks them against this grant.
+    assert (sign_uploads["Effect"], sign_uploads["Action"], sign_uploads["Resource"]) == (
+        "Allow",
+        "s3:PutObject",
+        UPLOAD_OBJECTS,
     )
     policy = resource(template, "GatewaySignerPolicy", "AWS::IAM::Policy")["Properties"]
     assert policy["Roles"] == [{"Ref": "GatewayRole"}]
@@ -820,12 +835,31 @@ def test_functions_only_write_objects_under_the_image_prefix(
             for statement in statements(role)
             if any(action.startswith("s3:") for action in as_list(statement["Action"]))
             and as_list(statement["Resource"]) != [IDEMPOTENT_ANSWERS]
+            and statement.get("Sid") != "ReadEditInputs"
         ]
         assert s3_statements, "the role must be able to store images"
         for statement in s3_statements:
-            # Reading is the signer role's alone; nothing lists the bucket.
+            # Links are signed by the signer role; nothing lists the bucket.
             assert as_list(statement["Action"]) == ["s3:PutObject"]
             assert as_list(statement["Resource"]) == [IMAGE_OBJECTS]
+
+
+def test_only_the_gateway_reads_edit_inputs_and_only_images_and_uploads(
+    template: dict[str, Any], gateway_role: dict[str, Any], worker_role: dict[str, Any]
+) -> None:
+    (read,) = [s for s in statements(gateway_role) if s.get("Sid") == "ReadEditInputs"]
+    assert as_list(read["Action"]) == ["s3:GetObject"]
+    assert as_list(read["Resource"]) == [IMAGE_OBJECTS, UPLOAD_OBJECTS]
+    assert not [s for s in statements(worker_role) if s.get("Sid") == "ReadEditInputs"]
+    prefixes = template["Mappings"]["Images"]["Storage"]
+    assert len({prefixes["Prefix"], prefixes["UploadsPrefix"], prefixes["IdempotencyPrefix"]}) == 3
+    rules = template["Resources"]["ImagesBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    (expiry,) = [
+        rule
+        for rule in rules
+        if rule.get("Prefix") == {"Fn::FindInMap": ["Images", "Storage", "UploadsPrefix"]}
+    ]
+    assert expiry["ExpirationInDays"] == 1
 
 
 def test_only_the_gateway_keeps_idempotent_answers_under_their_own_prefix(
@@ -1055,3 +1089,63 @@ def test_dashboard_shows_the_gateways_own_metrics(template: dict[str, Any]) -> N
         assert f'"{aws_metric}"' in text, aws_metric
     # Upstream failures by provider: the SEARCH keeps the provider dimension.
     assert "{x,provider,service} MetricName" in text
+
+
+# ---------------------------------------------------------------------------- Amazon Bedrock
+
+
+def bedrock_models() -> set[str]:
+    from imagegw.catalog import load_catalog
+
+    return {spec.upstream_model for spec in load_catalog() if spec.provider == "bedrock"}
+
+
+def test_bedrock_is_off_by_default_and_one_parameter_enables_it(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["BedrockRegion"]
+    assert parameter["Default"] == ""
+    pattern = re.compile(parameter["AllowedPattern"])
+    assert pattern.fullmatch("")
+    assert pattern.fullmatch("us-west-2")
+    assert not pattern.fullmatch("us-west-2.example.com")
+    assert template["Conditions"]["BedrockEnabled"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "BedrockRegion"}, ""]}]
+    }
+    for handler in (GATEWAY_HANDLER, WORKER_HANDLER):
+        environment = function_environment(template, function_by_handler(template, handler)[1])
+        assert environment["IMAGEGW_BEDROCK_REGION"] == {"Ref": "BedrockRegion"}
+
+
+def test_bedrock_grant_is_exactly_the_catalogs_models_in_the_chosen_region(
+    template: dict[str, Any], gateway_function: dict[str, Any], worker_function: dict[str, Any]
+) -> None:
+    policy = resource(template, "BedrockInvokePolicy", "AWS::IAM::Policy")
+    assert policy["Condition"] == "BedrockEnabled"
+    roles = policy["Properties"]["Roles"]
+    assert sorted(role["Ref"] for role in roles) == sorted(
+        function["Properties"]["Role"]["Fn::GetAtt"][0]
+        for function in (gateway_function, worker_function)
+    )
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Action"] == "bedrock:InvokeModel"
+    granted = {arn["Fn::Sub"] for arn in statement["Resource"]}
+    assert len(bedrock_models()) == 3
+    assert granted == {
+        f"arn:${{AWS::Partition}}:bedrock:${{BedrockRegion}}::foundation-model/{model}"
+        for model in bedrock_models()
+    }
+
+
+def test_no_other_statement_mentions_bedrock(template: dict[str, Any]) -> None:
+    others = [
+        statement
+        for name, role in resources_of_type(template, "AWS::IAM::Role").items()
+        for statement in statements(role)
+    ] + [
+        statement
+        for name, policy in resources_of_type(template, "AWS::IAM::Policy").items()
+        if name != "BedrockInvokePolicy"
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    assert others
+    assert all("bedrock" not in str(statement) for statement in others)

@@ -415,6 +415,8 @@ _SAMPLE_VALUES: dict[str, Any] = {
     "safety_identifier": "hash-42",
     "output_compression": 50,
     "watermark": False,
+    "seed": 42,
+    "negative_prompt": "blurry, low contrast",
 }
 
 

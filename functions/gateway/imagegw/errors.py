@@ -12,6 +12,9 @@ delivery raise these; only ``render`` turns one into an HTTP body, always OpenAI
     │   ├── InvalidValue                 400 code=invalid_value
     │   ├── PromptTooLong                400 code=string_above_max_length
     │   ├── MalformedBody                400 code=invalid_json
+    │   ├── InvalidImage                 400 code=invalid_image | invalid_image_format |
+    │   │                                    image_too_large (pixels) | invalid_mask
+    │   ├── ForbiddenImageUrl            400 code=image_url_not_allowed (SSRF guard)
     │   ├── UnsupportedParameter         400 code=unsupported_parameter
     │   │   └── StreamingNeedsOneImage   400 type=image_generation_user_error (stream with n > 1)
     │   ├── MalformedEvent               400 code=malformed_event (SQS, EventBridge, direct invoke)
@@ -20,11 +23,13 @@ delivery raise these; only ``render`` turns one into an HTTP body, always OpenAI
     │   └── ContentPolicyViolation       400 code=content_policy_violation
     ├── AuthenticationFailed             401 (code=missing_api_key | invalid_api_key)
     ├── PermissionDenied                 403 code=insufficient_scope | model_not_allowed
-    │   └── LinkRefused                  403 code=invalid_link (a signed link that fails its check)
+    │   ├── LinkRefused                  403 code=invalid_link (a signed link that fails its check)
+    │   └── UploadRefused                403 code=upload_refused (an upload form that fails)
     ├── NotFound                         404
     │   ├── ModelNotFound                404 code=model_not_found
     │   ├── ModelRetired                 404 code=model_retired
     │   └── ModelUnavailable             404 code=model_unavailable (gone upstream)
+    ├── EndpointRetired                  410 code=endpoint_retired
     ├── PayloadTooLarge                  413 code=payload_too_large
     ├── UnsupportedMediaType             415 code=unsupported_media_type
     ├── MethodNotAllowed                 405 code=method_not_allowed
@@ -135,6 +140,18 @@ class MalformedBody(InvalidRequest):
     default_code = "invalid_json"
 
 
+class InvalidImage(InvalidRequest):
+    """An input image of an edit that is not an image the gateway accepts (type, pixels, mask)."""
+
+    default_code = "invalid_image"
+
+
+class ForbiddenImageUrl(InvalidRequest):
+    """An ``image_url`` the gateway will not fetch: not HTTPS, or not on the public internet."""
+
+    default_code = "image_url_not_allowed"
+
+
 class UnsupportedParameter(InvalidRequest):
     default_code = "unsupported_parameter"
 
@@ -178,6 +195,12 @@ class LinkRefused(PermissionDenied):
     default_code = "invalid_link"
 
 
+class UploadRefused(PermissionDenied):
+    """An upload form (POST /v1/images/uploads/{id}) with a bad signature, type or lifetime."""
+
+    default_code = "upload_refused"
+
+
 class NotFound(GatewayError):
     status = 404
     error_type = "invalid_request_error"
@@ -194,6 +217,14 @@ class ModelRetired(NotFound):
 
 class ModelUnavailable(NotFound):
     default_code = "model_unavailable"
+
+
+class EndpointRetired(GatewayError):
+    """An OpenAI endpoint that no longer exists upstream (``/v1/images/variations``)."""
+
+    status = 410
+    error_type = "invalid_request_error"
+    default_code = "endpoint_retired"
 
 
 class PayloadTooLarge(GatewayError):

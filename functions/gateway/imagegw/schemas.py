@@ -42,9 +42,11 @@ class ImageGenerationRequest(BaseModel):
     user: StrictStr | None = None
     safety_identifier: StrictStr | None = None
     complexity: StrictStr | None = None
-    # Documented extra parameters of some models (Google Imagen); the catalog says which.
+    # Documented extra parameters of some models (Google Imagen, Stability); the catalog says which.
     watermark: StrictBool | None = None
     person_generation: StrictStr | None = None
+    seed: StrictInt | None = None
+    negative_prompt: StrictStr | None = None
     stream: StrictBool | None = None
     partial_images: StrictInt | None = None
 

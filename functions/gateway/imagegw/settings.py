@@ -77,6 +77,22 @@ class Settings(BaseModel):
     google_vertex_base_url: str | None = None
     google_gemini_base_url: str | None = None
 
+    # Stability models on Amazon Bedrock, through the function's own AWS credentials (no key).
+    # The Region of the Bedrock endpoint, independent of the function's: the Stability image
+    # generators are served in us-west-2 only. Unset or empty: the bedrock provider is off.
+    # botocore's own settings (AWS_ENDPOINT_URL_BEDROCK_RUNTIME) move the endpoint.
+    bedrock_region: str | None = None
+
+    # The Stability AI REST API (v2beta).
+    stability_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("IMAGEGW_STABILITY_API_KEY", "STABILITY_API_KEY"),
+    )
+    stability_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("IMAGEGW_STABILITY_BASE_URL", "STABILITY_BASE_URL"),
+    )
+
     # Black Forest Labs (FLUX). The region picks BFL's global, EU or US endpoint; a base URL
     # replaces it (a proxy, a test double).
     bfl_api_key: SecretStr | None = Field(
@@ -143,6 +159,21 @@ class Settings(BaseModel):
     # of them within this many seconds of the connection or of the previous answer (408).
     max_header_bytes: int = Field(default=10_240, ge=1024)
     header_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # Edits (docs/edits.md). Input images are untrusted: limits per file, per request and in
+    # pixels (checked from the header, before decoding). Through Lambda, API Gateway's own cap
+    # (about 6 MB of body) comes first: larger inputs go through POST /v1/images/uploads.
+    edit_max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    edit_max_image_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    edit_max_total_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    edit_max_image_pixels: int = Field(default=36_000_000, ge=1)
+    # Fetch image_urls from the public internet (HTTPS only, never private or loopback
+    # addresses). Off: only uploads, data: URLs and the gateway's own links are read.
+    edit_fetch_https_urls: bool = False
+    edit_fetch_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Upload forms (POST /v1/images/uploads) expire after this long.
+    upload_ttl_seconds: int = Field(default=600, ge=60, le=3600)
+    s3_uploads_prefix: str = "uploads/"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Deadlines under Lambda. An upstream call gets what is left of the invocation (and of the

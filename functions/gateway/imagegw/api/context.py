@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from imagegw.generation.context import JobContext
+from imagegw.generation.context import EditContext, JobContext
 from imagegw.state.auth import KeyStore
 
 
-class ApiContext(JobContext, Protocol):
+class ApiContext(JobContext, EditContext, Protocol):
     @property
     def key_store(self) -> KeyStore: ...

@@ -8,6 +8,8 @@ is used within the secret's time-to-live. The layout (README, "Secrets"):
     {"openai": {"api_key": "sk-...", "base_url": "https://...", "organization": "org-..."},
      "google": {"service_account": {...} | "<json>", "project": "...", "location": "us-central1",
                 "api_key": "...", "gemini_location": "global"},
+     "bedrock": {"region": "us-west-2"},
+     "stability": {"api_key": "sk-...", "base_url": "https://api.stability.ai"},
      "bfl": {"api_key": "bfl_...", "region": "global" | "eu" | "us", "base_url": "https://..."}}
 """
 
@@ -70,6 +72,13 @@ def environment_config(settings: Settings, provider: str) -> ProviderConfig:
             "gemini_location": settings.google_gemini_location,
             "vertex_base_url": settings.google_vertex_base_url,
             "gemini_base_url": settings.google_gemini_base_url,
+        }
+    elif provider == "bedrock":
+        values = {"region": settings.bedrock_region}
+    elif provider == "stability":
+        values = {
+            "api_key": _plain(settings.stability_api_key),
+            "base_url": settings.stability_base_url,
         }
     elif provider == "bfl":
         values = {

@@ -108,6 +108,11 @@ class ModelSpec(BaseModel):
     ignored_parameters: frozenset[str] = frozenset()
     forwards_response_format: bool = False
     prompt_max_chars: int = Field(default=32000, ge=1)
+    # Edits (POST /v1/images/edits): how many input images the model takes (0: it does not
+    # edit), whether it takes a mask, and the input_fidelity values it takes (none: refused).
+    max_input_images: int = Field(default=0, ge=0, le=16)
+    masks: bool = False
+    input_fidelities: tuple[str, ...] = ()
     # How the provider reaches the model (which API, which size table): read only by the
     # provider named in ``provider``, so a new upstream model of a known kind is a data edit.
     # Written as a TOML table; held as sorted pairs so the spec stays hashable.
@@ -145,6 +150,8 @@ class ModelSpec(BaseModel):
             raise ValueError(f"{self.id}: redirect needs a replacement")
         if self.default_size is not None and self.sizes and self.default_size not in self.sizes:
             raise ValueError(f"{self.id}: default_size must be one of sizes")
+        if (self.masks or self.input_fidelities) and not self.max_input_images:
+            raise ValueError(f"{self.id}: masks and input_fidelities need max_input_images")
         return self
 
     def is_retired(self, today: dt.date) -> bool:
@@ -155,6 +162,20 @@ class ModelSpec(BaseModel):
 
     def accepts(self, parameter: str) -> bool:
         return parameter in self.parameters
+
+    @property
+    def edits(self) -> bool:
+        return self.max_input_images > 0
+
+    def edit_capabilities(self) -> dict[str, Any] | None:
+        """What ``GET /v1/models`` says about edits; None for a model that does not edit."""
+        if not self.edits:
+            return None
+        return {
+            "max_input_images": self.max_input_images,
+            "mask": self.masks,
+            "input_fidelities": list(self.input_fidelities),
+        }
 
     def capabilities(self) -> dict[str, Any]:
         """What ``GET /v1/models`` publishes about the model."""
@@ -174,6 +195,7 @@ class ModelSpec(BaseModel):
             "ignored_parameters": sorted(self.ignored_parameters),
             "response_formats": ["b64_json", "url"],
             "prompt_max_chars": self.prompt_max_chars,
+            "edits": self.edit_capabilities(),
             "aliases": list(self.aliases),
             "snapshots": list(self.snapshots),
             "replacement": self.replacement,

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from imagegw import __version__
 from imagegw.api.middleware import RequestContextMiddleware
-from imagegw.api.routes import health, images, jobs, models
+from imagegw.api.routes import edits, health, images, jobs, models, uploads
 from imagegw.entrypoints.runtime import Runtime
 from imagegw.errors import GatewayError, InvalidRequest, MethodNotAllowed, NotFound, render
 from imagegw.logs import configure_logging
@@ -105,6 +105,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(images.router)
+    app.include_router(edits.router)
+    app.include_router(uploads.router)
     app.include_router(jobs.router)
     origins = [origin.strip() for origin in runtime.settings.cors_origins.split(",")]
     if any(origins):

@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from imagegw.providers import ImageProvider
     from imagegw.state.jobs.queue import JobQueue
     from imagegw.state.jobs.store import JobStore
+    from imagegw.storage.presign import Presigner
+    from imagegw.storage.uploads import UploadStore
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +56,7 @@ class Runtime:
         catalog: Catalog | None = None,
         key_store: KeyStore | None = None,
         image_store: ImageStore | None = None,
+        upload_store: UploadStore | None = None,
         providers: dict[str, ImageProvider] | None = None,
         credentials: CredentialSource | None = None,
         job_store: JobStore | None = None,
@@ -66,6 +69,7 @@ class Runtime:
         self._catalog = catalog
         self._key_store = key_store
         self._image_store = image_store
+        self._upload_store = upload_store
         # Providers handed in (tests) are used as they are; built ones are rebuilt when their
         # config changes, which is how a rotated provider key takes effect.
         self._fixed_providers: dict[str, ImageProvider] = dict(providers or {})
@@ -114,6 +118,13 @@ class Runtime:
         if self._image_store is None:
             self._image_store = build_image_store(self.settings, self.clock)
         return self._image_store
+
+    @property
+    def upload_store(self) -> UploadStore:
+        """Where edit inputs are uploaded beside the API (storage/uploads.py)."""
+        if self._upload_store is None:
+            self._upload_store = build_upload_store(self.settings, self.clock)
+        return self._upload_store
 
     @property
     def job_store(self) -> JobStore:
@@ -250,13 +261,51 @@ def build_image_store(settings: Settings, clock: Callable[[], float]) -> ImageSt
     )
 
 
-def build_s3_store(settings: Settings, clock: Callable[[], float]) -> ImageStore:
-    from imagegw.storage.presign import (
-        OwnCredentialsPresigner,
-        Presigner,
-        RolePresigner,
-        sts_client,
+def build_upload_store(settings: Settings, clock: Callable[[], float]) -> UploadStore:
+    from imagegw.storage.uploads import LocalUploadStore, S3UploadStore
+
+    if settings.storage == "s3":
+        from imagegw.storage.s3 import s3_client
+
+        if not settings.s3_bucket:
+            raise StorageUnavailable(
+                "Uploads go to S3 (IMAGEGW_STORAGE=s3) but IMAGEGW_S3_BUCKET is not set.",
+                code="storage_not_configured",
+            )
+        return S3UploadStore(
+            s3_client,
+            _presigner(settings, clock),
+            bucket=settings.s3_bucket,
+            prefix=settings.s3_uploads_prefix,
+            ttl_seconds=settings.upload_ttl_seconds,
+            kms_key_id=settings.s3_kms_key_id,
+        )
+    secret = settings.url_signing_secret
+    return LocalUploadStore(
+        (settings.local_storage_dir or default_directory()) / "uploads",
+        # Without a configured secret, forms die with the process (like local image links).
+        signing_secret=secret.get_secret_value().encode() if secret else secrets.token_bytes(32),
+        ttl_seconds=settings.upload_ttl_seconds,
+        clock=clock,
     )
+
+
+def _presigner(settings: Settings, clock: Callable[[], float]) -> Presigner:
+    from imagegw.storage.presign import OwnCredentialsPresigner, RolePresigner, sts_client
+    from imagegw.storage.s3 import s3_client
+
+    if settings.s3_signer_role_arn:
+        return RolePresigner(
+            role_arn=settings.s3_signer_role_arn,
+            ttl_seconds=settings.url_ttl_seconds,
+            sts_client=sts_client,
+            s3_client=lambda credentials: s3_client(credentials=credentials),
+            clock=clock,
+        )
+    return OwnCredentialsPresigner(s3_client, ttl_seconds=settings.url_ttl_seconds, clock=clock)
+
+
+def build_s3_store(settings: Settings, clock: Callable[[], float]) -> ImageStore:
     from imagegw.storage.s3 import S3ImageStore, s3_client
 
     if not settings.s3_bucket:
@@ -264,19 +313,7 @@ def build_s3_store(settings: Settings, clock: Callable[[], float]) -> ImageStore
             "URL delivery is set to S3 (IMAGEGW_STORAGE=s3) but IMAGEGW_S3_BUCKET is not set.",
             code="storage_not_configured",
         )
-    presigner: Presigner
-    if settings.s3_signer_role_arn:
-        presigner = RolePresigner(
-            role_arn=settings.s3_signer_role_arn,
-            ttl_seconds=settings.url_ttl_seconds,
-            sts_client=sts_client,
-            s3_client=lambda credentials: s3_client(credentials=credentials),
-            clock=clock,
-        )
-    else:
-        presigner = OwnCredentialsPresigner(
-            s3_client, ttl_seconds=settings.url_ttl_seconds, clock=clock
-        )
+    presigner = _presigner(settings, clock)
     return S3ImageStore(
         s3_client,
         presigner,

@@ -16,11 +16,14 @@ from imagegw.settings import Settings
 from imagegw.storage import ImageStore
 
 if TYPE_CHECKING:
+    import httpx
+
     from imagegw.generation.reliability import Reliability
     from imagegw.observability import Telemetry
     from imagegw.providers import ImageProvider
     from imagegw.state.jobs.queue import JobQueue
     from imagegw.state.jobs.store import JobStore
+    from imagegw.storage.uploads import UploadStore
 
 
 class GenerationContext(Protocol):
@@ -57,3 +60,12 @@ class JobContext(GenerationContext, Protocol):
 
     @property
     def job_queue(self) -> JobQueue | None: ...
+
+
+class EditContext(GenerationContext, Protocol):
+    """An edit: where uploaded inputs are read, and the client that fetches allowed URLs."""
+
+    @property
+    def upload_store(self) -> UploadStore: ...
+
+    def http(self) -> httpx.AsyncClient: ...

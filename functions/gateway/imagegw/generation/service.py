@@ -210,6 +210,10 @@ def describe(
     headers = {"x-imagegw-model": model, **delivery.headers}
     response: dict[str, Any] = {"created": int(runtime.clock()), "data": delivery.items}
     response.update(_resolved_settings(result))
+    # What a provider adds about how it served (Stability: the aspect ratio sent, the seeds);
+    # never in place of a field the gateway sets.
+    for name, value in result.extra.items():
+        response.setdefault(name, value)
     response["model"] = model
     served = runtime.catalog.get(model) if result.served_by else resolution.spec
     cost = generation_cost(served, prepared.validated.image_request, result)

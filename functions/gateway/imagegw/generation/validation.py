@@ -25,6 +25,8 @@ RESPONSE_FORMATS = ("b64_json", "url")
 DEFAULT_RESPONSE_FORMAT = "b64_json"
 _SIZE = re.compile(r"^([1-9][0-9]{0,5})x([1-9][0-9]{0,5})$")
 _COMPRESSIBLE_FORMATS = ("jpeg", "webp")
+# The seed range of the models that take one (Stability: 0 to 4294967294, 0 meaning random).
+SEED_MAX = 4_294_967_294
 _TRANSPARENT_FORMATS = ("png", "webp")
 
 # Parameters that go to the provider when the model accepts them, in the order they are checked.
@@ -161,6 +163,7 @@ def _check_values(forwarded: dict[str, object], spec: ModelSpec) -> None:
                 f"supports: {_listing(allowed)}.",
                 param=name,
             )
+    _check_extensions(forwarded, spec)
     output_format = forwarded.get("output_format", "png")
     if "output_compression" in forwarded:
         compression = forwarded["output_compression"]
@@ -182,6 +185,24 @@ def _check_values(forwarded: dict[str, object], spec: ModelSpec) -> None:
             "A transparent background needs output_format 'png' or 'webp', but the output "
             f"format is '{output_format}'.",
             param="background",
+        )
+
+
+def _check_extensions(forwarded: dict[str, object], spec: ModelSpec) -> None:
+    seed = forwarded.get("seed")
+    if isinstance(seed, int) and not 0 <= seed <= SEED_MAX:
+        raise InvalidValue(
+            f"Invalid value for 'seed': {seed}. It must be between 0 and {SEED_MAX} "
+            "(0 lets the model pick one).",
+            param="seed",
+        )
+    negative = forwarded.get("negative_prompt")
+    if isinstance(negative, str) and len(negative) > spec.prompt_max_chars:
+        raise PromptTooLong(
+            f"Invalid 'negative_prompt': string too long. Expected a string with maximum length "
+            f"{spec.prompt_max_chars} for model `{spec.id}`, but got a string with length "
+            f"{len(negative)} instead.",
+            param="negative_prompt",
         )
 
 

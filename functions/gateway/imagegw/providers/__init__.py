@@ -28,6 +28,8 @@ _FACTORIES: dict[str, str] = {
     "openai": "imagegw.providers.openai:build",
     "local": "imagegw.providers.local:build",
     "google": "imagegw.providers.google:build",
+    "bedrock": "imagegw.providers.bedrock:build",
+    "stability": "imagegw.providers.stability:build",
     "bfl": "imagegw.providers.bfl.config:build",
 }
 

@@ -22,6 +22,7 @@ from imagegw.catalog import ModelSpec
 from imagegw.errors import UpstreamBadResponse
 from imagegw.fastpath import upstream_json
 from imagegw.fastpath.base64text import Base64Text
+from imagegw.providers.inputs import InputImage
 from imagegw.providers.progress import Progress, watching
 
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
@@ -42,8 +43,8 @@ OUTPUT_PARAMETERS = (
 IDENTITY_PARAMETERS = ("user", "safety_identifier")
 OPENAI_PARAMETERS = OUTPUT_PARAMETERS + IDENTITY_PARAMETERS
 # Documented extensions beyond OpenAI's contract, accepted only by models whose catalog entry lists
-# them (Imagen's watermark and person-generation settings).
-EXTENSION_PARAMETERS = ("watermark", "person_generation")
+# them (Imagen's watermark and person-generation settings; Stability's seed and negative prompt).
+EXTENSION_PARAMETERS = ("watermark", "person_generation", "seed", "negative_prompt")
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,20 @@ class ImageRequest:
     # The operator's cap on one upstream answer (IMAGEGW_UPSTREAM_MAX_ANSWER_BYTES), set where
     # providers are called; None: ``answer_limit`` derives it from the model and n.
     max_answer_bytes: int | None = None
+    seed: int | None = None
+    negative_prompt: str | None = None
     # Intermediate images asked for with ``stream: true`` (0-3); used only by ``stream``.
     partial_images: int = 0
+    # An edit (POST /v1/images/edits): the input images, checked (generation/input_images.py),
+    # the mask of the first one in OpenAI's convention (alpha 0 = change), and input_fidelity.
+    # No images: a generation. A provider never turns an edit into a generation.
+    images: tuple[InputImage, ...] = ()
+    mask: InputImage | None = None
+    input_fidelity: str | None = None
+
+    @property
+    def is_edit(self) -> bool:
+        return bool(self.images)
 
 
 class GeneratedImage:

@@ -139,8 +139,56 @@ def _mix(a: tuple[int, int, int], b: tuple[int, int, int]) -> tuple[int, int, in
     return ((a[0] + b[0]) // 2, (a[1] + b[1]) // 2, (a[2] + b[2]) // 2)
 
 
+def edit(
+    request: ImageRequest, *, index: int, width: int, height: int, transparent: bool
+) -> PILImage:
+    """A real, deterministic edit of the first input image.
+
+    The prompt's picture (``render``) is painted into the area to change: with a mask, exactly
+    where it says (strength 255 - alpha: fully transparent pixels are repainted, opaque ones
+    kept bit for bit); without one, over the whole image at half strength. Further input
+    images are laid in as a row of thumbnails along the top edge, so each one shows.
+    """
+    from PIL import Image
+
+    from imagegw.providers.masks import change_strength
+
+    mode = "RGBA" if transparent else "RGB"
+    base = request.images[0].decoded().convert("RGBA")
+    if base.size != (width, height):
+        base = base.resize((width, height), Image.Resampling.BILINEAR)
+    if request.mask is not None:
+        strength = change_strength(request.mask)
+        if strength.size != (width, height):
+            strength = strength.resize((width, height), Image.Resampling.NEAREST)
+    else:
+        strength = Image.new("L", (width, height), 128)
+    seed_text = f"{request.upstream_model}|edit|{width}x{height}|{index}"
+    painted = picture(
+        request.prompt, seed_text=seed_text, width=width, height=height, transparent=False
+    ).convert("RGBA")
+    result = Image.composite(painted, base, strength)
+    references = request.images[1:]
+    if references:
+        side = max(1, min(width, height) // max(4, len(references)))
+        for position, reference in enumerate(references):
+            thumbnail = reference.decoded().convert("RGBA").resize((side, side))
+            result.paste(thumbnail, (position * side % width, 0))
+    return result.convert(mode)
+
+
+def edit_size(request: ImageRequest) -> str:
+    """An edit keeps the first image's size unless a size was asked for."""
+    if request.size is None or request.size == "auto":
+        first = request.images[0]
+        return f"{first.width}x{first.height}"
+    return request.size
+
+
 class LocalProvider(ImageProvider):
     async def generate(self, request: ImageRequest) -> ImageResult:
+        if request.is_edit:
+            return await self._edit(request)
         size = resolved_size(request)
         width, height = (int(side) for side in size.split("x"))
         output_format = request.output_format or "png"
@@ -166,6 +214,34 @@ class LocalProvider(ImageProvider):
         quality = request.quality
         return ImageResult(
             images=[GeneratedImage(media_type=media_type, data=data) for data in encoded],
+            size=size,
+            quality=_AUTO_QUALITY if quality in (None, "auto") else quality,
+            background="transparent" if transparent else "opaque",
+            output_format=output_format,
+        )
+
+    async def _edit(self, request: ImageRequest) -> ImageResult:
+        size = edit_size(request)
+        width, height = (int(side) for side in size.split("x"))
+        output_format = request.output_format or "png"
+        transparent = request.background == "transparent"
+
+        def edit_all() -> list[bytes]:
+            return [
+                encode(
+                    edit(request, index=index, width=width, height=height, transparent=transparent),
+                    output_format,
+                    request.output_compression,
+                )
+                for index in range(request.n)
+            ]
+
+        encoded = await asyncio.to_thread(edit_all)
+        quality = request.quality
+        return ImageResult(
+            images=[
+                GeneratedImage(media_type=MEDIA_TYPES[output_format], data=data) for data in encoded
+            ],
             size=size,
             quality=_AUTO_QUALITY if quality in (None, "auto") else quality,
             background="transparent" if transparent else "opaque",

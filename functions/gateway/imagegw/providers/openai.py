@@ -1,4 +1,5 @@
-"""OpenAI (and OpenAI-compatible upstreams) through ``POST {base_url}/images/generations``.
+"""OpenAI (and OpenAI-compatible upstreams): ``POST {base_url}/images/generations`` (JSON) and
+``POST {base_url}/images/edits`` (multipart/form-data, for a request with input images).
 
 Translation is pure functions (``request_body``, ``parse_result``, ``translate_error``); the HTTP
 call is ``OpenAIProvider.generate``. Works with any server that speaks the OpenAI Images API,
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
@@ -82,6 +84,44 @@ def request_body(request: ImageRequest) -> dict[str, Any]:
     if request.spec.forwards_response_format:
         body["response_format"] = "b64_json"
     return body
+
+
+# Edit form fields besides the files, in the order OpenAI documents them. Never response_format:
+# GPT image models refuse it and always answer base64.
+_EDIT_FIELDS = ("n", *OPENAI_PARAMETERS, "input_fidelity")
+# Form fields OpenAI's edit takes as multipart (moderation is JSON-only, style DALL-E-only).
+_NOT_IN_EDIT_FORM = frozenset({"moderation", "style"})
+
+
+def edit_form(request: ImageRequest, *, boundary: str) -> tuple[bytes, str]:
+    """The multipart/form-data body of ``POST /images/edits`` and its Content-Type.
+
+    One image goes as ``image``, several as repeated ``image[]`` (what the OpenAI SDK sends);
+    the mask as ``mask``, unchanged (OpenAI's own convention). Files get neutral names: the
+    caller's file names are not passed on.
+    """
+    data: dict[str, str] = {"model": request.upstream_model, "prompt": request.prompt}
+    for name in _EDIT_FIELDS:
+        value = getattr(request, name)
+        if value is not None and name not in _NOT_IN_EDIT_FORM:
+            data[name] = str(value)
+    field = "image" if len(request.images) == 1 else "image[]"
+    files: list[tuple[str, tuple[str, bytes, str]]] = [
+        (field, (image.filename(f"image-{index}"), image.data, image.media_type))
+        for index, image in enumerate(request.images)
+    ]
+    if request.mask is not None:
+        mask = request.mask
+        files.append(("mask", (mask.filename("mask"), mask.data, mask.media_type)))
+    content_type = f"multipart/form-data; boundary={boundary}"
+    encoded = httpx.Request(
+        "POST",
+        "http://upstream.invalid/",
+        data=data,
+        files=files,
+        headers={"Content-Type": content_type},
+    )
+    return encoded.read(), content_type
 
 
 def parse_result(payload: Any, request: ImageRequest) -> ImageResult:
@@ -242,6 +282,7 @@ class OpenAIProvider(ImageProvider):
         self._http = http
         # Parsed once: httpx parses and re-quotes a URL string on every request.
         self._url = httpx.URL(base_url.rstrip("/") + "/images/generations")
+        self._edit_url = httpx.URL(base_url.rstrip("/") + "/images/edits")
         self._headers = {"Authorization": f"Bearer {api_key}"}
         if organization:
             self._headers["OpenAI-Organization"] = organization
@@ -260,11 +301,12 @@ class OpenAIProvider(ImageProvider):
             # httpx's read timeout restarts with every chunk; the deadline bounds the whole call
             # so a slowly trickling upstream cannot outlive API Gateway's 29 s.
             async with asyncio.timeout(request.timeout_seconds):
+                url, body, content_type = self._encoded(request)
                 response, content = await post_for_body(
                     self._http,
-                    self._url,
-                    content=json_body(request_body(request)),
-                    headers={**self._headers, "Content-Type": "application/json"},
+                    url,
+                    content=body,
+                    headers={**self._headers, "Content-Type": content_type},
                     timeouts=timeout,
                     # Cut off beyond what n images of this model can be (issue 12).
                     max_bytes=answer_limit(request),
@@ -286,6 +328,13 @@ class OpenAIProvider(ImageProvider):
         # Only the images (views of the answer) keep the answer's bytes from here on.
         del content
         return parse_result(payload, request)
+
+    def _encoded(self, request: ImageRequest) -> tuple[httpx.URL, bytes, str]:
+        """Where the request goes, its body and Content-Type: JSON, or a form for an edit."""
+        if request.is_edit:
+            body, content_type = edit_form(request, boundary=secrets.token_hex(16))
+            return self._edit_url, body, content_type
+        return self._url, json_body(request_body(request)), "application/json"
 
     async def stream(self, request: ImageRequest) -> AsyncGenerator[StreamEvent, None]:
         """The upstream's own stream, each event passed on as soon as it has arrived.

@@ -43,3 +43,21 @@ class ImageStore(ABC):
         ``base_url`` is where the gateway itself is reachable, for stores that serve their own
         links; stores with their own endpoint ignore it.
         """
+
+    def key_of_link(self, url: str, *, now: float) -> str | None:
+        """The key behind ``url`` if it is a link this store handed out; None if it is not.
+
+        A link of this store that is no longer valid raises (``LinkRefused``, ``NotFound``).
+        Lets an edit take an earlier answer's image without fetching the URL over HTTP.
+        """
+        return None
+
+    async def read(self, key: str, *, max_bytes: int) -> bytes:
+        """The bytes stored under ``key`` (an image of an earlier answer, edited now).
+
+        Raises ``NotFound`` when there is no such image, ``PayloadTooLarge`` above ``max_bytes``.
+        Stores that cannot read back say so with ``NotFound``.
+        """
+        from imagegw.errors import NotFound
+
+        raise NotFound("This image store cannot read images back.", code="image_not_found")

@@ -16,9 +16,9 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
-from imagegw.errors import LinkRefused, NotFound, StorageUnavailable
+from imagegw.errors import LinkRefused, NotFound, PayloadTooLarge, StorageUnavailable
 from imagegw.storage.base import ImageStore, StoredLink, is_valid_key
 
 FILES_PATH = "/v1/images/files"
@@ -65,6 +65,14 @@ class LocalImageStore(ImageStore):
 
     def open(self, key: str, *, expires: str | None, signature: str | None) -> tuple[bytes, str]:
         """The bytes and content type behind a link, if the link is genuine and current."""
+        self._check(key, expires=expires, signature=signature)
+        try:
+            data = (self._directory / key).read_bytes()
+        except FileNotFoundError as exc:
+            raise NotFound("The image is no longer stored.", code="image_not_found") from exc
+        return data, _CONTENT_TYPES[key.rsplit(".", 1)[1]]
+
+    def _check(self, key: str, *, expires: str | None, signature: str | None) -> None:
         if not is_valid_key(key):
             raise NotFound("No such image.", code="image_not_found")
         if not expires or not signature:
@@ -84,11 +92,39 @@ class LocalImageStore(ImageStore):
                 f"{self._ttl} seconds after the image is generated.",
                 code="link_expired",
             )
+
+    def key_of_link(self, url: str, *, now: float) -> str | None:
+        return self.verified_key(url)
+
+    def verified_key(self, url: str) -> str | None:
+        """The key behind ``url`` if it is a link of this store; None if it is not one at all.
+
+        A link of this store with a wrong signature or past its expiry raises ``LinkRefused``
+        (``NotFound`` for a malformed key). Judged on the path and the signature only: behind
+        proxies and API Gateway stages the host and prefix a caller sees may differ from ours,
+        and the signature is the proof.
+        """
+        parts = urlsplit(url)
+        head, _, key = parts.path.rpartition("/")
+        if parts.scheme not in ("http", "https") or not head.endswith(FILES_PATH):
+            return None
+        query = parse_qs(parts.query)
+        expires = query.get("expires", [""])[0]
+        signature = query.get("signature", [""])[0]
+        self._check(key, expires=expires, signature=signature)
+        return key
+
+    async def read(self, key: str, *, max_bytes: int) -> bytes:
+        if not is_valid_key(key):
+            raise NotFound("No such image.", code="image_not_found")
+        path = self._directory / key
         try:
-            data = (self._directory / key).read_bytes()
+            size = path.stat().st_size
+            if size > max_bytes:
+                raise PayloadTooLarge(f"The stored image is larger than {max_bytes} bytes.")
+            return await asyncio.to_thread(path.read_bytes)
         except FileNotFoundError as exc:
             raise NotFound("The image is no longer stored.", code="image_not_found") from exc
-        return data, _CONTENT_TYPES[key.rsplit(".", 1)[1]]
 
     def _sign(self, key: str, expires_at: int) -> str:
         message = f"{key}\n{expires_at}".encode()

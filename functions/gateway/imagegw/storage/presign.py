@@ -47,6 +47,42 @@ class Presigner(ABC):
     async def presign_get(self, bucket: str, object_key: str) -> StoredLink:
         """A SigV4 GET URL for the object and the moment it stops working."""
 
+    @abstractmethod
+    async def presign_post(self, bucket: str, object_key: str, policy: PostPolicy) -> PresignedPost:
+        """A browser-style POST upload for the object, limited by ``policy``."""
+
+
+@dataclass(frozen=True)
+class PostPolicy:
+    """What an upload may be: the fields it must carry and its size range, for ``seconds``."""
+
+    fields: dict[str, str]
+    min_bytes: int
+    max_bytes: int
+    seconds: int
+
+
+@dataclass(frozen=True)
+class PresignedPost:
+    url: str
+    fields: dict[str, str]
+    expires_at: int
+
+
+def _presign_post(client: Any, bucket: str, object_key: str, policy: PostPolicy) -> dict[str, Any]:
+    # Every field is also a condition, so S3 refuses a form that changes one of them; the size
+    # range is enforced by S3 on the bytes it receives, whatever the client declares.
+    conditions: list[Any] = [{name: value} for name, value in policy.fields.items()]
+    conditions.append(["content-length-range", policy.min_bytes, policy.max_bytes])
+    answer: dict[str, Any] = client.generate_presigned_post(
+        Bucket=bucket,
+        Key=object_key,
+        Fields=dict(policy.fields),
+        Conditions=conditions,
+        ExpiresIn=policy.seconds,
+    )
+    return answer
+
 
 def _presign(client: Any, bucket: str, object_key: str, seconds: int) -> str:
     url: str = client.generate_presigned_url(
@@ -73,6 +109,12 @@ class OwnCredentialsPresigner(Presigner):
             self._client = self._client_factory()
         now = int(self._clock())
         return StoredLink(_presign(self._client, bucket, object_key, self._ttl), now + self._ttl)
+
+    async def presign_post(self, bucket: str, object_key: str, policy: PostPolicy) -> PresignedPost:
+        if self._client is None:
+            self._client = self._client_factory()
+        answer = _presign_post(self._client, bucket, object_key, policy)
+        return PresignedPost(answer["url"], answer["fields"], int(self._clock()) + policy.seconds)
 
 
 @dataclass(frozen=True)
@@ -109,6 +151,16 @@ class RolePresigner(Presigner):
             raise RuntimeError("the signer role's credentials expired while signing")
         url = _presign(session.client, bucket, object_key, seconds)
         return StoredLink(url, int(now) + seconds)
+
+    async def presign_post(self, bucket: str, object_key: str, policy: PostPolicy) -> PresignedPost:
+        session = await self._current_session()
+        now = self._clock()
+        seconds = int(min(policy.seconds, session.expires_at - now - SAFETY_SECONDS))
+        if seconds <= 0:
+            raise RuntimeError("the signer role's credentials expired while signing")
+        limited = PostPolicy(policy.fields, policy.min_bytes, policy.max_bytes, seconds)
+        answer = _presign_post(session.client, bucket, object_key, limited)
+        return PresignedPost(answer["url"], answer["fields"], int(now) + seconds)
 
     def _usable(self, session: _Session | None) -> bool:
         if session is None:

@@ -12,12 +12,14 @@ assumed signer role, see ``presign``) and never advertises an ``expires_at`` pas
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from imagegw.aws import clients as aws_clients
-from imagegw.errors import StorageUnavailable
+from imagegw.errors import LinkRefused, NotFound, PayloadTooLarge, StorageUnavailable
 from imagegw.storage.base import ImageStore, StoredLink, is_valid_key
 from imagegw.storage.presign import Presigner
 
@@ -35,9 +37,7 @@ def s3_client(
     """
     from botocore.config import Config
 
-    endpoint = (
-        endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    )
+    endpoint = endpoint_url or _endpoint()
     config = Config(
         signature_version="s3v4",
         # "regional": in us-east-1 botocore otherwise uses the legacy global host
@@ -103,6 +103,38 @@ class S3ImageStore(ImageStore):
                 "The gateway could not store the image in its bucket."
             ) from exc
 
+    def key_of_link(self, url: str, *, now: float) -> str | None:
+        return self.key_in_url(url, now=now)
+
+    def key_in_url(self, url: str, *, now: float) -> str | None:
+        """The image key behind ``url`` if it is a presigned GET of this store's images.
+
+        None when the URL points at no object of this bucket's image prefix. A URL of ours whose
+        presigned lifetime is over raises ``LinkRefused``, as an expired link would fail for the
+        caller too. The key (128 random bits) was only ever handed out in such a link; the
+        object is then read with the gateway's own credentials, never fetched over HTTP.
+        """
+        object_key = bucket_object_key(url, self._bucket, endpoint_url=_endpoint())
+        if object_key is None or not object_key.startswith(self._prefix):
+            return None
+        key = object_key[len(self._prefix) :]
+        if not is_valid_key(key):
+            return None
+        check_presigned_lifetime(url, now=now)
+        return key
+
+    async def read(self, key: str, *, max_bytes: int) -> bytes:
+        if not is_valid_key(key):
+            raise NotFound("No such image.", code="image_not_found")
+        return await read_object(
+            self._client_or_new(), self._bucket, self.object_key(key), max_bytes=max_bytes
+        )
+
+    def _client_or_new(self) -> Any:
+        if self._client is None:
+            self._client = self._client_factory()
+        return self._client
+
     async def link(self, key: str, *, base_url: str) -> StoredLink:
         try:
             return await self._presigner.presign_get(self._bucket, self.object_key(key))
@@ -110,3 +142,74 @@ class S3ImageStore(ImageStore):
             raise
         except Exception as exc:
             raise StorageUnavailable("The gateway could not sign a link to the image.") from exc
+
+
+def _endpoint() -> str | None:
+    """A custom S3 endpoint (moto, MinIO), as botocore reads it from the environment."""
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+
+
+def bucket_object_key(url: str, bucket: str, *, endpoint_url: str | None) -> str | None:
+    """The object key if ``url`` addresses an object of ``bucket`` on S3, else None.
+
+    Virtual-hosted (``bucket.s3.region.amazonaws.com/key``) and path-style
+    (``s3.region.amazonaws.com/bucket/key``, or a custom endpoint's ``/bucket/key``) URLs.
+    """
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    path = unquote(parts.path)
+    if parts.scheme not in ("https", "http"):
+        return None
+    on_aws = parts.scheme == "https" and host.endswith(".amazonaws.com")
+    if on_aws and (host.startswith(f"{bucket}.s3.") or host.startswith(f"{bucket}.s3-")):
+        return path[1:] or None
+    custom = endpoint_url is not None and _origin(url) == _origin(endpoint_url)
+    path_style = on_aws and (host.startswith(("s3.", "s3-")))
+    if (custom or path_style) and path.startswith(f"/{bucket}/"):
+        return path[len(bucket) + 2 :] or None
+    return None
+
+
+def check_presigned_lifetime(url: str, *, now: float) -> None:
+    """Refuse a SigV4 presigned URL that is incomplete or past its ``X-Amz-Expires``."""
+    query = {key.lower(): values[0] for key, values in parse_qs(urlsplit(url).query).items()}
+    signed = query.get("x-amz-date", "")
+    lifetime = query.get("x-amz-expires", "")
+    if not query.get("x-amz-signature") or not lifetime.isdigit():
+        raise LinkRefused("The image link is not a complete presigned URL.")
+    try:
+        start = dt.datetime.strptime(signed, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+    except ValueError as exc:
+        raise LinkRefused("The image link is not a complete presigned URL.") from exc
+    if start.timestamp() + int(lifetime) <= now:
+        raise LinkRefused("The image link has expired.", code="link_expired")
+
+
+async def read_object(client: Any, bucket: str, object_key: str, *, max_bytes: int) -> bytes:
+    """An object's bytes (refused above ``max_bytes`` before the body is read)."""
+
+    def get() -> bytes:
+        try:
+            answer = client.get_object(Bucket=bucket, Key=object_key)
+        except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code in ("NoSuchKey", "404", "NotFound"):
+                raise NotFound("The image is no longer stored.", code="image_not_found") from exc
+            raise StorageUnavailable("The gateway could not read the image back.") from exc
+        body = answer["Body"]
+        try:
+            if int(answer.get("ContentLength", 0)) > max_bytes:
+                raise PayloadTooLarge(f"The stored image is larger than {max_bytes} bytes.")
+            data: bytes = body.read(max_bytes + 1)
+        finally:
+            body.close()
+        if len(data) > max_bytes:
+            raise PayloadTooLarge(f"The stored image is larger than {max_bytes} bytes.")
+        return data
+
+    return await asyncio.to_thread(get)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port

@@ -3,7 +3,8 @@
 BFL makes one image per task. Tasks share the request's deadline; images that arrived are
 delivered even when other tasks failed, were moderated or ran out of time (they were paid for),
 and the response says how many are missing and why (``images_filtered``, ``images_failed``).
-When none arrived the caller gets one error: moderation if every task was moderated, else a
+The cost is BFL's own (each submit answer's ``cost``), for the images delivered. When none
+arrived the caller gets one error: moderation if every task was moderated, else a
 failure that must not be repeated if there is one (so the retry table never re-submits a batch
 in which a task may already be billed), else the first.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from decimal import Decimal
 
 import httpx
 
@@ -19,6 +21,7 @@ from imagegw.errors import ContentPolicyViolation, GatewayError
 from imagegw.providers.base import MEDIA_TYPES, ImageProvider, ImageRequest, ImageResult, json_body
 from imagegw.providers.bfl import shapes
 from imagegw.providers.bfl.task import Delivered, Endpoint, Polling, Task
+from imagegw.providers.progress import report_progress
 
 # Per request: BFL allows 24 active tasks per account, shared by every request in flight.
 MAX_PARALLEL_TASKS = 4
@@ -62,9 +65,15 @@ class BflProvider(ImageProvider):
             for _ in range(request.n)
         ]
 
+        done = 0
+
         async def run(task: Task) -> Delivered:
+            nonlocal done
             async with gate:
-                return await task.run()
+                delivered = await task.run()
+            done += 1
+            report_progress(images_done=done)
+            return delivered
 
         calls = [asyncio.ensure_future(run(task)) for task in tasks]
         try:
@@ -109,10 +118,13 @@ def _combine(
         final = [error for error in failures if not error.should_retry]
         raise (final or failures)[0]
     images = [item.image for item in delivered]
+    costs = [item.cost_usd for item in delivered if item.cost_usd is not None]
     return ImageResult(
         images=images,
         size=delivered[0].size or (shape.size if shape.exact else None),
         output_format=_FORMATS.get(images[0].media_type),
         filtered=len(moderated),
         failed=len(failures),
+        # BFL's own figures for the images delivered (a task BFL did not price: unknown).
+        upstream_cost_usd=sum(costs, Decimal(0)) if len(costs) == len(delivered) else None,
     )

@@ -24,6 +24,7 @@ import logging
 import math
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -54,6 +55,9 @@ logger = logging.getLogger(__name__)
 
 # The phases of a task, for the message when its time runs out.
 QUEUED, SUBMITTING, WAITING, DOWNLOADING = "queued", "submitting", "waiting", "downloading"
+# A task is not submitted with less time left than this: it would be billed and then abandoned
+# (a fan-out's later tasks wait for a free slot and may find the budget nearly spent).
+MIN_SUBMIT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,8 @@ class Polling:
 class Delivered:
     image: GeneratedImage
     size: str | None  # read from the image
+    # What BFL said the task costs (its submit answer's ``cost``, in credits of $0.01).
+    cost_usd: Decimal | None = None
 
 
 class Task:
@@ -115,8 +121,11 @@ class Task:
         self._clock = clock
         self.phase = QUEUED
         self.task_id: str | None = None
+        self.cost_usd: Decimal | None = None
 
     async def run(self) -> Delivered:
+        if self._deadline - self._clock() < MIN_SUBMIT_SECONDS:
+            raise too_slow(QUEUED)
         self.phase = SUBMITTING
         polling_url = await self._submit()
         self.phase = WAITING
@@ -164,9 +173,14 @@ class Task:
             polling_url = trusted_polling_url(document.get("polling_url"), self._endpoint.base_url)
         except UntrustedUrl as exc:
             raise _submit_unreadable(str(exc)) from exc
+        self.cost_usd = _cost_usd(document)
         logger.info(
             "bfl task submitted",
-            extra={"upstream_task": self.task_id, "model": self._model, "cost": _cost(document)},
+            extra={
+                "upstream_task": self.task_id,
+                "model": self._model,
+                "cost_usd": float(self.cost_usd) if self.cost_usd is not None else None,
+            },
         )
         return polling_url
 
@@ -175,6 +189,7 @@ class Task:
     async def _wait(self, polling_url: httpx.URL) -> dict[str, Any]:
         delay = self._polling.first_delay
         failures = 0
+        self._reported: str | None = None
         while True:
             await self._sleep(delay)
             delay = min(self._polling.max_delay, delay * self._polling.factor)
@@ -215,6 +230,11 @@ class Task:
         if document is None:
             raise _poll_unreadable("a body that is not a JSON object")
         status = document.get("status")
+        if isinstance(status, str) and status not in (self._reported, errors.PENDING):
+            # BFL's own word, once per change (Pending is reported at every poll, below, with
+            # BFL's fraction done when it gives one); nobody watching: a no-op.
+            self._reported = status
+            report_progress(stage=status[:40])
         if status == errors.PENDING:
             _report_pending(document.get("progress"))
             return None
@@ -287,7 +307,7 @@ class Task:
         prompt = result.get("prompt")
         revised = prompt if isinstance(prompt, str) and _differs(prompt, self._prompt) else None
         image = GeneratedImage(media_type=header.media_type, data=data, revised_prompt=revised)
-        return Delivered(image, header.size)
+        return Delivered(image, header.size, self.cost_usd)
 
     # ------------------------------------------------------------------ time
 
@@ -384,15 +404,16 @@ def _json_object(content: bytes) -> dict[str, Any] | None:
     return document if isinstance(document, dict) else None
 
 
-def _cost(document: dict[str, Any]) -> float | None:
+def _cost_usd(document: dict[str, Any]) -> Decimal | None:
+    """BFL's ``cost`` (credits; 1 credit = $0.01) in USD, when it is a sane number."""
     cost = document.get("cost")
-    if not isinstance(cost, int | float) or isinstance(cost, bool):
+    if isinstance(cost, bool) or not isinstance(cost, int | float):
         return None
-    try:
-        number = float(cost)  # an integer of 400 digits does not fit a float
-    except OverflowError:
+    # The range first: math.isfinite() of an integer of 400 digits raises OverflowError, and
+    # NaN fails every comparison.
+    if not 0 <= cost < 1_000_000 or not math.isfinite(cost):
         return None
-    return number if math.isfinite(number) else None
+    return Decimal(str(cost)) / 100
 
 
 def _differs(revised: str, prompt: str) -> bool:

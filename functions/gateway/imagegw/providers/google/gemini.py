@@ -9,11 +9,12 @@ or the candidate's ``finishReason`` (shared/reference/providers.md §1.5).
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Any
 
 import imagegw.providers.google.output as output
-from imagegw.errors import UpstreamBadResponse
+from imagegw.errors import InvalidRequest, UpstreamBadResponse
 from imagegw.providers.base import GeneratedImage, ImageRequest, upstream_text
 from imagegw.providers.google.sizes import SizeChoice
 
@@ -46,13 +47,26 @@ class CallOutcome:
 
 
 def content_body(request: ImageRequest, choice: SizeChoice) -> dict[str, Any]:
+    """One call's body. An edit's input images go first, as inline parts, then the prompt
+    (Google's order for "edit this image": the instruction refers to the images before it)."""
     image_config: dict[str, Any] = {"aspectRatio": choice.aspect_ratio}
     if choice.tier is not None:
         image_config["imageSize"] = choice.tier
-    return {
-        "contents": [{"role": "user", "parts": [{"text": request.prompt}]}],
-        "generationConfig": {"responseModalities": ["IMAGE"], "imageConfig": image_config},
-    }
+    if request.mask is not None:
+        # The catalog marks these models maskless, so validation refuses a mask first.
+        raise InvalidRequest("Gemini image models take no mask.", param="mask")
+    parts: list[dict[str, Any]] = [
+        {"inlineData": {"mimeType": image.media_type, "data": _b64(image.data)}}
+        for image in request.images
+    ]
+    parts.append({"text": request.prompt})
+    generation_config: dict[str, Any] = {"responseModalities": ["IMAGE"]}
+    if request.is_edit and request.size is None:
+        # No size asked: Gemini keeps the input image's aspect ratio, as an edit should.
+        image_config.pop("aspectRatio")
+    if image_config:
+        generation_config["imageConfig"] = image_config
+    return {"contents": [{"role": "user", "parts": parts}], "generationConfig": generation_config}
 
 
 def parse_content(payload: Any, request: ImageRequest) -> CallOutcome:
@@ -98,3 +112,7 @@ def _usage(metadata: object) -> dict[str, int]:
         "total_tokens": metadata.get("totalTokenCount"),
     }
     return {name: value for name, value in fields.items() if isinstance(value, int)}
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

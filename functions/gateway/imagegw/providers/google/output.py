@@ -6,7 +6,7 @@ import re
 
 from imagegw.errors import UpstreamBadResponse
 from imagegw.providers.base import MEDIA_TYPES, GeneratedImage
-from imagegw.providers.google.dimensions import dimensions
+from imagegw.providers.dimensions import dimensions
 from imagegw.providers.google.sizes import SizeChoice
 
 _FORMATS = {media_type: name for name, media_type in MEDIA_TYPES.items()}

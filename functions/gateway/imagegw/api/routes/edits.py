@@ -1,0 +1,124 @@
+"""``POST /v1/images/edits`` (multipart or JSON) and the retired ``POST /v1/images/variations``.
+
+An edit is served like a generation (same delivery, headers, Idempotency-Key, limits) once its
+body is read (``api.edit_body``) and its inputs checked (``generation.edits``). docs/edits.md
+describes both encodings, the limits, the providers and the upload path for large inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from imagegw.api.deps import RuntimeDep, require_scope
+from imagegw.api.routes.images import gateway_base_url, request_deadline
+from imagegw.errors import EndpointRetired
+from imagegw.state.auth import SCOPE_GENERATE, Principal
+
+router = APIRouter(tags=["images"])
+Caller = Annotated[Principal, Depends(require_scope(SCOPE_GENERATE))]
+
+_REFERENCE = {
+    "type": "object",
+    "properties": {"image_url": {"type": "string"}, "file_id": {"type": "string"}},
+    "additionalProperties": False,
+}
+_SCALARS: dict[str, Any] = {
+    "prompt": {"type": "string"},
+    "model": {"type": "string"},
+    "n": {"type": "integer"},
+    "size": {"type": "string"},
+    "quality": {"type": "string"},
+    "background": {"type": "string"},
+    "output_format": {"type": "string"},
+    "output_compression": {"type": "integer"},
+    "input_fidelity": {"type": "string"},
+    "response_format": {"type": "string"},
+    "user": {"type": "string"},
+    "safety_identifier": {"type": "string"},
+}
+_EDIT_DOCUMENTATION: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image", "prompt"],
+                    "properties": {
+                        "image": {"type": "string", "format": "binary"},
+                        "image[]": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "maxItems": 16,
+                        },
+                        "mask": {"type": "string", "format": "binary"},
+                        **_SCALARS,
+                    },
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["images", "prompt"],
+                    "properties": {
+                        "images": {
+                            "type": "array",
+                            "items": _REFERENCE,
+                            "minItems": 1,
+                            "maxItems": 16,
+                        },
+                        "mask": _REFERENCE,
+                        **_SCALARS,
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+@router.post(
+    "/v1/images/edits",
+    summary="Edit images, or make new ones from reference images (OpenAI Images API)",
+    openapi_extra=_EDIT_DOCUMENTATION,
+)
+async def create_edit(request: Request, caller: Caller, runtime: RuntimeDep) -> Response:
+    # Imported on the first edit, as the generation path is (routes/images.py).
+    from imagegw.api.edit_body import read_edit_submission
+    from imagegw.generation.edits import edit_images
+
+    settings = runtime.settings
+    submission = await read_edit_submission(request, max_body_bytes=settings.edit_max_body_bytes)
+    base_url = gateway_base_url(request, settings.public_base_url)
+    limited = settings.enforce_response_limit or "aws.event" in request.scope
+    outcome = await edit_images(
+        runtime,
+        caller,
+        submission,
+        base_url=base_url,
+        deadline=request_deadline(request, runtime),
+        response_limit=settings.max_response_bytes if limited else None,
+        idempotency_key=request.headers.get("idempotency-key"),
+    )
+    return Response(
+        content=outcome.content,
+        media_type="application/json",
+        headers=outcome.headers,
+    )
+
+
+@router.post(
+    "/v1/images/variations",
+    summary="Retired upstream: use /v1/images/edits",
+    status_code=410,
+)
+async def create_variation() -> Response:
+    raise EndpointRetired(
+        "POST /v1/images/variations is retired: OpenAI removed the endpoint with dall-e-2 "
+        "(shut down 2026-05-12), and no model this gateway serves makes variations. Use "
+        "POST /v1/images/edits (client.images.edit) with the image and a prompt that "
+        "describes the variation you want; GET /v1/models lists the models that edit "
+        "(capabilities.edits).",
+    )

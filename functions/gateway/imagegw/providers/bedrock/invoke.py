@@ -1,0 +1,66 @@
+"""Stability's text-to-image models on Amazon Bedrock: one ``InvokeModel`` body and its answer.
+
+The same flat envelope serves Stable Image Ultra, Stable Image Core and SD3.5 Large
+(shared/reference/providers-2.md §1.2): ``prompt``, ``aspect_ratio`` (never a size),
+``negative_prompt``, ``seed`` and ``output_format``; exactly one image per call. The answer is
+``{"seeds": [...], "finish_reasons": [...], "images": [...]}``. A filtered prompt or image is an
+HTTP 200 whose ``finish_reasons`` names the filter ("Filter reason: prompt" / "output image" /
+"input image") with no usable image: a withheld slot here, never an image.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from imagegw.errors import UpstreamBadResponse, UpstreamError
+from imagegw.providers.aspect_ratios import RatioChoice
+from imagegw.providers.base import MEDIA_TYPES, GeneratedImage, ImageRequest
+from imagegw.providers.dimensions import image_format
+from imagegw.providers.fanout import Slot
+
+FILTER_PREFIX = "Filter reason"
+
+
+def invoke_body(request: ImageRequest, choice: RatioChoice) -> bytes:
+    body: dict[str, Any] = {"prompt": request.prompt, "aspect_ratio": choice.aspect_ratio}
+    if request.negative_prompt:
+        body["negative_prompt"] = request.negative_prompt
+    if request.seed is not None:
+        body["seed"] = request.seed
+    if request.output_format is not None:
+        body["output_format"] = request.output_format
+    return json.dumps(body, ensure_ascii=False).encode("utf-8")
+
+
+def parse_answer(content: bytes) -> Slot:
+    try:
+        payload = json.loads(content)
+    except (ValueError, RecursionError) as exc:
+        raise UpstreamBadResponse("Amazon Bedrock answered with a body that is not JSON.") from exc
+    if not isinstance(payload, dict):
+        raise UpstreamBadResponse("Amazon Bedrock answered with something other than an object.")
+    reason = _first(payload.get("finish_reasons"))
+    if isinstance(reason, str) and reason.startswith(FILTER_PREFIX):
+        return Slot(None, filter_reason=reason[:80])
+    if reason is not None:
+        # "Inference error": the model ran and failed; whether it was billed is not said.
+        raise UpstreamError(f"Amazon Bedrock could not generate the image ({str(reason)[:80]}).")
+    images = payload.get("images")
+    if not isinstance(images, list) or len(images) != 1 or not isinstance(images[0], str):
+        count = len(images) if isinstance(images, list) else "no list of"
+        raise UpstreamBadResponse(
+            f"Amazon Bedrock answered with {count} images where one was expected."
+        )
+    kind = image_format(images[0])
+    if kind is None:
+        raise UpstreamBadResponse("Amazon Bedrock answered with data that is not a PNG or JPEG.")
+    seed = _first(payload.get("seeds"))
+    return Slot(
+        GeneratedImage.from_upstream_b64(images[0], media_type=MEDIA_TYPES[kind]),
+        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+    )
+
+
+def _first(values: object) -> object:
+    return values[0] if isinstance(values, list) and values else None

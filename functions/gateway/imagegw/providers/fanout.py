@@ -1,0 +1,107 @@
+"""``n`` images from an upstream that makes one per call: ``n`` calls, bounded, under one deadline.
+
+Each call runs when one of ``max_parallel`` places is free and gets the time left of the
+request's budget. At the deadline the calls still running are abandoned (counted as failed, told
+as a timeout). Images that arrived are delivered even when other calls failed (they were paid
+for), and the caller is told how many are missing and why: withheld by a filter
+(``images_filtered``) or failed (``images_failed``). With no image at all the request fails: as a
+content-policy violation naming the filter when every missing image was filtered, else with the
+first failure. Never a 200 with fewer images than asked and nothing said.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from imagegw.errors import ContentPolicyViolation, GatewayError, UpstreamTimeout
+from imagegw.providers.base import GeneratedImage
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One call's answer: an image, or the reason a filter withheld it. Failures are raised."""
+
+    image: GeneratedImage | None
+    filter_reason: str | None = None
+    seed: int | None = None
+
+
+@dataclass
+class Collected:
+    images: list[GeneratedImage] = field(default_factory=list)
+    seeds: list[int | None] = field(default_factory=list)
+    filter_reasons: list[str] = field(default_factory=list)
+    failures: list[GatewayError] = field(default_factory=list)
+
+
+async def fan_out(
+    n: int,
+    timeout_seconds: float,
+    max_parallel: int,
+    call: Callable[[float], Awaitable[Slot]],
+) -> Sequence[asyncio.Future[Slot]]:
+    """Runs ``call(seconds_left)`` ``n`` times; every returned future is done or cancelled."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_seconds
+    gate = asyncio.Semaphore(max_parallel)
+
+    async def one() -> Slot:
+        async with gate:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise UpstreamTimeout(
+                    "The request's deadline passed before this image's call was sent."
+                )
+            return await call(remaining)
+
+    calls = [asyncio.ensure_future(one()) for _ in range(n)]
+    try:
+        _, late = await asyncio.wait(calls, timeout=timeout_seconds)
+    finally:
+        for pending in calls:
+            pending.cancel()  # no-op for finished calls; stops the rest if we are cancelled
+    if late:
+        await asyncio.wait(late)
+    return calls
+
+
+def collect(
+    calls: Sequence[asyncio.Future[Slot]],
+    *,
+    n: int,
+    too_slow: Callable[[], GatewayError],
+    filtered_message: str,
+) -> Collected:
+    """The images in call order and what happened to the others; raises when none arrived."""
+    collected = Collected()
+    for call in calls:
+        if call.cancelled():  # still running at the deadline
+            collected.failures.append(too_slow())
+            continue
+        error = call.exception()
+        if isinstance(error, ContentPolicyViolation):
+            collected.filter_reasons.append(error.message)
+        elif isinstance(error, GatewayError):
+            collected.failures.append(error)
+        elif error is not None:
+            raise error  # a bug, not an upstream failure: let it be seen
+        else:
+            slot = call.result()
+            if slot.image is None:
+                collected.filter_reasons.append(slot.filter_reason or "filtered")
+            else:
+                collected.images.append(slot.image)
+                collected.seeds.append(slot.seed)
+    if collected.images:
+        return collected
+    if collected.filter_reasons and not collected.failures:
+        reasons = ", ".join(sorted(set(collected.filter_reasons)))
+        count = len(collected.filter_reasons)
+        raise ContentPolicyViolation(
+            f"{filtered_message} {count} of {n} image{'s were' if count > 1 else ' was'} "
+            f"withheld ({reasons}) and none was generated.",
+            code="content_policy_violation",
+        )
+    raise collected.failures[0]

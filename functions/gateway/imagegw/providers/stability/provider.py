@@ -1,0 +1,166 @@
+"""The stability provider: Stability AI's own REST API (v2beta), over the shared HTTP client.
+
+One image per call: ``n`` images are ``n`` calls, bounded and under the request's deadline
+(``fanout``), each a multipart POST with ``accept: application/json`` (base64 back, as every other
+upstream). Nothing is repeated here: the retry wrapper repeats only what cannot bill twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from imagegw.errors import (
+    GatewayError,
+    ProviderNotConfigured,
+    UpstreamBadResponse,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
+from imagegw.providers import aspect_ratios, fanout
+from imagegw.providers.base import ImageProvider, ImageRequest, ImageResult
+from imagegw.providers.dimensions import image_format, size
+from imagegw.providers.stability import multipart
+from imagegw.providers.stability.translation import (
+    CONTENT_POLICY_MESSAGE,
+    form_fields,
+    parse_answer,
+    translate_error,
+)
+
+DEFAULT_BASE_URL = "https://api.stability.ai"
+MAX_PARALLEL_CALLS = 4
+ENDPOINTS = ("ultra", "core", "sd3")
+# An answer is one base64 image (a few MB); anything far larger is not one.
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+
+
+class StabilityProvider(ImageProvider):
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        api_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        connect_timeout_seconds: float = 10.0,
+        max_parallel_calls: int = MAX_PARALLEL_CALLS,
+    ) -> None:
+        self._http = http
+        self._base_url = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+        self._connect_timeout = connect_timeout_seconds
+        self._max_parallel = max_parallel_calls
+
+    async def generate(self, request: ImageRequest) -> ImageResult:
+        spec = request.spec
+        endpoint = spec.upstream_option("endpoint")
+        table = spec.upstream_option("size_table")
+        if endpoint not in ENDPOINTS or table not in aspect_ratios.SIZE_TABLES:
+            raise ProviderNotConfigured(
+                f"The catalog entry of `{spec.id}` does not say how to reach it: it needs "
+                f"upstream_options.endpoint (one of {', '.join(ENDPOINTS)}) and "
+                f"upstream_options.size_table (one of {', '.join(aspect_ratios.SIZE_TABLES)})."
+            )
+        choice = aspect_ratios.choose(
+            table, request.size or spec.default_size or "1024x1024", model_id=spec.id
+        )
+        url = f"{self._base_url}/v2beta/stable-image/generate/{endpoint}"
+        fields = form_fields(request, choice, endpoint)
+
+        async def one_image(seconds_left: float) -> fanout.Slot:
+            # A fresh boundary per call; the body is small (text fields only).
+            body, content_type = multipart.encode(fields)
+            content = await self._post(url, body, content_type, seconds_left)
+            return parse_answer(content)
+
+        calls = await fanout.fan_out(
+            request.n, request.timeout_seconds, self._max_parallel, one_image
+        )
+        collected = fanout.collect(
+            calls,
+            n=request.n,
+            too_slow=lambda: _too_slow(request),
+            filtered_message=CONTENT_POLICY_MESSAGE,
+        )
+        images = collected.images
+        found = size(images[0].b64())
+        extra: dict[str, Any] = {"aspect_ratio": choice.aspect_ratio}
+        if any(seed is not None for seed in collected.seeds):
+            extra["seeds"] = collected.seeds
+        return ImageResult(
+            images=images,
+            size=found or choice.nominal,
+            output_format=image_format(images[0].b64()),
+            filtered=len(collected.filter_reasons),
+            failed=len(collected.failures),
+            extra=extra,
+        )
+
+    async def _post(
+        self, url: str, body: bytes, content_type: str, seconds_left: float
+    ) -> bytearray:
+        timeout = httpx.Timeout(seconds_left, connect=min(self._connect_timeout, seconds_left))
+        request = self._http.build_request(
+            "POST",
+            url,
+            content=body,
+            headers={**self._headers, "Content-Type": content_type},
+            timeout=timeout,
+        )
+        answered = False
+        try:
+            # httpx's read timeout restarts with every chunk: the deadline bounds the whole call.
+            async with asyncio.timeout(seconds_left):
+                response = await self._http.send(request, stream=True)
+                answered = True
+                try:
+                    content = await _read_capped(response)
+                finally:
+                    await response.aclose()
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise UpstreamUnreachable(
+                "The gateway could not connect to Stability AI; the request was not sent."
+            ) from exc
+        except (httpx.TimeoutException, TimeoutError) as exc:
+            raise UpstreamTimeout(
+                "Stability AI did not answer in time. The image may still have been generated "
+                "and billed, so the gateway does not retry on its own."
+            ) from exc
+        except httpx.HTTPError as exc:
+            if answered:
+                raise UpstreamBadResponse("Stability AI's answer was cut short.") from exc
+            raise UpstreamError(
+                "The connection to Stability AI failed while the request was in flight. The "
+                "image may still have been generated, so the gateway does not retry on its own."
+            ) from exc
+        if response.status_code != 200:
+            raise translate_error(response.status_code, content, response.headers)
+        return content
+
+
+async def _read_capped(response: httpx.Response) -> bytearray:
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+        raise _too_large()
+    content = bytearray()
+    async for piece in response.aiter_bytes():
+        content += piece
+        if len(content) > MAX_ANSWER_BYTES:
+            raise _too_large()
+    return content
+
+
+def _too_large() -> UpstreamBadResponse:
+    return UpstreamBadResponse(
+        f"Stability AI answered with more than {MAX_ANSWER_BYTES} bytes: not one image."
+    )
+
+
+def _too_slow(request: ImageRequest) -> GatewayError:
+    return UpstreamTimeout(
+        f"Stability AI did not answer within {request.timeout_seconds:g} seconds. The image "
+        "may still have been generated upstream, so the gateway does not retry on its own."
+    )
