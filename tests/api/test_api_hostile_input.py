@@ -183,3 +183,29 @@ def test_a_content_length_of_thousands_of_digits_is_a_413(client: TestClient) ->
     )
     with pytest.raises(PayloadTooLarge):
         asyncio.run(read_json_body(request, 1024))
+
+
+# ------------------------------------------------------------------------------ edits (JSON)
+
+
+@pytest.mark.parametrize(
+    ("member", "param", "code"),
+    [
+        pytest.param('"prompt": "add a hat \\ud800"', "prompt", "invalid_unicode", id="surrogate"),
+        pytest.param('"n": ' + "9" * 5000, "n", "integer_above_max_value", id="huge-integer"),
+        pytest.param('"n": NaN', "n", "invalid_json", id="nan"),
+        pytest.param(
+            '"images": [{"image_url": "data:image/png;base64,\\udfff"}]',
+            "images",
+            "invalid_unicode",
+            id="surrogate-in-an-image-url",
+        ),
+    ],
+)
+def test_a_json_edit_with_a_hostile_value_is_a_400_naming_it(
+    client: TestClient, member: str, param: str, code: str
+) -> None:
+    body = '{"model": "local/sketch", "prompt": "add a hat", ' + member + "}"
+    body = body.replace('"prompt": "add a hat", "prompt"', '"prompt"')
+    response = client.post("/v1/images/edits", content=body.encode("ascii"), headers=JSON_HEADERS)
+    assert_error(response, 400, code=code, param=param)

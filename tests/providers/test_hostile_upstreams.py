@@ -19,6 +19,7 @@ from imagegw.providers.bfl.provider import BflProvider
 from imagegw.providers.bfl.task import Endpoint
 from imagegw.providers.google.provider import GeminiApi, GoogleProvider, Vertex
 from imagegw.providers.openai import OpenAIProvider
+from imagegw.providers.stability.provider import StabilityProvider
 
 from support.hostile_upstream import (
     ABUSES,
@@ -35,6 +36,7 @@ OPENAI_KEY = "sk-hostile-test-0123456789abcdef"
 GEMINI_KEY = "AIzaHostileTestKey0123456789abcdefghij"
 VERTEX_TOKEN = "ya29.hostile-test-token-0123456789abcdef"
 BFL_KEY = "bfl-hostile-test-key-0123456789abcdef"
+STABILITY_KEY = "sk-stability-hostile-0123456789abcdef"
 
 
 class FixedToken:
@@ -69,6 +71,14 @@ def _bfl_error(message: str) -> bytes:
     return json.dumps({"detail": message}).encode()
 
 
+def _stability(origin: str, http: httpx.AsyncClient) -> ImageProvider:
+    return StabilityProvider(http, api_key=STABILITY_KEY, base_url=origin)
+
+
+def _stability_error(message: str) -> bytes:
+    return json.dumps({"name": "bad_request", "errors": [message]}).encode()
+
+
 PROVIDER_TARGETS: list[ProviderTarget] = [
     ProviderTarget(
         "openai",
@@ -94,6 +104,13 @@ PROVIDER_TARGETS: list[ProviderTarget] = [
         lambda: catalog_request("bfl/flux-2-pro"),
         secrets=(BFL_KEY,),
         error_body=_bfl_error,
+    ),
+    ProviderTarget(
+        "stability",
+        _stability,
+        lambda: catalog_request("stability/stable-image-core"),
+        secrets=(STABILITY_KEY,),
+        error_body=_stability_error,
     ),
 ]
 

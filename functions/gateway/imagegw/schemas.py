@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Collection
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, ValidationError
@@ -66,6 +67,23 @@ _TYPE_NAMES = {
 
 def parse_generation_request(raw: bytes) -> ImageGenerationRequest:
     """Bytes of a request body to a typed request, or the ``InvalidRequest`` that says why not."""
+    document = load_json_object(raw, known=ImageGenerationRequest.model_fields)
+    # null means absent for every field, the required prompt included (missing, then).
+    given = {key: value for key, value in document.items() if value is not None}
+    try:
+        return ImageGenerationRequest.model_validate(given)
+    except ValidationError as exc:
+        raise _first_problem(exc) from exc
+
+
+def load_json_object(raw: bytes, *, known: Collection[str] | None = None) -> dict[str, Any]:
+    """A client's JSON body as an object, or the ``InvalidRequest`` that says why not. Total.
+
+    Refuses what no request can hold before anything reads it: nesting beyond the recursion
+    limit, lone surrogates, integers beyond ``MAX_INTEGER_DIGITS``, NaN and Infinity
+    (``first_unusable_value``; values are checked for the ``known`` names, every name when
+    None). Every parser of a client's JSON body goes through here.
+    """
     try:
         document = json.loads(
             raw,
@@ -85,15 +103,10 @@ def parse_generation_request(raw: bytes) -> ImageGenerationRequest:
         ) from exc
     if not isinstance(document, dict):
         raise MalformedBody("The request body must be a JSON object.")
-    problem = first_unusable_value(document)
+    problem = first_unusable_value(document, known=known)
     if problem is not None:
         raise problem
-    # null means absent for every field, the required prompt included (missing, then).
-    given = {key: value for key, value in document.items() if value is not None}
-    try:
-        return ImageGenerationRequest.model_validate(given)
-    except ValidationError as exc:
-        raise _first_problem(exc) from exc
+    return document
 
 
 # Longer integer literals are refused before Python converts them: int() of a long digit string
@@ -145,7 +158,9 @@ def printable_name(name: str) -> str:
     return name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def first_unusable_value(document: dict[str, Any]) -> InvalidRequest | None:
+def first_unusable_value(
+    document: dict[str, Any], *, known: Collection[str] | None = None
+) -> InvalidRequest | None:
     """The error for the first value no request can hold, named by its top-level parameter.
 
     Lone surrogates (in names, or at any depth in the value of a known parameter), integers of
@@ -164,7 +179,7 @@ def first_unusable_value(document: dict[str, Any]) -> InvalidRequest | None:
                 code="invalid_unicode",
             )
     for name, value in document.items():
-        if name not in ImageGenerationRequest.model_fields:
+        if known is not None and name not in known:
             continue
         pending: list[Any] = [value]
         while pending:

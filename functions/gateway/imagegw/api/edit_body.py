@@ -15,7 +15,6 @@ multipart parser (Starlette's, on python-multipart) spools files over 1 MB to a 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -41,6 +40,7 @@ from imagegw.generation.edit_request import (
     EditSubmission,
     ImageSource,
 )
+from imagegw.schemas import load_json_object
 
 IMAGE_FIELDS = ("image", "image[]")
 MASK_FIELD = "mask"
@@ -156,14 +156,9 @@ def _typed(name: str, text: str) -> Any:
 
 
 def from_json(raw: bytes) -> EditSubmission:
-    try:
-        document = json.loads(raw)
-    except RecursionError as exc:
-        raise MalformedBody("The request body's JSON is nested too deeply.") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedBody(f"The request body is not valid JSON ({exc}).") from exc
-    if not isinstance(document, dict):
-        raise MalformedBody("The request body must be a JSON object.")
+    # Total (schemas.load_json_object): deep nesting, lone surrogates, integers of thousands
+    # of digits, NaN and Infinity are 400s naming their field, never a 500.
+    document = load_json_object(raw)
     fields: dict[str, Any] = {}
     images: list[ImageSource] = []
     mask: ImageSource | None = None

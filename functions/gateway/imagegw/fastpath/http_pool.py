@@ -40,7 +40,7 @@ from imagegw.errors import UpstreamBadResponse
 
 if TYPE_CHECKING:
     import ssl
-    from collections.abc import AsyncGenerator, Iterable
+    from collections.abc import AsyncGenerator, Callable, Iterable
 
     from httpcore._async.interfaces import AsyncConnectionInterface
     from httpcore._backends.base import SOCKET_OPTION
@@ -275,7 +275,13 @@ async def _read_body(response: httpx.Response, max_bytes: int | None) -> bytearr
     return body
 
 
-async def iter_body(response: httpx.Response, max_bytes: int | None) -> AsyncGenerator[bytes, None]:
+async def iter_body(
+    response: httpx.Response,
+    max_bytes: int | None,
+    *,
+    too_large: Callable[[int], Exception] | None = None,
+    undecodable: Callable[[str], Exception] | None = None,
+) -> AsyncGenerator[bytes, None]:
     """The answer's (decoded) bytes as they arrive, never more than ``max_bytes`` in all.
 
     For answers read piece by piece (event streams) under the same rules as ``post_for_body``:
@@ -283,17 +289,22 @@ async def iter_body(response: httpx.Response, max_bytes: int | None) -> AsyncGen
     beyond it is cut off (``UpstreamBadResponse``), gzip and deflate are inflated in bounded
     pieces and other encodings refused. Send the request with ``ACCEPT_ENCODING`` and close
     the response when done: one not read to its end is then never reused.
+
+    ``too_large(limit)`` and ``undecodable(reason)`` make the exceptions raised (default: the
+    502 ``UpstreamBadResponse``); a reader of something a caller named (an image URL) raises
+    the caller's 4xx instead.
     """
     limit = sys.maxsize if max_bytes is None else max_bytes
+    refuse_size = too_large or answer_too_large
     if response.is_stream_consumed:
         # Read already: a transport that answers from memory (httpx.MockTransport in tests).
         if len(response.content) > limit:
-            raise answer_too_large(limit)
+            raise refuse_size(limit)
         yield response.content
         return
     declared = declared_length(response.headers.get("content-length"))
     if declared is not None and declared > limit:
-        raise answer_too_large(limit)
+        raise refuse_size(limit)
     encoding = response.headers.get("content-encoding", "").strip().lower()
     if encoding in ("", "identity"):
         received = 0
@@ -302,10 +313,10 @@ async def iter_body(response: httpx.Response, max_bytes: int | None) -> AsyncGen
             # (chunked, or until close) the cap is all that ends it.
             received += len(piece)
             if received > limit:
-                raise answer_too_large(limit)
+                raise refuse_size(limit)
             yield piece
         return
-    inflater = _Inflater(encoding, limit)
+    inflater = _Inflater(encoding, limit, refuse_size, undecodable or _undecodable)
     async for piece in response.aiter_raw():
         inflated = inflater.feed(piece)
         if inflated:
@@ -315,15 +326,24 @@ async def iter_body(response: httpx.Response, max_bytes: int | None) -> AsyncGen
         yield rest
 
 
+def _undecodable(reason: str) -> UpstreamBadResponse:
+    return UpstreamBadResponse(f"The upstream answered with {reason}.")
+
+
 class _Inflater:
     """gzip or deflate decoded in bounded pieces, the total checked against the cap."""
 
-    def __init__(self, encoding: str, limit: int) -> None:
+    def __init__(
+        self,
+        encoding: str,
+        limit: int,
+        too_large: Callable[[int], Exception],
+        undecodable: Callable[[str], Exception],
+    ) -> None:
+        self._too_large = too_large
+        self._undecodable = undecodable
         if encoding not in ("gzip", "x-gzip", "deflate"):
-            raise UpstreamBadResponse(
-                f"The upstream answered in an encoding the gateway did not ask for "
-                f"({encoding[:40]!r})."
-            )
+            raise undecodable(f"an encoding the gateway did not ask for ({encoding[:40]!r})")
         # gzip: the gzip header (or zlib's, which some servers send); deflate: zlib's wrapper,
         # or raw deflate as some servers send it (httpx accepts both too).
         self._raw_fallback = encoding == "deflate"
@@ -340,9 +360,7 @@ class _Inflater:
                 self._raw_fallback = False
                 self._decoder = zlib.decompressobj(-zlib.MAX_WBITS)
                 return self.feed(data)
-            raise UpstreamBadResponse(
-                "The upstream answered with a compressed body that does not decompress."
-            ) from exc
+            raise self._undecodable("a compressed body that does not decompress") from exc
 
     def _inflate(self, data: bytes) -> bytes:
         pieces = []
@@ -358,13 +376,11 @@ class _Inflater:
         try:
             rest = self._decoder.flush(_INFLATE_PIECE)
         except zlib.error as exc:
-            raise UpstreamBadResponse(
-                "The upstream answered with a compressed body that does not decompress."
-            ) from exc
+            raise self._undecodable("a compressed body that does not decompress") from exc
         self._count(len(rest))
         return rest
 
     def _count(self, produced: int) -> None:
         self._produced += produced
         if self._produced > self._limit:
-            raise answer_too_large(self._limit)
+            raise self._too_large(self._limit)

@@ -20,6 +20,7 @@ answer nobody receives, so the task then ends with a 504 that says the image may
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 from collections.abc import Callable, Coroutine
@@ -35,7 +36,6 @@ from imagegw.errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
-from imagegw.fastpath import upstream_json
 from imagegw.providers.base import GeneratedImage
 from imagegw.providers.bfl import errors
 from imagegw.providers.bfl.transport import (
@@ -397,9 +397,10 @@ def _download_failed(what: str) -> UpstreamError:
 
 def _json_object(content: bytes) -> dict[str, Any] | None:
     try:
-        # Total: deep nesting, NaN and Infinity are a ValueError too.
-        document = upstream_json.parse(content)
-    except ValueError:
+        # NaN is tolerated here (a task that may be billed is not refused over its cost, which
+        # _cost_usd checks); nesting beyond the recursion limit is not JSON.
+        document = json.loads(content)
+    except (ValueError, RecursionError):
         return None
     return document if isinstance(document, dict) else None
 

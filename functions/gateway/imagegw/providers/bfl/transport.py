@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import httpx
 
-from imagegw.errors import UpstreamBadResponse
 from imagegw.fastpath.http_pool import ACCEPT_ENCODING, declared_length, iter_body
 
 BFL_DOMAIN = "bfl.ai"
@@ -142,12 +141,10 @@ async def _read(response: httpx.Response, limit: int) -> bytes:
     body = bytearray()
     try:
         # Decoded in bounded pieces (http_pool.iter_body): a gzip bomb stops at the limit.
-        async for piece in iter_body(response, limit):
+        async for piece in iter_body(
+            response, limit, too_large=lambda cap: BodyTooLarge(None, cap)
+        ):
             body += piece
-    except UpstreamBadResponse as exc:
-        if len(body) >= limit or "larger than" in exc.message:
-            raise BodyTooLarge(None, limit) from exc
-        raise
     except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
         raise Truncated(f"the answer broke off after {len(body)} bytes") from exc
     return bytes(body)
