@@ -31,11 +31,23 @@ RUNTIME_BOTO3 := $(shell sed -n 's/^boto3==//p' layers/deps/requirements.txt)
 .PHONY: dev test lint typecheck pytest format validate python312 build package-check clean bench load \
 	catalog
 
-$(VENV)/.installed: requirements-dev.txt layers/deps/requirements.txt
+$(VENV)/.installed: requirements-dev.txt layers/deps/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install $(PIP_FLAGS) --upgrade pip
 	$(BIN)/python -m pip install $(PIP_FLAGS) -r requirements-dev.txt
+	# The `imagegw` command (pyproject [project.scripts]), editable: it runs this checkout. Its
+	# egg-info goes: `sam build` copies functions/gateway as it is into the Lambda package.
+	$(BIN)/python -m pip install $(PIP_FLAGS) --no-deps --editable .
+	rm -rf functions/gateway/imagegw.egg-info
 	touch $@
+
+# The playground's browser test drives Debian's chromium through playwright (which cannot
+# download its own browsers here). Installed by apt when missing: the test fails without it.
+CHROMIUM ?= /usr/bin/chromium
+$(CHROMIUM):
+	$$([ "$$(id -u)" = 0 ] || echo sudo) apt-get update -qq
+	$$([ "$$(id -u)" = 0 ] || echo sudo) env DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core
 
 $(SAM_VENV)/.installed: requirements-sam.txt
 	$(PYTHON) -m venv $(SAM_VENV)
@@ -53,8 +65,13 @@ UVICORN_FLAGS := --no-access-log \
 	--timeout-keep-alive 5 \
 	--timeout-graceful-shutdown 10
 
+# What the template sets for the functions too: glibc keeps large buffers between requests.
+GLIBC_TUNABLES_SETTING := glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=134217728
+
 dev: $(VENV)/.installed
 	IMAGEGW_API_KEYS="$${IMAGEGW_API_KEYS:-$(DEV_API_KEY)}" \
+	GLIBC_TUNABLES="$${GLIBC_TUNABLES:-$(GLIBC_TUNABLES_SETTING)}" \
+	IMAGEGW_PLAYGROUND="$${IMAGEGW_PLAYGROUND:-true}" \
 	$(BIN)/uvicorn imagegw.entrypoints.app:create_app --factory --host 127.0.0.1 --port $(PORT) \
 	$(UVICORN_FLAGS)
 
@@ -69,8 +86,8 @@ typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
 # tests/deploy runs cfn-lint, `sam validate --lint` and the SAM translation from .venv-sam.
-pytest: $(VENV)/.installed $(SAM_VENV)/.installed
-	$(BIN)/pytest
+pytest: $(VENV)/.installed $(SAM_VENV)/.installed $(CHROMIUM)
+	CHROMIUM=$(CHROMIUM) $(BIN)/pytest
 
 # Not part of `make test`: benchmarks measure, they do not pass or fail. A few minutes on 2 cores;
 # the report goes to stdout and into bench/RESULTS.md.

@@ -6,10 +6,9 @@ polls the job like a client would.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from api_support import GENERATIONS, assert_error, bearer, client_for
+from api_support import GENERATIONS, assert_error, bearer, client_for, drain_jobs
 from fastapi.testclient import TestClient
 
 from imagegw.entrypoints.runtime import Runtime
@@ -23,14 +22,14 @@ REQUEST = {"model": "gpt-image-1.5", "prompt": "a red bicycle", "n": 2}
 
 
 def wait_for(client: TestClient, location: str, headers: dict[str, str]) -> dict[str, Any]:
-    for _ in range(200):
-        response = client.get(location, headers=headers)
-        assert response.status_code == 200, response.text
-        view: dict[str, Any] = response.json()
-        if view["status"] in ("succeeded", "failed"):
-            return view
-        time.sleep(0.01)
-    raise AssertionError("the job did not finish")
+    """The job's view once every job started so far has finished (the in-process queue's
+    tasks, awaited on the app's own event loop: no polling)."""
+    drain_jobs(client)
+    response = client.get(location, headers=headers)
+    assert response.status_code == 200, response.text
+    view: dict[str, Any] = response.json()
+    assert view["status"] in ("succeeded", "failed"), view
+    return view
 
 
 def test_respond_async_answers_202_and_the_job_succeeds_with_links(
@@ -115,3 +114,53 @@ def test_without_the_preference_the_call_stays_synchronous(client: TestClient) -
     assert response.status_code == 200
     assert "preference-applied" not in response.headers
     assert len(response.json()["data"]) == 2
+
+
+def test_an_idempotency_key_names_the_job_so_a_repeat_gets_the_same_job(
+    client: TestClient, fake_provider: FakeProvider
+) -> None:
+    headers = {**ASYNC, "Idempotency-Key": "batch-line-7"}
+    first = client.post(GENERATIONS, json=REQUEST, headers=headers)
+    assert first.status_code == 202, first.text
+    done = wait_for(client, first.headers["location"], AUTH)
+    assert done["status"] == "succeeded"
+
+    again = client.post(GENERATIONS, json=REQUEST, headers=headers)
+    assert again.status_code == 202, again.text
+    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["status"] == "succeeded"  # the job as it is now, not a new one
+    assert len(fake_provider.requests) == 1  # generated once
+
+    other_key = client.post(
+        GENERATIONS, json=REQUEST, headers={**ASYNC, "Idempotency-Key": "batch-line-8"}
+    )
+    assert other_key.json()["id"] != first.json()["id"]
+
+
+def test_an_idempotency_key_reused_for_another_job_body_is_a_422(
+    client: TestClient, fake_provider: FakeProvider
+) -> None:
+    headers = {**ASYNC, "Idempotency-Key": "batch-line-9"}
+    assert client.post(GENERATIONS, json=REQUEST, headers=headers).status_code == 202
+    other = {**REQUEST, "prompt": "a blue bicycle"}
+    assert_error(
+        client.post(GENERATIONS, json=other, headers=headers),
+        422,
+        code="idempotency_key_reused",
+        param="Idempotency-Key",
+    )
+    assert_error(
+        client.post(GENERATIONS, json=REQUEST, headers={**ASYNC, "Idempotency-Key": "k" * 256}),
+        400,
+        code="invalid_value",
+        param="Idempotency-Key",
+    )
+
+
+def test_idempotency_keys_of_two_clients_name_different_jobs() -> None:
+    from imagegw.state.jobs.model import idempotent_job_id, is_valid_job_id
+
+    first = idempotent_job_id("team-a", "line-1")
+    assert is_valid_job_id(first)
+    assert first == idempotent_job_id("team-a", "line-1")
+    assert first != idempotent_job_id("team-b", "line-1")

@@ -124,6 +124,7 @@ def test_list_shows_names_scopes_and_models_but_never_keys_or_hashes(
     assert code == 0, err
     assert out.splitlines() == [
         "team-a\tscopes=images:generate,models:read\tmodels=openai/*\trate=-\tquota=-"
+        "\tdaily_budget=-\tmonthly_budget=-"
     ]
     assert key not in out + err
     assert not HEX_DIGEST.search(out + err)
@@ -221,3 +222,55 @@ def test_create_refuses_limits_the_gateway_would_reject(
     assert code == 2
     assert "'rate' must be a positive whole number" in err
     assert not path.exists()
+
+
+def test_budgets_are_set_at_creation_changed_later_and_enforced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "keys.json"
+    where = ("--file", str(path))
+    code, out, err = run(
+        capsys, *where, "create", "--name", "team-a", "--daily-budget-usd", "0.25",
+        "--monthly-budget-usd", "$40",
+    )  # fmt: skip
+    assert code == 0, err
+    key = out.strip()
+    (entry,) = json.loads(path.read_text(encoding="utf-8"))["keys"]
+    assert (entry["daily_budget_usd"], entry["monthly_budget_usd"]) == (0.25, 40)
+    code, out, _ = run(capsys, *where, "list")
+    assert "daily_budget=$0.25\tmonthly_budget=$40.00" in out
+
+    gpt = {"model": "gpt-image-2", "prompt": "a kite", "quality": "high", "size": "1024x1024"}
+    runtime = Runtime(
+        Settings(api_keys_file=path), providers={"openai": FakeProvider()}, clock=FakeClock()
+    )
+    with client_for(runtime) as client:
+        # The first request may cost up to $0.211: it fits $0.25; a second would not.
+        assert client.post(GENERATIONS, json=gpt, headers=bearer(key)).status_code == 200
+        code, _, err = run(capsys, *where, "budget", "--name", "team-a", "--daily-usd", "0.1")
+        assert code == 0, err
+        refused = client.post(GENERATIONS, json=gpt, headers=bearer(key))
+        assert_error(refused, 402, code="insufficient_balance", error_type="billing_error")
+        code, _, err = run(capsys, *where, "budget", "--name", "team-a", "--daily-usd", "none")
+        assert code == 0, err
+        assert client.post(GENERATIONS, json=gpt, headers=bearer(key)).status_code == 200
+    (entry,) = json.loads(path.read_text(encoding="utf-8"))["keys"]
+    assert "daily_budget_usd" not in entry
+    assert entry["monthly_budget_usd"] == 40
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["create", "--name", "x", "--daily-budget-usd", "lots"], "is not an amount of USD"),
+        (["create", "--name", "x", "--monthly-budget-usd", "-5"], "must be a positive amount"),
+        (["budget", "--name", "nobody", "--daily-usd", "1"], "no key named 'nobody'"),
+        (["budget", "--name", "nobody"], "--daily-usd and/or --monthly-usd"),
+    ],
+)
+def test_budget_mistakes_exit_2_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, _, err = run(capsys, "--file", str(tmp_path / "keys.json"), *argv)
+    assert code == 2
+    assert message in err

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import openai
+import pytest
+
+from e2e.conftest import MakeClient, MakeGateway
+from imagegw.state.auth import hash_key
 
 from support.fake_openai import FakeOpenAI, Images
 
@@ -38,3 +45,38 @@ def test_an_unknown_price_reaches_the_client_as_null(
     raw = oai.images.with_raw_response.generate(model="gpt-image-2.6-flare", prompt="a lighthouse")
     assert raw.headers["x-imagegw-cost-usd"] == "unknown"
     assert (raw.parse().model_extra or {})["cost"] is None
+
+
+def test_over_budget_the_client_gets_a_402_it_does_not_retry(
+    make_gateway: MakeGateway, make_client: MakeClient, upstream: FakeOpenAI, tmp_path: Path
+) -> None:
+    budget_key = "sk-budget-e2e-0000000000000000"
+    keys = {
+        "keys": [
+            {
+                "name": "budgeted",
+                "sha256": hash_key(budget_key),
+                "scopes": ["*"],
+                "daily_budget_usd": 0.3,
+            }
+        ]
+    }
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps(keys), encoding="utf-8")
+    gateway = make_gateway(api_keys_file=path)
+    # Retries on: the client would retry a 402 only if the gateway said so.
+    client = make_client(gateway, api_key=budget_key, max_retries=2)
+    upstream.enqueue(Images(usage=USAGE))
+    request = {"model": "gpt-image-2", "prompt": "a lighthouse", "quality": "high"}
+    client.images.generate(**request, size="1024x1024")  # holds up to $0.211, spends $0.094
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.images.generate(**request, size="1024x1024")
+    error = caught.value
+    assert error.status_code == 402
+    assert error.response.headers["x-should-retry"] == "false"
+    assert error.response.headers["x-imagegw-budget-renews-at"].endswith("T00:00:00Z")
+    body = error.body
+    assert isinstance(body, dict)
+    assert (body["type"], body["code"]) == ("billing_error", "insufficient_balance")
+    assert "daily spend budget of $0.30" in body["message"]
+    assert len(upstream.requests) == 1  # refused before the upstream, and not retried

@@ -287,7 +287,11 @@ def test_a_partly_filtered_fan_out_says_how_many_were_withheld(
     raw = oai.images.with_raw_response.generate(model=upstream.model, prompt="a crowd", n=3)
     assert len(raw.parse().data) == 2
     assert raw.headers["x-imagegw-images-filtered"] == "1"
-    assert json.loads(raw.content)["images_filtered"] == 1
+    body = json.loads(raw.content)
+    assert body["images_filtered"] == 1
+    # The catalog's per-image price, for the images delivered; an estimate (see the price note).
+    per_image = {"bedrock": 0.14, "stability": 0.03}[upstream.name]
+    assert body["cost"] == {"amount": per_image * 2, "currency": "USD", "estimated": True}
 
 
 def test_a_fully_filtered_request_is_a_content_policy_violation_never_an_empty_200(

@@ -35,6 +35,7 @@ from imagegw.errors import (
 from imagegw.providers import build_provider
 from imagegw.providers.bedrock import provider as bedrock_provider
 from imagegw.providers.bedrock.provider import BedrockProvider
+from imagegw.providers.progress import Progress, watching
 from imagegw.settings import Settings
 from providers.conftest import MakeRequest
 
@@ -187,6 +188,18 @@ async def test_n_is_n_calls_at_most_four_at_a_time(
     assert len(result.images) == 4
     assert 1 <= bedrock.max_in_flight <= 2
     assert (result.filtered, result.failed) == (0, 0)
+
+
+@pytest.mark.anyio
+async def test_each_image_that_arrives_is_reported_as_progress(
+    bedrock: FakeBedrock, provider: BedrockProvider, make_request: MakeRequest
+) -> None:
+    reports: list[Progress] = []
+    bedrock.enqueue(Generated(), Filtered(), Generated())
+    with watching(reports.append):
+        result = await provider.generate(make_request(ULTRA, n=3))
+    assert len(result.images) == 2
+    assert reports == [Progress(images_done=1), Progress(images_done=2)]
 
 
 @pytest.mark.anyio

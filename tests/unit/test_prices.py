@@ -242,6 +242,14 @@ PINNED = {
     ("bfl/flux-3-image", None, "1920x1080"): "0.048",
     ("bfl/flux-3.1-image", "low", "1024x1024"): "0.11",
     ("bfl/flux-3.1-image", None, None): "0.28",
+    ("bedrock/stable-image-ultra", None, "1024x1024"): "0.14",
+    ("bedrock/stable-image-core", None, None): "0.04",
+    ("bedrock/sd3.5-large", None, "1792x1024"): "0.08",
+    ("stability/stable-image-ultra", None, None): "0.08",
+    ("stability/stable-image-core", None, "640x1536"): "0.03",
+    ("stability/sd3.5-large", None, None): "0.065",
+    ("stability/sd3.5-large-turbo", None, None): "0.04",
+    ("stability/sd3.5-medium", None, None): "0.035",
 }
 
 

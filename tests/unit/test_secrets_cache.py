@@ -68,16 +68,19 @@ async def test_a_rotated_value_is_seen_after_the_ttl_and_not_before() -> None:
 
 async def test_concurrent_first_use_reads_the_secret_once() -> None:
     release = threading.Event()
+    fetching = threading.Event()
     source = Source({"keys": []})
 
     def slow_fetch() -> str:
+        fetching.set()
         release.wait(5)
         return source()
 
     secret = CachedSecret(slow_fetch, role=ROLE, ttl_seconds=TTL, grace_seconds=GRACE)
 
     async def release_soon() -> None:
-        await asyncio.sleep(0.05)
+        # Once the one fetch is under way, the other callers are already waiting on it.
+        await asyncio.to_thread(fetching.wait, 5)
         release.set()
 
     *values, _ = await asyncio.gather(*(secret.value() for _ in range(5)), release_soon())

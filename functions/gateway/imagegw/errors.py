@@ -22,8 +22,10 @@ delivery raise these; only ``render`` turns one into an HTTP body, always OpenAI
     │   ├── JobConflict                  409 code=job_id_conflict
     │   └── ContentPolicyViolation       400 code=content_policy_violation
     ├── AuthenticationFailed             401 (code=missing_api_key | invalid_api_key)
+    ├── BudgetExceeded                   402 type=billing_error code=insufficient_balance
     ├── PermissionDenied                 403 code=insufficient_scope | model_not_allowed
     │   ├── LinkRefused                  403 code=invalid_link (a signed link that fails its check)
+    │   ├── ModelNotPriced               403 code=model_not_priced (a key with a spend budget)
     │   └── UploadRefused                403 code=upload_refused (an upload form that fails)
     ├── NotFound                         404
     │   ├── ModelNotFound                404 code=model_not_found
@@ -195,6 +197,12 @@ class LinkRefused(PermissionDenied):
     default_code = "invalid_link"
 
 
+class ModelNotPriced(PermissionDenied):
+    """A key with a spend budget asked for a model whose price the gateway does not know."""
+
+    default_code = "model_not_priced"
+
+
 class UploadRefused(PermissionDenied):
     """An upload form (POST /v1/images/uploads/{id}) with a bad signature, type or lifetime."""
 
@@ -285,6 +293,18 @@ class RateLimited(GatewayError):
     ) -> None:
         super().__init__(message, param=param, code=code, headers=headers)
         self.retry_after = retry_after
+
+
+class BudgetExceeded(GatewayError):
+    """The key's spend budget (USD per day or month) has no room for the request's maximum cost.
+
+    Seed 001's shape: 402 ``billing_error``. Not worth retrying before the budget renews, which
+    the message and ``x-imagegw-budget-renews-at`` say.
+    """
+
+    status = 402
+    error_type = "billing_error"
+    default_code = "insufficient_balance"
 
 
 class QuotaExceeded(GatewayError):

@@ -151,6 +151,8 @@ class Settings(BaseModel):
     idempotency_wait_seconds: float = Field(default=20.0, ge=0)
     idempotency_memory_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     idempotency_s3_prefix: str = "idempotency/"
+    # The usage ledger (state/usage.py) lives in the same table: how long a day's entries stay.
+    usage_retention_days: int = Field(default=400, ge=1, le=3650)
 
     # Request hygiene.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
@@ -204,6 +206,9 @@ class Settings(BaseModel):
     tracing: bool = False
     # Browser origins allowed to call the API (comma-separated); empty: no CORS headers at all.
     cors_origins: str = ""
+    # The browser playground at /playground (static page; the key stays in the page). Off unless
+    # switched on: `make dev` switches it on; on AWS it is a deliberate choice.
+    playground: bool = False
 
     def enabled_model_ids(self) -> list[str]:
         return [name.strip() for name in self.enabled_models.split(",") if name.strip()]

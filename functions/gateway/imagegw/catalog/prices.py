@@ -170,6 +170,14 @@ def cost_header(cost: Cost | None) -> str:
     return cost.header() if cost is not None else UNKNOWN_COST_HEADER
 
 
+def usd(amount: Decimal) -> str:
+    """``$0.211``, ``$5.00``: cents always shown, fractions of a cent when there are any."""
+    exact = _micro(amount)
+    exponent = exact.normalize().as_tuple().exponent
+    places = max(2, -exponent) if isinstance(exponent, int) else 2
+    return f"${exact:.{places}f}"
+
+
 def to_micros(amount: Decimal) -> int:
     """Whole micro-dollars, rounded up: a hold never rounds below what it covers."""
     return int(amount.scaleb(6).to_integral_value(rounding=ROUND_CEILING))
@@ -187,15 +195,19 @@ def max_cost(
     size: str | None,
     prompt_chars: int = 0,
     partial_images: int = 0,
+    input_megapixels: int = 0,
 ) -> Decimal:
     """The most a request can cost: ``n`` images at the highest price its parameters allow.
 
     For token-billed models the prompt is counted as one token per character (a tokenizer never
     makes more tokens than characters for ordinary text) and each partial image a stream may
-    send adds its output tokens. Input images of an edit are not counted: their token count is
-    known only to the upstream, and the settled cost includes them.
+    send adds its output tokens. An edit's input images count where the price says what they
+    cost (per input megapixel, for each image made); their token count is known only to the
+    upstream, so token-billed edits are settled higher than held by those tokens.
     """
     amount = price.most_per_image(quality, size) * n
+    if price.megapixels is not None:
+        amount += price.megapixels.input * input_megapixels * n
     if price.tokens is not None:
         rates = price.tokens
         amount += rates.text_input * prompt_chars / MILLION

@@ -108,6 +108,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(edits.router)
     app.include_router(uploads.router)
     app.include_router(jobs.router)
+    if runtime.settings.playground:
+        from imagegw.api.routes import playground
+
+        app.include_router(playground.router)
     origins = [origin.strip() for origin in runtime.settings.cors_origins.split(",")]
     if any(origins):
         from fastapi.middleware.cors import CORSMiddleware  # only deployments that use it

@@ -30,6 +30,7 @@ from imagegw.entrypoints.runtime import Runtime
 from imagegw.errors import GatewayError, JobConflict
 from imagegw.fastpath import jsonbody
 from imagegw.generation.deadline import lambda_deadline
+from imagegw.generation.delivery_policy import DIRECT_INVOKE_DELIVERY
 from imagegw.generation.job_runner import job_principal, process_job, submit_job
 from imagegw.generation.service import generate_images
 from imagegw.state.jobs.model import FAILED, Job, new_job_id
@@ -144,10 +145,10 @@ async def handle_direct(runtime: Runtime, event: Any, context: Any) -> Any:
         principal,
         generation.request,
         base_url=links_base_url(runtime),
+        delivery=DIRECT_INVOKE_DELIVERY,
         deadline=lambda_deadline(
             context, event, gateway_timeout=runtime.settings.api_gateway_timeout_seconds
         ),
-        default_response_format="url",
     )
     # The Lambda runtime serializes this with json.dumps: images as plain strings.
     return jsonbody.plain(outcome.body)

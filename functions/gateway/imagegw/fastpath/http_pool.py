@@ -23,11 +23,14 @@ cancel scope, a split and copy of asyncio's 256 KiB chunks) and httpx; now it ta
 
 It replaces one private method of httpcore 1.0.9 (pinned in layers/deps/requirements.txt);
 ``tests/unit/test_http_pool.py`` checks the behaviour against a real server, and
-``upstream_client`` leaves any other pool (proxies, another httpcore) untouched.
+``upstream_client`` leaves any other pool (proxies) untouched. With other httpcore or httpx
+versions than the ones it was written for it is not used at all: the stock pool serves, and one
+warning says so (an upgrade costs the speed-up, never correctness).
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 import zlib
@@ -37,6 +40,7 @@ import httpcore
 import httpx
 
 from imagegw.errors import UpstreamBadResponse
+from imagegw.fastpath.content_length import declared_length
 
 if TYPE_CHECKING:
     import ssl
@@ -44,6 +48,12 @@ if TYPE_CHECKING:
 
     from httpcore._async.interfaces import AsyncConnectionInterface
     from httpcore._backends.base import SOCKET_OPTION
+
+logger = logging.getLogger(__name__)
+
+# The versions whose private internals LinearPool and ReadAheadBackend rely on.
+WRITTEN_FOR = {"httpcore": "1.0.9", "httpx": "0.28.1"}
+_warned = False
 
 # How often every idle connection's socket is probed for a close by the server.
 SWEEP_SECONDS = 1.0
@@ -195,6 +205,8 @@ def upstream_client(
         max_keepalive_connections=max_connections if max_keepalive is None else max_keepalive,
     )
     client = httpx.AsyncClient(limits=limits, follow_redirects=False)
+    if not written_for_installed_versions():
+        return client
     for transport in (client._transport, *client._mounts.values()):
         pool = getattr(transport, "_pool", None)
         # Exactly httpcore's plain pool: proxies (subclasses) keep their own logic.
@@ -210,8 +222,23 @@ def upstream_client(
 ACCEPT_ENCODING = "gzip, deflate"
 # Decompressed output is produced in pieces of at most this size, each checked against the cap.
 _INFLATE_PIECE = 1024 * 1024
-# More digits than any real length: 10**18 bytes is an exabyte.
-_MAX_LENGTH_DIGITS = 18
+
+
+def written_for_installed_versions() -> bool:
+    """True when httpcore and httpx are the versions this module's internals were written for;
+    else warns once per process (the stock pool then serves)."""
+    global _warned
+    installed = {"httpcore": httpcore.__version__, "httpx": httpx.__version__}
+    if installed == WRITTEN_FOR:
+        return True
+    if not _warned:
+        _warned = True
+        logger.warning(
+            "upstream pool: stock httpcore pool in use (fastpath/http_pool.py was written for "
+            "other versions)",
+            extra={"installed": installed, "written_for": WRITTEN_FOR},
+        )
+    return False
 
 
 async def post_for_body(
@@ -258,14 +285,6 @@ def answer_too_large(limit: int) -> UpstreamBadResponse:
         f"The upstream's answer is larger than {limit} bytes, more than this request can "
         "produce; the gateway cut it off."
     )
-
-
-def declared_length(value: str | None) -> int | None:
-    """A ``Content-Length`` as a number (huge ones included, without int() of them); else None."""
-    if value is None or not (value.isascii() and value.isdigit()):
-        return None
-    digits = value.lstrip("0") or "0"
-    return sys.maxsize if len(digits) > _MAX_LENGTH_DIGITS else int(digits)
 
 
 async def _read_body(response: httpx.Response, max_bytes: int | None) -> bytearray:

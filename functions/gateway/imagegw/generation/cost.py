@@ -12,6 +12,7 @@ model that served has no known price.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from decimal import Decimal
 
@@ -50,6 +51,7 @@ def spend_ceiling(
             size=request.size,
             prompt_chars=len(request.prompt),
             partial_images=partial_images,
+            input_megapixels=input_megapixels(request),
         )
         for spec in models
         if spec.price is not None
@@ -57,8 +59,14 @@ def spend_ceiling(
     return max(ceilings)
 
 
+def input_megapixels(request: ImageRequest) -> int:
+    """The megapixels of an edit's input images, rounded up (what per-megapixel prices bill)."""
+    pixels = sum(image.width * image.height for image in request.images)
+    return math.ceil(pixels / 1_000_000)
+
+
 def generation_cost(
-    spec: ModelSpec | None, request: ImageRequest, result: ImageResult, *, input_images: int = 0
+    spec: ModelSpec | None, request: ImageRequest, result: ImageResult
 ) -> Cost | None:
     """What the images of ``result`` cost on ``spec`` (the model that served)."""
     if spec is None:
@@ -72,5 +80,5 @@ def generation_cost(
         usage=result.usage,
         reported_usd=result.upstream_cost_usd,
         partial_images=result.partial_images,
-        input_images=input_images,
+        input_images=len(request.images),
     )

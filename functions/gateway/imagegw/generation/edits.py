@@ -26,6 +26,7 @@ from imagegw.catalog import ModelSpec
 from imagegw.errors import GatewayError, InvalidValue, MissingParameter, UnsupportedParameter
 from imagegw.generation.context import EditContext
 from imagegw.generation.deadline import Deadline
+from imagegw.generation.delivery_policy import DeliveryPolicy
 from imagegw.generation.edit_request import EditSubmission, ImageEditRequest, ImageSource
 from imagegw.generation.image_refs import ImageReader
 from imagegw.generation.input_images import (
@@ -39,7 +40,10 @@ from imagegw.generation.service import (
     GenerationOutcome,
     PreparedGeneration,
     _delivered,
+    account,
     run_generation,
+    served_model,
+    spend_of,
 )
 from imagegw.generation.validation import validate
 from imagegw.providers.inputs import InputImage
@@ -159,8 +163,8 @@ async def prepare_edit(
     principal: Principal,
     submission: EditSubmission,
     *,
+    delivery: DeliveryPolicy,
     reader: ImageReader | None = None,
-    default_response_format: str | None = None,
 ) -> PreparedGeneration:
     """Everything that can be checked (and read) before paying for an edit."""
     spec: ModelSpec | None = None
@@ -178,7 +182,10 @@ async def prepare_edit(
         principal.require_model(spec.id)
         check_edit_capabilities(runtime, submission, body, spec)
         validated = validate(
-            body, resolution, timeout_seconds=runtime.settings.upstream_timeout_seconds
+            body,
+            resolution,
+            timeout_seconds=runtime.settings.upstream_timeout_seconds,
+            delivery=delivery,
         )
         images, mask = await read_inputs(
             reader or image_reader(runtime, principal), submission, input_limits(runtime)
@@ -198,8 +205,6 @@ async def prepare_edit(
         validated.image_request, images=images, mask=mask, input_fidelity=body.input_fidelity
     )
     validated = dataclasses.replace(validated, image_request=request)
-    if body.response_format is None and default_response_format is not None:
-        validated = dataclasses.replace(validated, response_format=default_response_format)
     return PreparedGeneration(resolution, validated, body)
 
 
@@ -209,18 +214,20 @@ async def edit_images(
     submission: EditSubmission,
     *,
     base_url: str,
+    delivery: DeliveryPolicy,
     deadline: Deadline | None = None,
     response_limit: int | None = None,
     idempotency_key: str | None = None,
 ) -> GenerationOutcome:
     """An edit, delivered like a generation (``service.generate_images``, without fallbacks)."""
-    prepared = await prepare_edit(runtime, principal, submission)
+    prepared = await prepare_edit(runtime, principal, submission, delivery=delivery)
     assert prepared.body is not None
     async with runtime.reliability.guard(
         principal,
         prepared.body,
         idempotency_key,
         images=prepared.validated.image_request.n,
+        spend=spend_of(runtime, prepared),
         budget_seconds=prepared.validated.image_request.timeout_seconds,
         image_store=lambda: runtime.image_store,
         base_url=base_url,
@@ -232,5 +239,12 @@ async def edit_images(
         outcome = await _delivered(
             runtime, prepared, result, guard.image_store, base_url, response_limit
         )
-        guard.succeeded(outcome.content, outcome.headers, delivered=len(result.images))
+        guard.succeeded(
+            outcome.content,
+            outcome.headers,
+            delivered=len(result.images),
+            model=served_model(prepared, result),
+            cost=outcome.cost,
+        )
+        account(runtime, prepared, result, outcome.cost, key=principal.name)
         return outcome

@@ -30,18 +30,23 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from imagegw.catalog.prices import Cost
 from imagegw.errors import GatewayError, JobConflict, JobQueueUnavailable, internal_error
 from imagegw.generation import job_progress
 from imagegw.generation.context import JobContext
 from imagegw.generation.deadline import Deadline
 from imagegw.generation.delivery import Delivery
+from imagegw.generation.delivery_policy import JOB_DELIVERY
 from imagegw.generation.job_progress import JobProgress
+from imagegw.generation.reliability import Taken
 from imagegw.generation.service import (
     PreparedGeneration,
     account,
     describe,
     prepare_generation,
     run_generation,
+    served_model,
+    spend_of,
 )
 from imagegw.generation.streaming import start_stream
 from imagegw.logs import correlation_id
@@ -55,12 +60,11 @@ from imagegw.providers.base import (
 )
 from imagegw.state.auth import ALL_SCOPES, Principal
 from imagegw.state.jobs.model import FAILED, QUEUED, RUNNING, SUCCEEDED, Job, new_job_id
-from imagegw.state.limits import Reservation
 from imagegw.storage import ImageStore, new_key
 
 logger = logging.getLogger(__name__)
 
-JOB_RESPONSE_FORMAT = "url"
+
 # How long past its invocation's end a lease is honoured (clock skew between workers).
 LEASE_GRACE_SECONDS = 30.0
 # Retry delay for a released job when the error names none.
@@ -79,16 +83,21 @@ class Processed:
     retry_after: int | None = None
 
 
-def job_principal(client: str) -> Principal:
-    """Who a job runs as: its owner, with every scope (checked when it was submitted)."""
-    return Principal(name=client, scopes=frozenset({ALL_SCOPES}), models=None)
+def job_principal(client: str, models: list[str] | None = None) -> Principal:
+    """Who a job runs as: its owner, with every scope (checked when it was submitted) and the
+    models the owner's key allowed then (None: all)."""
+    allowed = tuple(models) if models is not None else None
+    return Principal(name=client, scopes=frozenset({ALL_SCOPES}), models=allowed)
 
 
-def _new_job(runtime: JobContext, job_id: str, client: str, raw_body: bytes, source: str) -> Job:
+def _new_job(
+    runtime: JobContext, job_id: str, owner: Principal, raw_body: bytes, source: str
+) -> Job:
     now = int(runtime.clock())
     return Job(
         id=job_id,
-        client=client,
+        client=owner.name,
+        models=list(owner.models) if owner.models is not None else None,
         status=QUEUED,
         request=raw_body.decode("utf-8"),
         source=source,
@@ -112,21 +121,21 @@ async def submit_job(
     With a ``job_id`` chosen by an event sender the call is idempotent: the same id with the
     same request and owner returns the existing job; with another request it is a 409.
     """
-    prepared = prepare_generation(
-        runtime, principal, raw_body, only_response_format=JOB_RESPONSE_FORMAT
-    )
-    job = _new_job(runtime, job_id or new_job_id(), principal.name, raw_body, source)
+    prepared = prepare_generation(runtime, principal, raw_body, delivery=JOB_DELIVERY)
+    job = _new_job(runtime, job_id or new_job_id(), principal, raw_body, source)
     job = dataclasses.replace(
         job, progress=job_progress.initial(prepared.validated.image_request.n)
     )
-    # Jobs count against the key's limits like synchronous calls: n images now, at submission.
-    reservation = await runtime.reliability.reserve(principal, prepared.validated.image_request.n)
-    if reservation is not None:
-        reserved = {"counters": list(reservation.counters), "images": reservation.images}
-        job = dataclasses.replace(job, reserved=reserved)
+    # Jobs count against the key's limits and budgets like synchronous calls: n images and the
+    # most the request may cost are taken now, at submission, and settled when the job ends.
+    reliability = runtime.reliability
+    taken = await reliability.take(
+        principal, prepared.validated.image_request.n, spend_of(runtime, prepared)
+    )
+    job = dataclasses.replace(job, reserved=taken.to_json())
     store = runtime.job_store
     if not await store.create(job):
-        await runtime.reliability.settle(reservation, 0)
+        await reliability.give_back(taken, delivered=0, cost=None, succeeded=False)
         existing = await store.get(job.id)
         if existing is None or (existing.client, existing.request) != (job.client, job.request):
             raise JobConflict(
@@ -139,7 +148,7 @@ async def submit_job(
         try:
             await queue.send(job.id)
         except JobQueueUnavailable as exc:
-            await runtime.reliability.settle(reservation, 0)
+            await reliability.give_back(taken, delivered=0, cost=None, succeeded=False)
             await store.transition(
                 job.id,
                 expect=QUEUED,
@@ -272,11 +281,11 @@ async def _finish(runtime: JobContext, job: Job, lease: str, changes: dict[str, 
 async def _run(
     runtime: JobContext, job: Job, lease: str, *, final: bool, deadline: Deadline | None
 ) -> Processed:
-    principal = job_principal(job.client)
+    principal = job_principal(job.client, job.models)
     progress = JobProgress(runtime, job, lease)
     try:
         prepared = prepare_generation(
-            runtime, principal, job.request.encode("utf-8"), only_response_format="url"
+            runtime, principal, job.request.encode("utf-8"), delivery=JOB_DELIVERY
         )
         result = await _generate(runtime, principal, prepared, progress, deadline)
         await progress.storing(len(result.images))
@@ -299,7 +308,7 @@ async def _run(
         recorded = await _finish(
             runtime, job, lease, {"status": FAILED, "error": error, "progress": failed}
         )
-        await _settle(runtime, job, delivered=0)
+        await _settle(runtime, job, delivered=0, cost=None, succeeded=False)
         logger.info("job failed", extra={"job_id": job.id, "code": exc.code})
         # A retryable error on the last delivery: the message goes on to the DLQ.
         disposition = Disposition.RETRY if exc.should_retry else Disposition.DONE
@@ -318,7 +327,7 @@ async def _run(
             },
         )
         return Processed(Disposition.DONE, recorded)
-    outcome = describe(runtime, prepared, result, Delivery([], JOB_RESPONSE_FORMAT))
+    outcome = describe(runtime, prepared, result, Delivery([], JOB_DELIVERY.default))
     response = {name: value for name, value in outcome.body.items() if name != "data"}
     images: list[dict[str, Any]] = []
     for key, image in zip(keys, result.images, strict=True):
@@ -337,7 +346,10 @@ async def _run(
             "progress": done,
         },
     )
-    await _settle(runtime, job, delivered=len(keys))
+    await _settle(runtime, job, delivered=len(keys), cost=outcome.cost, succeeded=True)
+    await runtime.reliability.record_usage(
+        job.client, served_model(prepared, result), len(keys), outcome.cost
+    )
     account(runtime, prepared, result, outcome.cost, key=job.client)
     logger.info("job succeeded", extra={"job_id": job.id, "images": len(keys)})
     return Processed(Disposition.DONE, recorded)
@@ -358,16 +370,24 @@ async def _generate(
         served = await start_stream(runtime, principal, prepared, deadline)
         first, events = served.first, served.events
     else:
+        # With the owner as principal: the catalog's fallbacks serve jobs too, limited to the
+        # models the submitting key may use (recorded with the job).
         events = events_of(
-            lambda: run_generation(runtime, prepared, client=principal.name, deadline=deadline)
+            lambda: run_generation(
+                runtime, prepared, client=principal.name, deadline=deadline, principal=principal
+            )
         )
         first = await anext(events)
+    partials = 0  # each is billed upstream (prices.py)
     async with aclosing(events):
         event: StreamEvent = first
         while True:
             if isinstance(event, Completed):
-                return event.result
+                result = event.result
+                result.partial_images = max(result.partial_images, partials)
+                return result
             if isinstance(event, PartialImage):
+                partials += 1
                 (key,) = await store_images(runtime.image_store, [event.image])
                 await progress.partial_image(event.index, key)
             else:
@@ -375,12 +395,12 @@ async def _generate(
             event = await anext(events)
 
 
-async def _settle(runtime: JobContext, job: Job, *, delivered: int) -> None:
-    reserved = job.reserved
-    if not reserved:
-        return
-    reservation = Reservation(tuple(reserved["counters"]), int(reserved["images"]))
-    await runtime.reliability.settle(reservation, delivered)
+async def _settle(
+    runtime: JobContext, job: Job, *, delivered: int, cost: Cost | None, succeeded: bool
+) -> None:
+    """Give back what the submission took, for what the job delivered and cost."""
+    taken = Taken.from_json(job.reserved)
+    await runtime.reliability.give_back(taken, delivered=delivered, cost=cost, succeeded=succeeded)
 
 
 def request_text(request: Any) -> bytes:

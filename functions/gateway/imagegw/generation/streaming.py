@@ -40,6 +40,7 @@ from imagegw.errors import GatewayError, StreamInterrupted, UpstreamBadResponse,
 from imagegw.generation import stream_events
 from imagegw.generation.context import GenerationContext
 from imagegw.generation.deadline import MIN_UPSTREAM_SECONDS, Deadline, no_deadline
+from imagegw.generation.delivery_policy import DeliveryPolicy
 from imagegw.generation.fallbacks import FALLBACK_HEADER, ServedStream, serve_stream
 from imagegw.generation.reliability import Guard
 from imagegw.generation.response_size import ENVELOPE_ALLOWANCE
@@ -49,6 +50,8 @@ from imagegw.generation.service import (
     _never_empty,
     account,
     prepare_generation,
+    served_model,
+    spend_of,
 )
 from imagegw.providers.base import Completed, PartialImage
 from imagegw.state.auth import Principal
@@ -74,11 +77,12 @@ async def stream_images(
     raw_body: bytes,
     *,
     base_url: str,
+    delivery: DeliveryPolicy,
     deadline: Deadline | None = None,
     response_limit: int | None = None,
     idempotency_key: str | None = None,
 ) -> ImageStream:
-    prepared = prepare_generation(runtime, principal, raw_body)
+    prepared = prepare_generation(runtime, principal, raw_body, delivery=delivery)
     assert prepared.body is not None
     request = prepared.validated.image_request
     stack = AsyncExitStack()
@@ -88,6 +92,7 @@ async def stream_images(
             prepared.body,
             idempotency_key,
             images=request.n,
+            spend=spend_of(runtime, prepared),
             budget_seconds=request.timeout_seconds,
             image_store=lambda: runtime.image_store,
             base_url=base_url,
@@ -189,12 +194,15 @@ async def _frames(
     created = int(runtime.clock())
     sent = ENVELOPE_ALLOWANCE  # what a buffered result holds so far, headers included
     partials = 0
+    # Every partial image the upstream made is billed, also one not relayed (buffered answers).
+    upstream_partials = 0
     failure: BaseException | None = None
     events = served.events
     try:
         event = served.first
         while True:
             if isinstance(event, PartialImage):
+                upstream_partials += 1
                 fields = {**requested, **event.fields}
                 created_at = fields.pop("created_at", created)
                 data = stream_events.frame(
@@ -212,13 +220,20 @@ async def _frames(
             elif isinstance(event, Completed):
                 result = event.result
                 _never_empty(result)
+                result.partial_images = max(result.partial_images, upstream_partials)
                 if served.fallback_from is not None:
                     result.served_by = served.resolution.spec.id
                 limit = None if response_limit is None else response_limit - sent
                 outcome = await _delivered(
                     runtime, prepared, result, guard.image_store, base_url, limit
                 )
-                guard.succeeded(outcome.content, outcome.headers, delivered=len(result.images))
+                guard.succeeded(
+                    outcome.content,
+                    outcome.headers,
+                    delivered=len(result.images),
+                    model=served_model(prepared, result),
+                    cost=outcome.cost,
+                )
                 account(runtime, prepared, result, outcome.cost, key=principal.name)
                 completed = stream_events.completed_event(outcome.body, requested)
                 if "x-imagegw-delivery" in outcome.headers:

@@ -1,5 +1,7 @@
 """``n`` images from an upstream that makes one per call: ``n`` calls, bounded, under one deadline.
 
+Each image that arrives is reported as progress (``images_done``), for a job's watchers.
+
 Each call runs when one of ``max_parallel`` places is free and gets the time left of the
 request's budget. At the deadline the calls still running are abandoned (counted as failed, told
 as a timeout). Images that arrived are delivered even when other calls failed (they were paid
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 
 from imagegw.errors import ContentPolicyViolation, GatewayError, UpstreamTimeout
 from imagegw.providers.base import GeneratedImage
+from imagegw.providers.progress import report_progress
 
 
 @dataclass(frozen=True)
@@ -46,15 +49,22 @@ async def fan_out(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_seconds
     gate = asyncio.Semaphore(max_parallel)
+    done = 0
 
     async def one() -> Slot:
+        nonlocal done
         async with gate:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise UpstreamTimeout(
                     "The request's deadline passed before this image's call was sent."
                 )
-            return await call(remaining)
+            slot = await call(remaining)
+        if slot.image is not None:
+            # One call, one image: the fan-out's own count, for a job's progress.
+            done += 1
+            report_progress(images_done=done)
+        return slot
 
     calls = [asyncio.ensure_future(one()) for _ in range(n)]
     try:

@@ -11,7 +11,10 @@ hold::
                "models": ["openai/*", "local/sketch"]}]}
 
 ``models`` is optional (absent = every model); ``scopes`` may hold ``"*"``. ``rate`` (images per
-minute) and ``quota`` (images per UTC day) are optional limits, enforced by ``limits.py``.
+minute) and ``quota`` (images per UTC day) are optional limits, enforced by ``limits.py``;
+``daily_budget_usd`` (per UTC day) and ``monthly_budget_usd`` (per calendar month, UTC) are
+optional spend budgets in USD, enforced by ``budgets.py``. ``usage:all`` lets a key read every
+key's usage (``GET /v1/usage``), not only its own.
 """
 
 from __future__ import annotations
@@ -24,15 +27,19 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from imagegw.aws.secrets_cache import CachedSecret
+from imagegw.catalog.prices import to_micros
 from imagegw.errors import AuthenticationFailed, PermissionDenied, ServiceUnavailable
 
 SCOPE_GENERATE = "images:generate"
 SCOPE_MODELS = "models:read"
+SCOPE_USAGE_ALL = "usage:all"
 ALL_SCOPES = "*"
+BUDGET_FIELDS = ("daily_budget_usd", "monthly_budget_usd")
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,9 @@ class ApiKeyRecord:
     models: tuple[str, ...] | None = None
     rate: int | None = None
     quota: int | None = None
+    # Spend budgets in micro-dollars (the record says USD).
+    daily_budget_micros: int | None = None
+    monthly_budget_micros: int | None = None
 
     @classmethod
     def from_json(cls, raw: Any) -> ApiKeyRecord:
@@ -59,6 +69,8 @@ class ApiKeyRecord:
             models=tuple(models) if models is not None else None,
             rate=_limit(raw, "rate"),
             quota=_limit(raw, "quota"),
+            daily_budget_micros=_budget(raw, "daily_budget_usd"),
+            monthly_budget_micros=_budget(raw, "monthly_budget_usd"),
         )
 
 
@@ -69,6 +81,23 @@ def _limit(raw: dict[str, Any], field: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"key {raw.get('name')!r}: {field!r} must be a positive whole number")
     return value
+
+
+def _budget(raw: dict[str, Any], field: str) -> int | None:
+    """A budget in USD (a JSON number, or a decimal string) as micro-dollars."""
+    value = raw.get(field)
+    if value is None:
+        return None
+    problem = f"key {raw.get('name')!r}: {field!r} must be a positive amount of USD"
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(problem)
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(problem) from None
+    if not amount.is_finite() or amount <= 0:
+        raise ValueError(problem)
+    return to_micros(amount)
 
 
 def records_from_document(document: Any) -> tuple[ApiKeyRecord, ...]:
@@ -90,6 +119,12 @@ class Principal:
     models: tuple[str, ...] | None
     rate: int | None = None  # images per minute
     quota: int | None = None  # images per UTC day
+    daily_budget_micros: int | None = None  # USD per UTC day, in micro-dollars
+    monthly_budget_micros: int | None = None  # USD per calendar month (UTC), in micro-dollars
+
+    @property
+    def has_budget(self) -> bool:
+        return self.daily_budget_micros is not None or self.monthly_budget_micros is not None
 
     def require(self, scope: str) -> None:
         if ALL_SCOPES not in self.scopes and scope not in self.scopes:
@@ -226,6 +261,8 @@ def identify(token: str, records: Sequence[ApiKeyRecord]) -> Principal:
         models=match.models,
         rate=match.rate,
         quota=match.quota,
+        daily_budget_micros=match.daily_budget_micros,
+        monthly_budget_micros=match.monthly_budget_micros,
     )
 
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from imagegw.api.deps import RuntimeDep, require_scope
 from imagegw.api.routes.images import gateway_base_url, request_deadline
 from imagegw.errors import EndpointRetired
+from imagegw.generation.delivery_policy import HTTP_DELIVERY
 from imagegw.state.auth import SCOPE_GENERATE, Principal
 
 router = APIRouter(tags=["images"])
@@ -98,6 +99,7 @@ async def create_edit(request: Request, caller: Caller, runtime: RuntimeDep) -> 
         caller,
         submission,
         base_url=base_url,
+        delivery=HTTP_DELIVERY,
         deadline=request_deadline(request, runtime),
         response_limit=settings.max_response_bytes if limited else None,
         idempotency_key=request.headers.get("idempotency-key"),

@@ -18,6 +18,8 @@ from fastapi.responses import StreamingResponse
 from imagegw.api.context import ApiContext
 from imagegw.api.deps import RuntimeDep, require_scope
 from imagegw.errors import NotFound, PayloadTooLarge, UnsupportedMediaType
+from imagegw.fastpath.content_length import declared_length
+from imagegw.generation.delivery_policy import HTTP_DELIVERY
 from imagegw.state.auth import SCOPE_GENERATE, Principal
 from imagegw.storage.local import FILES_PATH, LocalImageStore
 
@@ -53,7 +55,7 @@ def document_request_body() -> None:
             "in": "header",
             "required": False,
             "description": "Repeat the request safely: the same key and body get the first "
-            "answer without a second generation (README, Idempotency-Key).",
+            "answer without a second generation (docs/api.md, Idempotency-Key).",
             "schema": {"type": "string", "minLength": 1, "maxLength": 255},
         }
     ]
@@ -69,13 +71,9 @@ async def read_json_body(request: Request, limit: int) -> bytes:
         )
     too_large = PayloadTooLarge(f"The request body is larger than {limit} bytes.")
     declared = request.headers.get("content-length")
-    # Lengths compared first: int() of thousands of digits raises (Python's 4,300 limit).
-    if (
-        declared is not None
-        and declared.isascii()
-        and declared.isdigit()
-        and (len(declared.lstrip("0")) > len(str(limit)) or int(declared) > limit)
-    ):
+    # declared_length: no int() of thousands of digits (Python's 4,300 limit raises).
+    length = declared_length(declared)
+    if length is not None and length > limit:
         raise too_large
     chunks = []
     size = 0
@@ -142,7 +140,13 @@ async def create_images(request: Request, caller: Caller, runtime: RuntimeDep) -
     settings = runtime.settings
     base_url = gateway_base_url(request, settings.public_base_url)
     if prefers_async(request.headers.get("prefer")) and runtime.job_queue is not None:
-        return await submit(runtime, caller, raw, base_url=base_url)
+        return await submit(
+            runtime,
+            caller,
+            raw,
+            base_url=base_url,
+            idempotency_key=request.headers.get("idempotency-key"),
+        )
     # Mangum puts the Lambda event in the scope: only then does Lambda's size limit apply.
     limited = settings.enforce_response_limit or "aws.event" in request.scope
     if asks_to_stream(raw):
@@ -152,6 +156,7 @@ async def create_images(request: Request, caller: Caller, runtime: RuntimeDep) -
         caller,
         raw,
         base_url=base_url,
+        delivery=HTTP_DELIVERY,
         deadline=request_deadline(request, runtime),
         response_limit=settings.max_response_bytes if limited else None,
         idempotency_key=request.headers.get("idempotency-key"),
@@ -195,6 +200,7 @@ async def stream(
         caller,
         raw,
         base_url=base_url,
+        delivery=HTTP_DELIVERY,
         deadline=request_deadline(request, runtime),
         response_limit=settings.max_response_bytes if limited else None,
         idempotency_key=request.headers.get("idempotency-key"),
@@ -202,11 +208,37 @@ async def stream(
     return StreamingResponse(streamed.frames, media_type=MEDIA_TYPE, headers=streamed.headers)
 
 
-async def submit(runtime: ApiContext, caller: Principal, raw: bytes, *, base_url: str) -> Response:
-    from imagegw.api.job_view import job_view, jobs_path
-    from imagegw.generation.job_runner import submit_job
+async def submit(
+    runtime: ApiContext,
+    caller: Principal,
+    raw: bytes,
+    *,
+    base_url: str,
+    idempotency_key: str | None = None,
+) -> Response:
+    """Queue the generation as a job; with an Idempotency-Key, a repeat finds the same job.
 
-    job = await submit_job(runtime, caller, raw)
+    The key names the job (its id is derived from the caller's key name and the header), so a
+    client that lost the 202 (a dropped connection, an interrupted batch) submits again and
+    gets the job it already has, never a second generation. Another body under the same key
+    is the same 422 as for synchronous calls.
+    """
+    from imagegw.api.job_view import job_view, jobs_path
+    from imagegw.errors import IdempotencyKeyReused, JobConflict
+    from imagegw.generation.job_runner import submit_job
+    from imagegw.state.idempotency import check_key
+    from imagegw.state.jobs.model import idempotent_job_id
+
+    key = check_key(idempotency_key)
+    job_id = idempotent_job_id(caller.name, key) if key is not None else None
+    try:
+        job = await submit_job(runtime, caller, raw, job_id=job_id)
+    except JobConflict as exc:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used for a different request (other "
+            "parameters). Use a new key for a new request.",
+            param="Idempotency-Key",
+        ) from exc
     return Response(
         content=json.dumps(await job_view(job, runtime.image_store, base_url=base_url)).encode(),
         status_code=202,

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from imagegw.fastpath.http_pool import ACCEPT_ENCODING, declared_length, iter_body
+from imagegw.fastpath.content_length import declared_length
+from imagegw.fastpath.http_pool import ACCEPT_ENCODING, iter_body
 
 BFL_DOMAIN = "bfl.ai"
 # Submit and poll answers are a few hundred bytes; anything near this is not BFL's answer.

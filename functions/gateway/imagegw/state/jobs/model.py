@@ -11,6 +11,7 @@ attempt is conditional on the token, so a stale worker can never overwrite a new
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from dataclasses import dataclass
@@ -29,6 +30,12 @@ _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 
 def new_job_id() -> str:
     return f"job_{secrets.token_hex(16)}"
+
+
+def idempotent_job_id(client: str, idempotency_key: str) -> str:
+    """The job an Idempotency-Key names: scoped to the client, so two clients never meet."""
+    digest = hashlib.sha256(f"{client}\0{idempotency_key}".encode()).hexdigest()
+    return f"job_{digest[:32]}"
 
 
 def is_valid_job_id(value: object) -> bool:
@@ -54,10 +61,13 @@ class Job:
     error: dict[str, Any] | None = None
     # Why the last attempt was given back to the queue (kept while queued again).
     last_error: dict[str, Any] | None = None
-    # Images taken from the key's rate/quota at submission: {"counters": [...], "images": n}.
-    # Given back when the job ends with fewer images (never for an interrupted job: the
-    # upstream may have billed).
+    # What the submission took from the key: images from its rate/quota {"counters": [...],
+    # "images": n} and, with a spend budget, the hold {"spend": {"counters": [...], "micros"}}.
+    # Settled when the job ends (never for an interrupted job: the upstream may have billed).
     reserved: dict[str, Any] | None = None
+    # The model patterns the owner's key allowed at submission (None: every model): the job
+    # runs with them, so a catalog fallback is used only where the key could have asked for it.
+    models: list[str] | None = None
     # How far the job has come (generation/job_progress.py): {"stage", "images", "images_done",
     # "percent"?, "upstream_stage"?, "partial_images"?: [{"index", "key"}]}. Written as it runs.
     progress: dict[str, Any] | None = None
