@@ -11,11 +11,14 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+import anyio
 import boto3
 import pytest
 from moto import mock_aws
 
 from imagegw.catalog.prices import Cost
+from imagegw.cli.keys import main as keys_main
+from imagegw.cli.usage_report import usage_report
 from imagegw.errors import BudgetExceeded
 from imagegw.state.auth import Principal
 from imagegw.state.budgets import Budgets
@@ -171,3 +174,34 @@ async def test_ledger_items_expire_after_the_retention(aws: None) -> None:
     item = dynamodb().get_item(TableName=TABLE, Key={"pk": {"S": "usage#team-a#2026-11-22"}})
     assert int(item["Item"]["expires_at"]["N"]) == int(NOW) + 30 * 86_400
     assert item["Item"]["key_name"] == {"S": "team-a"}
+
+
+async def test_the_operators_report_reads_the_table(aws: None) -> None:
+    ledger = DynamoDBUsageLedger(TABLE, client=dynamodb, retention_days=400, clock=FakeClock())
+    priced = Cost(Decimal("0.2"), estimated=True)
+    await ledger.record(key="team-a", model="bfl/flux-2-pro", day=DAY, totals=Totals.of(2, priced))
+    await ledger.record(key="gone", model="local/sketch", day=DAY, totals=Totals.of(1, None))
+    # Off the main thread: the report runs its own event loop, as the command does.
+    text = await anyio.to_thread.run_sync(
+        lambda: usage_report(
+            table=TABLE, start="2026-11-01", end="2026-11-30", group_by="key", dynamodb=dynamodb()
+        )
+    )
+    assert text.splitlines() == [
+        "usage 2026-11-01 to 2026-11-30 (UTC), by key",
+        "key     requests  images  cost_usd  estimated  unpriced_images",
+        "gone    1         1       0.000000  no         1",
+        "team-a  1         2       0.200000  yes        0",
+        "total   2         3       0.200000  yes        1",
+    ]
+
+
+def test_the_keys_command_prints_the_report(
+    aws: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("IMAGEGW_IDEMPOTENCY_TABLE", TABLE)
+    assert keys_main(["usage", "--start", "2026-11-22", "--end", "2026-11-22", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert '"data": []' in out
+    assert keys_main(["usage", "--start", "someday"]) == 2
+    assert "Invalid value for 'start'" in capsys.readouterr().err

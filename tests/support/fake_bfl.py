@@ -542,7 +542,8 @@ class FakeBfl:
                 "result": {
                     "sample": sample,
                     "prompt": task.reply.revised_prompt or task.body.get("prompt"),
-                    "seed": 1234,
+                    # The seed asked for, else one BFL picked.
+                    "seed": task.body.get("seed", 1000 + len(self.tasks)),
                     "start_time": 1.0,
                     "end_time": 2.0,
                     "duration": 1.0,

@@ -1,7 +1,7 @@
 """CachedSecret: time-to-live, the grace period of an outage, retry pacing, what callers see.
 
 The fetch is a plain function the test controls (a value, a change, an outage) and the clock is
-a ``FakeClock``; the real Secrets Manager path is in tests/api/test_api_secrets.py.
+a ``FakeClock``; the real Secrets Manager path is in tests/aws/test_secrets.py.
 """
 
 from __future__ import annotations

@@ -3,10 +3,10 @@
 Each entry point passes its policy, defined here side by side, to the use case:
 
     HTTP_DELIVERY           b64_json unless asked   OpenAI's own default
-    DIRECT_INVOKE_DELIVERY  url unless asked        a Lambda result is capped at 6 MB
     JOB_DELIVERY            url only                a job's images are stored for later reads
-                                                    (HTTP async, SQS, EventBridge, direct
-                                                    invoke with a job_id)
+                                                    (HTTP async, SQS, EventBridge, every
+                                                    direct invoke: each one is recorded as a
+                                                    job, see entrypoints/invocations.py)
 
 Validation resolves ``response_format`` through it, and fallbacks validate against it too, so
 a fallback model is delivered exactly as the requested one would have been.
@@ -48,5 +48,4 @@ class DeliveryPolicy:
 
 # The policy of each entry point (the table above).
 HTTP_DELIVERY = DeliveryPolicy(ResponseFormat.B64_JSON)
-DIRECT_INVOKE_DELIVERY = DeliveryPolicy(ResponseFormat.URL)
 JOB_DELIVERY = DeliveryPolicy(ResponseFormat.URL, only=ResponseFormat.URL)

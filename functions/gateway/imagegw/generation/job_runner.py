@@ -103,7 +103,7 @@ def _new_job(
         source=source,
         created_at=now,
         updated_at=now,
-        expires_at=now + runtime.settings.jobs_retention_seconds,
+        expires_at=now + runtime.settings.job_retention_seconds,
     )
 
 

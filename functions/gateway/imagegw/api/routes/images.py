@@ -240,7 +240,9 @@ async def submit(
             param="Idempotency-Key",
         ) from exc
     return Response(
-        content=json.dumps(await job_view(job, runtime.image_store, base_url=base_url)).encode(),
+        content=json.dumps(
+            await job_view(job, runtime.image_store, base_url=base_url, now=runtime.clock())
+        ).encode(),
         status_code=202,
         media_type="application/json",
         headers={

@@ -38,6 +38,8 @@ APIS = (API_DIMENSIONS, API_ASPECT_RATIO)
 # default, which is "quality").
 QUALITY_AS_MODE = "mode"
 _MODES = {"low": "fast", "high": "quality"}
+# Seeds stay in the range the gateway accepts (0 to 4294967294).
+SEED_WRAP = 4_294_967_295
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ def submit_body(request: ImageRequest) -> Shape:
         body["height"] = height
     else:
         body["aspect_ratio"] = aspect_ratio(width, height)
+    if request.seed is not None:
+        body["seed"] = request.seed
     if request.is_edit:
         body.update(edit_fields(request))
     if request.output_format is not None:
@@ -121,6 +125,14 @@ def _b64(data: bytes) -> str:
 
 # Ratios BFL writes in other than lowest terms (its lists say 21:9, never 7:3).
 _BFL_NAMES = {(7, 3): "21:9", (3, 7): "9:21"}
+
+
+def for_image(body: dict[str, Any], index: int) -> dict[str, Any]:
+    """The body of the ``index``-th image of a fan-out: with a seed, seed + index, so that ``n``
+    images are ``n`` reproducible variations rather than ``n`` paid copies of one."""
+    if "seed" not in body or index == 0:
+        return body
+    return {**body, "seed": (body["seed"] + index) % SEED_WRAP}
 
 
 def aspect_ratio(width: int, height: int) -> str:
