@@ -29,6 +29,7 @@ PYTHON312 = $(shell for candidate in python3.12 $$HOME/.pyenv/versions/3.12*/bin
 RUNTIME_BOTO3 := $(shell sed -n 's/^boto3==//p' layers/deps/requirements.txt)
 
 .PHONY: dev test lint typecheck pytest format validate python312 build package-check clean bench load \
+	bench-lambda \
 	catalog
 
 $(VENV)/.installed: requirements-dev.txt layers/deps/requirements.txt pyproject.toml
@@ -55,8 +56,12 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 	$(SAM_VENV)/bin/python -m pip install $(PIP_FLAGS) -r requirements-sam.txt
 	touch $@
 
+# What the template sets for the functions too: glibc keeps large buffers between requests.
+GLIBC_TUNABLES_SETTING := glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=134217728
+
 dev: $(VENV)/.installed
 	IMAGEGW_API_KEYS="$${IMAGEGW_API_KEYS:-$(DEV_API_KEY)}" \
+	GLIBC_TUNABLES="$${GLIBC_TUNABLES:-$(GLIBC_TUNABLES_SETTING)}" \
 	IMAGEGW_PLAYGROUND="$${IMAGEGW_PLAYGROUND:-true}" \
 	$(BIN)/uvicorn imagegw.entrypoints.app:create_app --factory --host 127.0.0.1 --port $(PORT)
 
@@ -80,6 +85,11 @@ pytest: $(VENV)/.installed $(SAM_VENV)/.installed $(CHROMIUM)
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench.run --write
 
+# Not part of `make test`: the built Lambda artifact as deployed (run `make package-check` first):
+# cold starts with and without its .pyc, and CPU per invocation of the Lambda path.
+bench-lambda: $(VENV)/.installed python312
+	PYTHON312="$(PYTHON312)" $(BIN)/python -m bench.lambda_artifact
+
 # Not part of `make test`: 2,000 requests at 50 concurrent against uvicorn, 5 % upstream faults.
 load: $(VENV)/.installed
 	$(BIN)/python bench/load.py --write
@@ -102,17 +112,20 @@ python312:
 	  "runtime's version) on PATH or under ~/.pyenv/versions/3.12.*: install one, e.g." \
 	  "'pyenv install 3.12'" >&2; exit 1; }
 
-# The deployable artifacts: arm64, as in template.yaml, in .aws-sam/build.
+# The deployable artifacts: arm64, as in template.yaml, in .aws-sam/build. sam build runs
+# functions/gateway/Makefile and layers/deps/Makefile (BuildMethod: makefile), which ship
+# unchecked-hash .pyc files (see there why); python3.12 must come first on PATH for them.
 build: $(SAM_VENV)/.installed python312
 	PATH="$(dir $(PYTHON312)):$$PATH" $(SAM_ENV) $(SAM) build --no-use-container
 
 # This machine is x86_64 and cannot load the arm64 layer's native modules, so the same template
-# is also built for x86_64 (same builder, same pinned requirements) into .aws-sam/build-x86_64.
+# is also built for x86_64 (same builder, same pinned requirements, LAYER_ARCH telling the
+# layer's Makefile) into .aws-sam/build-x86_64.
 # tests/deploy/test_built_package.py checks the arm64 build's contents, then runs the arm64 build's
 # function code on the x86_64 layer under python3.12 with sample events.
 package-check: build $(VENV)/.installed
 	sed -e 's/\barm64\b/x86_64/g' template.yaml > .aws-sam/template-x86_64.yaml
-	PATH="$(dir $(PYTHON312)):$$PATH" $(SAM_ENV) $(SAM) build --no-use-container \
+	PATH="$(dir $(PYTHON312)):$$PATH" LAYER_ARCH=x86_64 $(SAM_ENV) $(SAM) build --no-use-container \
 	  --template-file .aws-sam/template-x86_64.yaml --base-dir . --build-dir .aws-sam/build-x86_64
 	$(PYTHON312) -m pip install $(PIP_FLAGS) --upgrade --target .aws-sam/lambda-runtime \
 	  boto3==$(RUNTIME_BOTO3)

@@ -4,6 +4,10 @@ Each sample is a new process, as a Lambda cold start is; the gateway and the min
 Mangum handler (``bench/minimal_handler.py``) alternate sample by sample and answer the same
 event from ``events/``. The probe times, inside the process, the import and the first answer; the
 process's whole life (interpreter start included) is timed from outside as well.
+
+This runs the source tree with the development interpreter and the bytecode it caches: a
+comparison of the two handlers' own work. The artifact exactly as Lambda gets it (python3.12,
+SAM's 1980-dated ZIP, read-only, the build's .pyc) is ``bench/lambda_artifact.py``.
 """
 
 from __future__ import annotations

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from api_support import GENERATIONS, assert_error, bearer, client_for, write_key_file
+from api_support import GENERATIONS, assert_error, bearer, client_for, drain_jobs, write_key_file
 from fastapi.testclient import TestClient
 
 from imagegw.entrypoints.runtime import Runtime
@@ -156,12 +155,10 @@ def submit(client: TestClient, key: str, n: int) -> httpx.Response:
 
 def finished(client: TestClient, response: httpx.Response, key: str) -> dict[str, Any]:
     assert response.status_code == 202, response.text
-    for _ in range(300):
-        view: dict[str, Any] = client.get(response.headers["location"], headers=bearer(key)).json()
-        if view["status"] in ("succeeded", "failed"):
-            return view
-        time.sleep(0.01)
-    raise AssertionError("the job did not finish")
+    drain_jobs(client)
+    view: dict[str, Any] = client.get(response.headers["location"], headers=bearer(key)).json()
+    assert view["status"] in ("succeeded", "failed"), view
+    return view
 
 
 def test_async_jobs_count_against_the_quota_like_synchronous_calls(limited: TestClient) -> None:

@@ -10,9 +10,23 @@ Usage: invoke_built.py HANDLER EVENT_FILE RESULT_FILE
 from __future__ import annotations
 
 import importlib
+import importlib._bootstrap_external as bootstrap_external
 import json
 import sys
 from typing import Any
+
+# Every module compiled from source instead of loaded from a .pyc (a missing, stale or rejected
+# one): installed before the handler's first import, reported with the result.
+compiled_from_source: list[str] = []
+_source_to_code = bootstrap_external.SourceLoader.source_to_code
+
+
+def _recording_source_to_code(self: Any, data: Any, path: Any, *, _optimize: int = -1) -> Any:
+    compiled_from_source.append(str(path))
+    return _source_to_code(self, data, path, _optimize=_optimize)
+
+
+bootstrap_external.SourceLoader.source_to_code = _recording_source_to_code  # type: ignore[method-assign]
 
 
 class LambdaContext:
@@ -48,6 +62,7 @@ def main(handler_name: str, event_file: str, result_file: str) -> None:
         "python": list(sys.version_info[:2]),
         "handler_module": module.__file__,
         "pydantic_core": pydantic_core.__file__,
+        "compiled_from_source": compiled_from_source,
     }
     with open(result_file, "w", encoding="utf-8") as file:
         json.dump(report, file)

@@ -32,6 +32,7 @@ LAMBDA_RUNTIME = REPO / ".aws-sam" / "lambda-runtime"
 SOURCE = REPO / "functions" / "gateway"
 EVENTS = REPO / "events"
 INVOKE = Path(__file__).with_name("invoke_built.py")
+CHECK_BYTECODE = Path(__file__).with_name("check_bytecode.py")
 LAYER = "DependenciesLayer"
 FUNCTIONS = ("GatewayFunction", "WorkerFunction")
 DEV_KEY = "sk-imagegw-dev"
@@ -149,19 +150,24 @@ def python312() -> str:
     return candidate
 
 
-def invoke(event_name: str, tmp_path: Path) -> dict[str, Any]:
-    for path in (BUILD / "GatewayFunction", BUILD_X86 / LAYER / "python", LAMBDA_RUNTIME):
+def invoke(
+    event_name: str,
+    tmp_path: Path,
+    *,
+    function: Path = BUILD / "GatewayFunction",
+    layer: Path = BUILD_X86 / LAYER / "python",
+) -> dict[str, Any]:
+    for path in (function, layer, LAMBDA_RUNTIME):
         require_build(path)
     result_file = tmp_path / "result.json"
     environment = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": str(tmp_path),
         # The Lambda runtime's sys.path order: function code, then layers, then the runtime.
-        "PYTHONPATH": os.pathsep.join(
-            str(path)
-            for path in (BUILD / "GatewayFunction", BUILD_X86 / LAYER / "python", LAMBDA_RUNTIME)
-        ),
+        "PYTHONPATH": os.pathsep.join(str(path) for path in (function, layer, LAMBDA_RUNTIME)),
         "PYTHONNOUSERSITE": "1",
+        # Lambda's code directories are read-only, so Python writes no bytecode there; this
+        # stands in for that (read-only modes do not stop root, which CI may run as).
         "PYTHONDONTWRITEBYTECODE": "1",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_REGION": "us-east-1",
@@ -193,8 +199,8 @@ def invoke(event_name: str, tmp_path: Path) -> dict[str, Any]:
     # The code came from the arm64 build, the native dependencies from the x86_64 layer,
     # and the interpreter was the Lambda runtime's version.
     assert report["python"] == [3, 12]
-    assert Path(report["handler_module"]).is_relative_to(BUILD / "GatewayFunction")
-    assert Path(report["pydantic_core"]).is_relative_to(BUILD_X86 / LAYER / "python")
+    assert Path(report["handler_module"]).is_relative_to(function)
+    assert Path(report["pydantic_core"]).is_relative_to(layer)
     return report
 
 
@@ -220,3 +226,92 @@ def test_built_handler_generates_an_image_for_a_rest_api_event(tmp_path: Path) -
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert png[12:16] == b"IHDR"
     assert struct.unpack(">II", png[16:24]) == (256, 256)
+
+
+# ---------------------------------------------------------------------------- bytecode
+
+
+# SAM's ZIP entries carry no date: Lambda unpacks every file as 1980-01-01 00:00 UTC.
+ZIP_EPOCH = 315_532_800
+
+
+def check_bytecode(*roots: Path) -> dict[str, Any]:
+    completed = subprocess.run(
+        [python312(), str(CHECK_BYTECODE), *map(str, roots)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    report: dict[str, Any] = json.loads(completed.stdout)
+    return report
+
+
+@pytest.mark.parametrize(
+    "root",
+    [BUILD / "GatewayFunction", BUILD / "WorkerFunction", BUILD / LAYER / "python"],
+    ids=["gateway", "worker", "layer"],
+)
+def test_built_artifact_ships_unchecked_hash_bytecode_for_every_module(root: Path) -> None:
+    require_build(root)
+    report = check_bytecode(root)
+    assert report["checked"] > 50
+    assert report["problems"] == {}
+
+
+def as_deployed(source: Path, target: Path) -> Path:
+    """A copy dated as SAM's ZIP dates it, read-only as /var/task and /opt are (for a user
+    other than root; PYTHONDONTWRITEBYTECODE covers root)."""
+    shutil.copytree(source, target)
+    for path in [target, *target.rglob("*")]:
+        os.utime(path, (ZIP_EPOCH, ZIP_EPOCH), follow_symlinks=False)
+    for path in [*target.rglob("*"), target]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    return target
+
+
+def writable_again(root: Path) -> None:
+    for path in [root, *root.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def files_under(root: Path) -> set[Path]:
+    return {path for path in root.rglob("*") if path.is_file()}
+
+
+def test_built_handler_answers_from_bytecode_alone_with_zip_dates(tmp_path: Path) -> None:
+    require_build(BUILD / "GatewayFunction")
+    require_build(BUILD_X86 / LAYER / "python")
+    function = as_deployed(BUILD / "GatewayFunction", tmp_path / "var-task")
+    layer = as_deployed(BUILD_X86 / LAYER / "python", tmp_path / "opt-python")
+    before = files_under(function) | files_under(layer)
+    try:
+        report = invoke("rest-v1-generate", tmp_path, function=function, layer=layer)
+    finally:
+        writable_again(function)
+        writable_again(layer)
+    assert report["result"]["statusCode"] == 200
+    # Not one module of the function or the layer compiled from source on this cold start...
+    ours = [
+        path
+        for path in report["compiled_from_source"]
+        if Path(path).is_relative_to(function) or Path(path).is_relative_to(layer)
+    ]
+    assert ours == []
+    # ...and nothing written next to the sources.
+    assert files_under(function) | files_under(layer) == before
+
+
+def test_without_bytecode_the_same_cold_start_compiles_from_source(tmp_path: Path) -> None:
+    # The control: what the build shipped before (no .pyc) is seen compiling by the same probe.
+    require_build(BUILD / "GatewayFunction")
+    source = tmp_path / "source-only"
+    shutil.copytree(BUILD / "GatewayFunction", source, ignore=shutil.ignore_patterns("__pycache__"))
+    function = as_deployed(source, tmp_path / "var-task")
+    try:
+        report = invoke("rest-v1-models", tmp_path, function=function)
+    finally:
+        writable_again(function)
+    compiled = [p for p in report["compiled_from_source"] if Path(p).is_relative_to(function)]
+    assert any(path.endswith("entrypoints/handler.py") for path in compiled)

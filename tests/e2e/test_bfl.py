@@ -196,6 +196,15 @@ def test_a_size_the_model_cannot_make_is_a_400_listing_what_it_takes(
     assert bfl.requests == []
 
 
+def test_seed_is_a_documented_extension(oai: openai.OpenAI, bfl: FakeBfl) -> None:
+    response = oai.images.generate(
+        model="bfl/flux-kontext-pro", prompt="a fox", n=2, extra_body={"seed": 7}
+    )
+    assert sorted(submit.json["seed"] for submit in bfl.submits()) == [7, 8]
+    assert response.model_extra is not None
+    assert response.model_extra["seeds"] == [7, 8]
+
+
 def test_parameters_bfl_does_not_take(oai: openai.OpenAI, bfl: FakeBfl) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         oai.images.generate(model=PRO, prompt="a fox", background="transparent")
@@ -449,6 +458,9 @@ def test_a_disabled_model_is_refused_until_enabled(
         )
     assert bfl.submits()[0].json == {"prompt": "a fox", "aspect_ratio": "16:9"}
     assert response.size == "1376x768"
+    with _client(enabled) as client, pytest.raises(openai.BadRequestError) as refused:
+        client.images.generate(model="bfl/flux-3-image", prompt="a fox", extra_body={"seed": 1})
+    assert refused.value.code == "unsupported_parameter"  # FLUX 3 takes no seed
 
 
 def test_without_a_key_bfl_models_say_what_to_set(make_gateway: MakeGateway) -> None:

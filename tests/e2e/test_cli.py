@@ -151,3 +151,21 @@ def test_the_console_script_points_at_the_command() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["project"]["scripts"] == {"imagegw": "imagegw.cli.app:main"}
     assert main(["--version"]) == 0
+
+
+def test_usage_reports_what_the_gateway_spent(gateway: GatewayServer, tmp_path: Path) -> None:
+    generated = invoke(
+        gateway, "generate", "a kite", "-m", "local/sketch", "-n", "2", "-o", str(tmp_path)
+    )
+    assert generated.exit_code == 0, generated.output
+    result = invoke(gateway, "usage", "--group-by", "model")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("usage ")
+    assert lines[0].endswith("(UTC), by model")
+    assert lines[2].split() == ["local/sketch", "1", "2", "0.000000", "no", "0"]
+    as_json = invoke(gateway, "usage", "--json")
+    assert json.loads(as_json.output)["total"]["images"] == 2
+    bad = invoke(gateway, "usage", "--start", "someday")
+    assert bad.exit_code == 2
+    assert "Invalid value for 'start'" in bad.output

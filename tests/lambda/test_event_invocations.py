@@ -57,8 +57,11 @@ def image_key(url: str) -> str:
     return url.split("?", 1)[0].rsplit("/", 1)[1]
 
 
-def read_job(handler: Handler, job_id: str, context: FakeLambdaContext) -> dict[str, Any]:
+def read_job(handler: Handler, job_id: str, context: FakeLambdaContext) -> Any:
+    """The job as its owner (the development key) reads it; None when there is none."""
     response = handler(get_job_event(job_id), context)
+    if response["statusCode"] == 404:
+        return None
     assert response["statusCode"] == 200, response.get("body")
     assert header(response, "cache-control") == "no-store"
     view: dict[str, Any] = json.loads(response_body(response))
@@ -79,7 +82,7 @@ def assert_job_links_point_at_stored_images(view: dict[str, Any], directory: Pat
 # Direct invocation ---------------------------------------------------------------------------
 
 
-def test_direct_invoke_sample_returns_the_openai_result_with_links_twice(
+def test_direct_invoke_sample_returns_the_openai_result_and_records_it_as_a_job(
     cold_handler: Handler, lambda_context: FakeLambdaContext, lambda_storage_dir: Path
 ) -> None:
     results = [cold_handler(load_event("invoke-generate"), lambda_context) for _ in range(2)]
@@ -88,17 +91,61 @@ def test_direct_invoke_sample_returns_the_openai_result_with_links_twice(
         (item,) = result["data"]
         assert "b64_json" not in item
         assert (lambda_storage_dir / image_key(item["url"])).read_bytes().startswith(PNG)
-    # A direct invocation is a synchronous call: each one generates.
+    # The same request id twice (Lambda retrying an asynchronous invoke): one generation.
+    assert len(stored_images(lambda_storage_dir)) == 1
+    # Another invocation (a new request id) is another generation.
+    cold_handler(load_event("invoke-generate"), FakeLambdaContext("another-request-id"))
     assert len(stored_images(lambda_storage_dir)) == 2
 
 
-def test_direct_invoke_of_a_bare_body_honours_an_explicit_b64_json(
+def test_an_asynchronous_invoke_result_can_be_read_by_the_key_it_names(
+    cold_handler: Handler, lambda_storage_dir: Path
+) -> None:
+    # `aws lambda invoke --invocation-type Event` discards the answer; the caller has the
+    # request id (x-amzn-RequestId), and the key it named reads the job.
+    event = {**load_event("invoke-generate"), "client": "env-key-1"}
+    cold_handler(event, FakeLambdaContext("0f6e3c2a-async-invoke"))
+    view = read_job(cold_handler, "invoke-0f6e3c2a-async-invoke", FakeLambdaContext())
+    assert_job_links_point_at_stored_images(view, lambda_storage_dir)
+    # Someone else's key gets the same 404 as for an unknown id.
+    other = cold_handler(
+        get_job_event("invoke-0f6e3c2a-async-invoke", f"Bearer {OTHER_KEY}"), FakeLambdaContext()
+    )
+    assert other["statusCode"] == 404
+
+
+def test_a_direct_invoke_naming_an_unknown_key_is_refused_before_generating(
     cold_handler: Handler, lambda_context: FakeLambdaContext, lambda_storage_dir: Path
 ) -> None:
+    event = {**load_event("invoke-generate"), "client": "nobody"}
+    result = cold_handler(event, lambda_context)
+    assert result["error"]["code"] == "unknown_client"
+    assert result["error"]["param"] == "client"
+    assert stored_images(lambda_storage_dir) == []
+
+
+def test_a_job_id_taken_by_another_refused_request_is_a_conflict(
+    cold_handler: Handler, lambda_context: FakeLambdaContext
+) -> None:
+    event = {**load_event("invoke-generate"), "job_id": "order-1"}
+    event["request"] = {**event["request"], "size": "7x7"}
+    assert cold_handler(event, lambda_context)["error"]["code"] == "invalid_value"
+    # The same refused request again: the recorded job. Another one under that id: a conflict,
+    # never the first request's outcome.
+    assert cold_handler(event, lambda_context)["error"]["code"] == "invalid_value"
+    event["request"] = {**event["request"], "size": "9x9"}
+    assert cold_handler(event, lambda_context)["error"]["code"] == "job_id_conflict"
+
+
+def test_direct_invoke_without_a_job_id_delivers_links_only(
+    cold_handler: Handler, lambda_context: FakeLambdaContext, lambda_storage_dir: Path
+) -> None:
+    # Its result is recorded as a job, and jobs deliver links: b64_json is refused before
+    # anything is generated (it would not fit an invocation's 6 MB answer anyway).
     request = {**load_event("invoke-generate")["request"], "response_format": "b64_json"}
     result = cold_handler(request, lambda_context)
-    (item,) = result["data"]
-    assert base64.b64decode(item["b64_json"]).startswith(PNG)
+    assert result["error"]["code"] == "invalid_value"
+    assert result["error"]["param"] == "response_format"
     assert stored_images(lambda_storage_dir) == []
 
 
@@ -202,6 +249,62 @@ def test_eventbridge_without_a_queue_runs_the_job_in_the_invocation(
     assert len(stored_images(lambda_storage_dir)) == 1
 
 
+@pytest.mark.parametrize(
+    ("client", "code"), [(None, "malformed_event"), ("nobody", "unknown_client")]
+)
+def test_an_eventbridge_event_must_name_a_known_client_key(
+    jobs_aws: JobsAws,
+    cold_handler: Handler,
+    lambda_context: FakeLambdaContext,
+    lambda_storage_dir: Path,
+    client: str | None,
+    code: str,
+) -> None:
+    # Anyone allowed to put events on the bus can send one: it runs as the key it names, or
+    # not at all. Refused before anything is recorded, queued or generated.
+    event = load_event("eventbridge-generate")
+    if client is None:
+        del event["detail"]["client"]
+    else:
+        event["detail"]["client"] = client
+    result = cold_handler(event, lambda_context)
+    assert result["error"]["code"] == code
+    assert result["error"]["param"] == "client"
+    assert jobs_aws.receive() == []
+    assert read_job(cold_handler, "catalog-item-1234", lambda_context) is None
+    assert stored_images(lambda_storage_dir) == []
+
+
+def test_an_eventbridge_event_runs_with_the_named_keys_limits(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    jobs_aws: JobsAws,
+    cold_handler: Handler,
+    lambda_context: FakeLambdaContext,
+    lambda_storage_dir: Path,
+) -> None:
+    # A key allowed only openai/* models: its event for a local model is refused (recorded as
+    # a failed job its owner can read), and a key without images:generate cannot send at all.
+    keys = {
+        "keys": [
+            {"name": "openai-only", "sha256": "a" * 64, "models": ["openai/*"]},
+            {"name": "reader", "sha256": "b" * 64, "scopes": ["models:read"]},
+        ]
+    }
+    keys_file = tmp_path / "keys.json"
+    keys_file.write_text(json.dumps(keys), encoding="utf-8")
+    monkeypatch.setenv("IMAGEGW_API_KEYS_FILE", str(keys_file))
+    event = load_event("eventbridge-generate")
+    event["detail"]["client"] = "openai-only"
+    view = cold_handler(event, lambda_context)
+    assert view["status"] == "failed"
+    assert view["error"]["code"] == "model_not_allowed"
+    event["detail"].update(client="reader", job_id="catalog-item-5678")
+    assert cold_handler(event, lambda_context)["error"]["code"] == "insufficient_scope"
+    assert jobs_aws.receive() == []
+    assert stored_images(lambda_storage_dir) == []
+
+
 # SQS messages from other services ------------------------------------------------------------
 
 
@@ -244,6 +347,22 @@ def test_the_gateway_handler_serves_sqs_batches_too(
 
 
 # Prefer: respond-async over HTTP -------------------------------------------------------------
+
+
+def test_behind_a_custom_domain_the_202_location_uses_the_public_base_url(
+    monkeypatch: pytest.MonkeyPatch,
+    jobs_aws: JobsAws,
+    cold_handler: Handler,
+    lambda_context: FakeLambdaContext,
+) -> None:
+    # The stack's PublicBaseUrl parameter (a base path mapping cannot be seen in the event).
+    monkeypatch.setenv("IMAGEGW_PUBLIC_BASE_URL", "https://images.example.com/gw")
+    response = cold_handler(async_generate_event(), lambda_context)
+    assert response["statusCode"] == 202, response.get("body")
+    job_id = json.loads(response_body(response))["id"]
+    assert header(response, "location") == (
+        f"https://images.example.com/gw/v1/images/jobs/{job_id}"
+    )
 
 
 def test_prefer_respond_async_answers_202_and_the_worker_completes_the_job(

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from lambda_harness import DEV_API_KEY, FakeLambdaContext, header, load_event
+from lambda_harness import DEV_API_KEY, FakeLambdaContext, header, load_event, response_body
 
 pytest_plugins = ["lambda_fixtures"]
 
@@ -94,7 +94,9 @@ def test_errors_are_counted_by_code_provider_and_model(
     event["request"]["size"] = "7x7"
     assert cold_handler(event, lambda_context)["error"]["code"] == "invalid_value"
     event["request"]["model"] = "nobody/nothing"
-    assert cold_handler(event, lambda_context)["error"]["code"] == "model_not_found"
+    # Another invocation (each has its own request id, and so its own job).
+    second = FakeLambdaContext("second-invocation")
+    assert cold_handler(event, second)["error"]["code"] == "model_not_found"
     lines = output_lines(capsys.readouterr().out)
     errors = [
         (line["error_code"], line["provider"], line["model"], line["GenerationErrors"])
@@ -134,7 +136,8 @@ def test_an_upstream_failure_is_counted_by_provider_for_the_alarm(
     assert cold_handler(event, lambda_context)["error"]["code"] == "upstream_unreachable"
     # A caller's mistake is an error answered, not an upstream failure.
     event["request"]["size"] = "7x7"
-    assert cold_handler(event, lambda_context)["error"]["code"] == "invalid_value"
+    second = FakeLambdaContext("second-invocation")
+    assert cold_handler(event, second)["error"]["code"] == "invalid_value"
     lines = output_lines(capsys.readouterr().out)
     (failure,) = metrics(lines, "UpstreamFailures")
     assert failure["UpstreamFailures"] == [1.0]
@@ -155,9 +158,9 @@ def test_a_storage_fallback_is_counted(
     # The store's directory cannot be created (a file is in the way): url falls back to inline.
     lambda_storage_dir.parent.mkdir(parents=True, exist_ok=True)
     lambda_storage_dir.write_bytes(b"not a directory")
-    event = load_event("invoke-generate")
-    event["request"]["response_format"] = "url"
-    answer = cold_handler(event, lambda_context)
+    event = load_event("rest-v1-generate")
+    event["body"] = json.dumps({**json.loads(event["body"]), "response_format": "url"})
+    answer = json.loads(response_body(cold_handler(event, lambda_context)))
     assert "b64_json" in answer["data"][0]
     (fallback,) = metrics(output_lines(capsys.readouterr().out), "StorageFallbacks")
     assert fallback["StorageFallbacks"] == [1.0]

@@ -59,8 +59,12 @@ def mangum_handler(event: dict[str, Any]) -> Any:
     raise AssertionError("Mangum cannot infer a handler for this event")
 
 
+# Not an event: `sam local --env-vars` overrides (tests/lambda/test_sam_local_env.py).
+SAM_LOCAL_ENV = "env.local"
+
+
 def test_the_events_folder_holds_exactly_the_documented_samples() -> None:
-    expected = [*ALL_EVENTS, *NON_HTTP_EVENTS]
+    expected = [*ALL_EVENTS, *NON_HTTP_EVENTS, SAM_LOCAL_ENV]
     assert sorted(path.stem for path in EVENTS_DIR.glob("*.json")) == sorted(expected)
 
 

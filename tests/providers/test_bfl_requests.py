@@ -191,6 +191,25 @@ async def test_flux_3_1_quality_picks_the_mode(
 
 
 @pytest.mark.anyio
+async def test_a_seed_gives_n_reproducible_variations_and_the_seeds_come_back(
+    bfl: FakeBfl, http: httpx.AsyncClient, make_request: MakeRequest
+) -> None:
+    result = await provider(bfl, http).generate(make_request(PRO, n=3, seed=4_294_967_293))
+    sent = sorted(submit.json["seed"] for submit in bfl.submits())
+    assert sent == [0, 4_294_967_293, 4_294_967_294]  # seed + i, within the accepted range
+    assert result.extra["seeds"] == [4_294_967_293, 4_294_967_294, 0]  # in the order of data
+
+
+@pytest.mark.anyio
+async def test_without_a_seed_the_seeds_bfl_picked_are_reported(
+    bfl: FakeBfl, http: httpx.AsyncClient, make_request: MakeRequest
+) -> None:
+    result = await provider(bfl, http).generate(make_request(PRO))
+    assert "seed" not in bfl.submits()[0].json
+    assert result.extra["seeds"] == [1001]
+
+
+@pytest.mark.anyio
 async def test_a_rewritten_prompt_comes_back_as_revised_prompt(
     bfl: FakeBfl, http: httpx.AsyncClient, make_request: MakeRequest
 ) -> None:

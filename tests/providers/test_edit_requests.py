@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import base64
+import io
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
+from PIL import Image as PILImage
 
+from imagegw.catalog import load_catalog
+from imagegw.errors import InvalidValue
 from imagegw.generation.input_images import InputLimits, inspect_image
 from imagegw.providers import build_provider
+from imagegw.providers.base import ImageRequest, ImageResult
+from imagegw.providers.bfl.provider import BflProvider
+from imagegw.providers.bfl.task import Endpoint, Polling
 from imagegw.providers.inputs import InputImage
 from imagegw.providers.openai import OpenAIProvider
 from imagegw.settings import Settings
 from providers.conftest import UPSTREAM_KEY, MakeRequest
 
 from support.edit_images import alpha_mask, gradient, solid
+from support.fake_bfl import FakeBfl
 from support.fake_google import Content, FakeGoogle
 from support.fake_openai import Error, FakeOpenAI, Images
 from support.google_env import api_key_config, google_request, service_account_key
@@ -194,3 +203,79 @@ async def test_a_gemini_edit_with_a_size_keeps_the_ratio_it_asks_for(google: Fak
         "aspectRatio": "16:9",
         "imageSize": "1K",
     }
+
+
+# ------------------------------------------------------------------------------------- BFL
+
+
+@pytest.fixture
+def bfl() -> Iterator[FakeBfl]:
+    with FakeBfl() as fake:
+        yield fake
+    assert fake.handler_errors == []
+
+
+def _bfl_request(model: str, **params: Any) -> ImageRequest:
+    spec = load_catalog().get(model)  # FLUX 3.1 is disabled by default: built from its entry
+    assert spec is not None
+    return ImageRequest(
+        spec=spec, upstream_model=spec.upstream_model, n=1, timeout_seconds=10.0, **params
+    )
+
+
+async def _bfl(bfl: FakeBfl, request: ImageRequest) -> ImageResult:
+    fast = Polling(first_delay=0.01, factor=1.5, max_delay=0.05)
+    async with httpx.AsyncClient() as http:
+        provider = BflProvider(http, Endpoint(httpx.URL(bfl.origin), bfl.api_key), polling=fast)
+        return await provider.generate(request)
+
+
+@pytest.mark.anyio
+async def test_flux_2_gets_numbered_input_images_and_keeps_the_input_shape(
+    bfl: FakeBfl,
+) -> None:
+    images = (_input(gradient(64, 48)), _input(solid(32, 32, image_format="JPEG")))
+
+    await _bfl(bfl, _bfl_request("bfl/flux-2-pro", prompt="the cat on the sofa", images=images))
+
+    (submit,) = bfl.submits()
+    assert submit.json == {
+        "prompt": "the cat on the sofa",
+        "input_image": base64.b64encode(images[0].data).decode(),
+        "input_image_2": base64.b64encode(images[1].data).decode(),
+    }  # no width/height: BFL follows the first image
+
+
+@pytest.mark.anyio
+async def test_flux_3_1_gets_images_and_the_mask_as_white_for_change(bfl: FakeBfl) -> None:
+    image = _input(gradient(64, 48))
+    mask = _input(alpha_mask(64, 48, change=(16, 8, 48, 40)), "mask")
+
+    await _bfl(
+        bfl,
+        _bfl_request(
+            "bfl/flux-3.1-image", prompt="a moon", size="1024x1024", images=(image,), mask=mask
+        ),
+    )
+
+    (submit,) = bfl.submits()
+    assert submit.json["images"] == [base64.b64encode(image.data).decode()]
+    assert (submit.json["width"], submit.json["height"]) == (1024, 1024)
+    sent_mask = PILImage.open(io.BytesIO(base64.b64decode(submit.json["mask"])))
+    assert sent_mask.mode == "L"
+    for y in range(48):
+        for x in range(64):
+            inside = 16 <= x < 48 and 8 <= y < 40
+            assert sent_mask.getpixel((x, y)) == (255 if inside else 0), (x, y)
+
+
+@pytest.mark.anyio
+async def test_flux_3_1_takes_nine_images_with_a_mask_and_says_so(bfl: FakeBfl) -> None:
+    images = tuple(_input(solid(8, 8)) for _ in range(10))
+    mask = _input(alpha_mask(8, 8, change=(0, 0, 4, 4)), "mask")
+
+    with pytest.raises(InvalidValue) as caught:
+        await _bfl(bfl, _bfl_request("bfl/flux-3.1-image", prompt="x", images=images, mask=mask))
+
+    assert (caught.value.code, caught.value.param) == ("too_many_images", "image")
+    assert bfl.submits() == []

@@ -25,6 +25,7 @@ What it does, as BFL does (shared/reference/providers-2.md §2):
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import math
@@ -209,9 +210,34 @@ def check_body(model: str, document: Any) -> tuple[int, int]:
         raise _invalid("output_format", f"Input should be {sorted(schema.formats)}")
     if schema.size == "flux31" and document.get("mode", "quality") not in ("fast", "quality"):
         raise _invalid("mode", "Input should be 'fast' or 'quality'")
+    _check_inputs(schema, document)
     if schema.size in ("flux2", "flux11", "flux31"):
         return _dimensions(schema.size, document)
     return _ratio(schema.size, document)
+
+
+def _check_inputs(schema: Schema, document: dict[str, Any]) -> None:
+    """Reference images and masks: base64 of a real PNG, JPEG or WebP (or an https URL)."""
+    images = document.get("images", [])
+    if not isinstance(images, list) or len(images) > 10:
+        raise _invalid("images", "List should have at most 10 items")
+    if "mask" in document and len(images) > 9:
+        raise _invalid("images", "At most 9 images with a mask")
+    if "mask" in document and not images:
+        raise _invalid("mask", "A mask applies to the first image: images is required")
+    named = [(f"images.{index}", value) for index, value in enumerate(images)]
+    named += [(name, document[name]) for name in sorted(document) if name.startswith("input_image")]
+    if "mask" in document:
+        named.append(("mask", document["mask"]))
+    for name, value in named:
+        if isinstance(value, str) and value.startswith("https://"):
+            continue
+        try:
+            data = base64.b64decode(value, validate=True) if isinstance(value, str) else b""
+        except ValueError:
+            data = b""
+        if not data.startswith((b"\x89PNG", b"\xff\xd8\xff", b"RIFF")):
+            raise _invalid(name, "Input should be a base64 encoded image or an https URL")
 
 
 def _dimensions(kind: str, document: dict[str, Any]) -> tuple[int, int]:
@@ -516,7 +542,8 @@ class FakeBfl:
                 "result": {
                     "sample": sample,
                     "prompt": task.reply.revised_prompt or task.body.get("prompt"),
-                    "seed": 1234,
+                    # The seed asked for, else one BFL picked.
+                    "seed": task.body.get("seed", 1000 + len(self.tasks)),
                     "start_time": 1.0,
                     "end_time": 2.0,
                     "duration": 1.0,

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from imagegw.catalog import Resolution, load_catalog
 from imagegw.errors import InvalidRequest, UnknownParameter, render
+from imagegw.generation.delivery_policy import HTTP_DELIVERY
 from imagegw.generation.validation import validate
 from imagegw.schemas import KNOWN_PARAMETERS, parse_generation_request
 
@@ -68,7 +69,10 @@ def check_outcome(raw: bytes) -> None:
     for spec in SPECS:
         try:
             validated = validate(
-                body, Resolution(spec.id, spec, spec.upstream_model), timeout_seconds=60
+                body,
+                Resolution(spec.id, spec, spec.upstream_model),
+                timeout_seconds=60,
+                delivery=HTTP_DELIVERY,
             )
         except InvalidRequest as error:
             assert_clean(error)

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+import httpcore
 import httpx
+import pytest
 
+from imagegw.fastpath import http_pool
 from imagegw.fastpath.http_pool import (
     READ_BYTES,
     LinearPool,
@@ -90,6 +94,32 @@ def test_the_gateway_client_uses_the_linear_pool() -> None:
             assert isinstance(pool._network_backend, ReadAheadBackend)
 
     asyncio.run(scenario())
+
+
+def test_other_httpcore_or_httpx_versions_get_the_stock_pool_and_one_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(http_pool, "_warned", False)
+
+    async def pools() -> list[type]:
+        kinds = []
+        for _ in range(2):
+            async with upstream_client() as client:
+                pool = client._transport._pool  # type: ignore[attr-defined]
+                kinds.append(type(pool))
+                assert not isinstance(pool._network_backend, ReadAheadBackend)
+        return kinds
+
+    for library, version in (("httpcore", "1.0.10"), ("httpx", "0.29.0")):
+        monkeypatch.setattr(http_pool, "_warned", False)
+        with monkeypatch.context() as patched:
+            patched.setattr(getattr(http_pool, library), "__version__", version)
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="imagegw.fastpath.http_pool"):
+                assert asyncio.run(pools()) == [httpcore.AsyncConnectionPool] * 2
+            warnings = [r for r in caplog.records if r.name == "imagegw.fastpath.http_pool"]
+            assert len(warnings) == 1
+            assert "stock httpcore pool" in warnings[0].getMessage()
 
 
 def test_a_burst_opens_one_connection_per_request_and_the_next_burst_reuses_them() -> None:

@@ -1,7 +1,7 @@
 """The job state machine: at most one generation per job, whatever the deliveries do.
 
 Runs the real runner against the in-memory store and a fake provider that counts its calls
-(the DynamoDB store passes the same contract in tests/lambda/test_job_store.py).
+(the DynamoDB store passes the same contract in tests/aws/test_job_store.py).
 """
 
 from __future__ import annotations
@@ -58,7 +58,9 @@ async def test_a_job_runs_once_however_often_it_is_delivered(
     assert len(provider.requests) == 1
     assert second.job is not None
     assert second.job.status == "succeeded"
-    view = await job_view(second.job, runtime.image_store, base_url="https://gw.example")
+    view = await job_view(
+        second.job, runtime.image_store, base_url="https://gw.example", now=runtime.clock()
+    )
     (item,) = view["result"]["data"]
     assert item["url"].startswith("https://gw.example/v1/images/files/")
     assert view["result"]["usage"] == {"input_tokens": 10, "output_tokens": 20, "total_tokens": 30}
@@ -232,7 +234,9 @@ async def test_progress_is_written_as_the_job_runs(settings: Settings, clock: Fa
     ]
     assert store.progress[1]["upstream_stage"] == "Pending"
     assert processed.job is not None
-    view = await job_view(processed.job, runtime.image_store, base_url="https://gw.example")
+    view = await job_view(
+        processed.job, runtime.image_store, base_url="https://gw.example", now=runtime.clock()
+    )
     assert view["progress"]["stage"] == "succeeded"
 
 
@@ -247,7 +251,9 @@ async def test_a_streamed_job_keeps_links_to_its_partial_images(
     processed = await process_job(runtime, job.id)
     assert processed.job is not None
     assert processed.job.status == "succeeded"
-    view = await job_view(processed.job, runtime.image_store, base_url="https://gw.example")
+    view = await job_view(
+        processed.job, runtime.image_store, base_url="https://gw.example", now=runtime.clock()
+    )
     partials = view["progress"]["partial_images"]
     assert [partial["index"] for partial in partials] == [0, 1]
     for partial in partials:

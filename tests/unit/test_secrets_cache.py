@@ -1,7 +1,7 @@
 """CachedSecret: time-to-live, the grace period of an outage, retry pacing, what callers see.
 
 The fetch is a plain function the test controls (a value, a change, an outage) and the clock is
-a ``FakeClock``; the real Secrets Manager path is in tests/api/test_api_secrets.py.
+a ``FakeClock``; the real Secrets Manager path is in tests/aws/test_secrets.py.
 """
 
 from __future__ import annotations
@@ -68,16 +68,19 @@ async def test_a_rotated_value_is_seen_after_the_ttl_and_not_before() -> None:
 
 async def test_concurrent_first_use_reads_the_secret_once() -> None:
     release = threading.Event()
+    fetching = threading.Event()
     source = Source({"keys": []})
 
     def slow_fetch() -> str:
+        fetching.set()
         release.wait(5)
         return source()
 
     secret = CachedSecret(slow_fetch, role=ROLE, ttl_seconds=TTL, grace_seconds=GRACE)
 
     async def release_soon() -> None:
-        await asyncio.sleep(0.05)
+        # Once the one fetch is under way, the other callers are already waiting on it.
+        await asyncio.to_thread(fetching.wait, 5)
         release.set()
 
     *values, _ = await asyncio.gather(*(secret.value() for _ in range(5)), release_soon())

@@ -81,3 +81,17 @@ def test_environment_strings_are_converted_as_pydantic_does(
     assert settings.metrics is False
     assert settings.tracing is True
     assert settings.upstream_timeout_seconds == 12.5
+
+
+def test_an_empty_variable_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    # CloudFormation and `sam local --env-vars` can only empty a variable, not remove it.
+    monkeypatch.setenv("IMAGEGW_JOBS_TABLE", "")
+    monkeypatch.setenv("IMAGEGW_API_KEYS", "")
+    monkeypatch.setenv("IMAGEGW_OPENAI_API_KEY", "")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-tools-name")
+    settings = Settings()
+    assert settings.jobs_table is None
+    assert settings.api_keys is None
+    key = settings.openai_api_key
+    assert key is not None
+    assert key.get_secret_value() == "sk-from-the-tools-name"

@@ -51,6 +51,8 @@ UPLOAD_OBJECTS = {
         },
     ]
 }
+# Edits read their inputs (earlier images, uploads); edit jobs keep theirs as uploads.
+EDIT_INPUT_GRANTS = ("ReadEditInputs", "KeepEditJobInputs", "ReadEditJobInputs")
 IDEMPOTENT_ANSWERS = {
     "Fn::Sub": [
         "${Arn}/${Prefix}*",
@@ -62,6 +64,7 @@ IDEMPOTENT_ANSWERS = {
 }
 ITEM_ACTIONS = {
     "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
     "dynamodb:DeleteItem",
@@ -313,7 +316,33 @@ def test_dependencies_layer_is_built_from_pinned_requirements(template: dict[str
         assert {"Ref": layer_name} in function_property(template, function, "Layers")
         runtime = function_property(template, function, "Runtime")
         assert runtime in layer["Properties"]["CompatibleRuntimes"]
-        assert layer["Metadata"]["BuildMethod"] == runtime
+    # Built by layers/deps/Makefile: python3.12 wheels for aarch64 unless told otherwise.
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    makefile = (REPO / "layers" / "deps" / "Makefile").read_text(encoding="utf-8")
+    assert "LAYER_ARCH ?= arm64" in makefile
+    assert "--python-version 3.12" in makefile
+
+
+@pytest.mark.parametrize(
+    ("makefile", "targets"),
+    [
+        ("functions/gateway/Makefile", ["build-GatewayFunction", "build-WorkerFunction"]),
+        ("layers/deps/Makefile", ["build-DependenciesLayer"]),
+    ],
+)
+def test_sam_build_compiles_bytecode_that_survives_the_zips_dates(
+    template: dict[str, Any], makefile: str, targets: list[str]
+) -> None:
+    # Lambda's code directories are read-only: without .pyc in the artifact every cold start
+    # compiles from source. SAM's ZIP dates every file 1980-01-01, so only unchecked-hash
+    # bytecode (no date inside) stays valid; `make package-check` proves it on the build.
+    text = (REPO / makefile).read_text(encoding="utf-8")
+    assert "compileall" in text
+    assert "--invalidation-mode unchecked-hash" in text
+    for target in targets:
+        assert target in text
+        logical_id = target.removeprefix("build-")
+        assert template["Resources"][logical_id]["Metadata"]["BuildMethod"] == "makefile"
 
 
 def test_api_events_cover_the_proxy_path_and_the_root(
@@ -534,6 +563,9 @@ def expected_environment(function: str) -> dict[str, Any]:
     }
     if function == "gateway":
         shared["IMAGEGW_CLIENT_KEYS_SECRET_ID"] = {"Ref": "ClientKeysSecretArn"}
+        # Declared only so `sam local --env-vars` can set it; empty (= unset) when deployed:
+        # a plain key never sits in the template.
+        shared["IMAGEGW_API_KEYS"] = ""
         shared["IMAGEGW_S3_SIGNER_ROLE_ARN"] = {"Fn::GetAtt": ["SignerRole", "Arn"]}
     return shared
 
@@ -835,7 +867,8 @@ def test_functions_only_write_objects_under_the_image_prefix(
             for statement in statements(role)
             if any(action.startswith("s3:") for action in as_list(statement["Action"]))
             and as_list(statement["Resource"]) != [IDEMPOTENT_ANSWERS]
-            and statement.get("Sid") != "ReadEditInputs"
+            and statement.get("Sid")
+            not in ("ReadEditInputs", "KeepEditJobInputs", "ReadEditJobInputs")
         ]
         assert s3_statements, "the role must be able to store images"
         for statement in s3_statements:
@@ -851,6 +884,17 @@ def test_only_the_gateway_reads_edit_inputs_and_only_images_and_uploads(
     assert as_list(read["Action"]) == ["s3:GetObject"]
     assert as_list(read["Resource"]) == [IMAGE_OBJECTS, UPLOAD_OBJECTS]
     assert not [s for s in statements(worker_role) if s.get("Sid") == "ReadEditInputs"]
+    # Edit jobs: the gateway keeps the inputs as uploads, the worker reads them back.
+    (keep,) = [s for s in statements(gateway_role) if s.get("Sid") == "KeepEditJobInputs"]
+    assert (as_list(keep["Action"]), as_list(keep["Resource"])) == (
+        ["s3:PutObject"],
+        [UPLOAD_OBJECTS],
+    )
+    (job_read,) = [s for s in statements(worker_role) if s.get("Sid") == "ReadEditJobInputs"]
+    assert (as_list(job_read["Action"]), as_list(job_read["Resource"])) == (
+        ["s3:GetObject"],
+        [UPLOAD_OBJECTS],
+    )
     prefixes = template["Mappings"]["Images"]["Storage"]
     assert len({prefixes["Prefix"], prefixes["UploadsPrefix"], prefixes["IdempotencyPrefix"]}) == 3
     rules = template["Resources"]["ImagesBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]

@@ -8,6 +8,7 @@ import pytest
 
 from imagegw.catalog import Catalog, ModelSpec, Resolution, load_catalog
 from imagegw.errors import InvalidRequest, InvalidValue, PromptTooLong, UnsupportedParameter
+from imagegw.generation.delivery_policy import HTTP_DELIVERY
 from imagegw.generation.validation import ValidatedRequest, validate
 from imagegw.schemas import ImageGenerationRequest
 
@@ -29,7 +30,12 @@ def _validate(catalog: Catalog, model_id: str, **fields: Any) -> ValidatedReques
     """Validate against the model's spec directly: lifecycle dates are the catalog's business."""
     spec = _spec(catalog, model_id)
     body = ImageGenerationRequest.model_validate({"prompt": "a lighthouse at dusk", **fields})
-    return validate(body, Resolution(model_id, spec, spec.upstream_model), timeout_seconds=TIMEOUT)
+    return validate(
+        body,
+        Resolution(model_id, spec, spec.upstream_model),
+        timeout_seconds=TIMEOUT,
+        delivery=HTTP_DELIVERY,
+    )
 
 
 def _refusal(
@@ -49,7 +55,10 @@ def test_validated_request_carries_model_prompt_and_timeout(catalog: Catalog) ->
     spec = _spec(catalog, "openai/gpt-image-2")
     body = ImageGenerationRequest.model_validate({"prompt": "a fox", "size": "1024x1024"})
     validated = validate(
-        body, Resolution("x", spec, "gpt-image-2-2026-04-21"), timeout_seconds=TIMEOUT
+        body,
+        Resolution("x", spec, "gpt-image-2-2026-04-21"),
+        timeout_seconds=TIMEOUT,
+        delivery=HTTP_DELIVERY,
     )
     request = validated.image_request
     assert request.spec is spec

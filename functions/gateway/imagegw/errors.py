@@ -18,6 +18,7 @@ delivery raise these; only ``render`` turns one into an HTTP body, always OpenAI
     │   ├── UnsupportedParameter         400 code=unsupported_parameter
     │   │   └── StreamingNeedsOneImage   400 type=image_generation_user_error (stream with n > 1)
     │   ├── MalformedEvent               400 code=malformed_event (SQS, EventBridge, direct invoke)
+    │   ├── UnknownClient                400 code=unknown_client (an event names no known key)
     │   ├── UnsupportedEvent             400 code=unsupported_event
     │   ├── JobConflict                  409 code=job_id_conflict
     │   └── ContentPolicyViolation       400 code=content_policy_violation
@@ -30,7 +31,8 @@ delivery raise these; only ``render`` turns one into an HTTP body, always OpenAI
     ├── NotFound                         404
     │   ├── ModelNotFound                404 code=model_not_found
     │   ├── ModelRetired                 404 code=model_retired
-    │   └── ModelUnavailable             404 code=model_unavailable (gone upstream)
+    │   ├── ModelUnavailable             404 code=model_unavailable (gone upstream)
+    │   └── JobExpired                   410 code=job_expired (in a job view: past retention)
     ├── EndpointRetired                  410 code=endpoint_retired
     ├── PayloadTooLarge                  413 code=payload_too_large
     ├── UnsupportedMediaType             415 code=unsupported_media_type
@@ -163,6 +165,10 @@ class MalformedEvent(InvalidRequest):
     default_code = "malformed_event"
 
 
+class UnknownClient(MalformedEvent):
+    default_code = "unknown_client"
+
+
 class UnsupportedEvent(InvalidRequest):
     default_code = "unsupported_event"
 
@@ -208,6 +214,11 @@ class NotFound(GatewayError):
     status = 404
     error_type = "invalid_request_error"
     default_code = "not_found"
+
+
+class JobExpired(NotFound):
+    status = 410
+    default_code = "job_expired"
 
 
 class ModelNotFound(NotFound):

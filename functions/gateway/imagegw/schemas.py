@@ -1,4 +1,9 @@
-"""OpenAI wire models: the request body as clients send it, and its parsing into one.
+"""The request body: the model built from the parameter table, and parsing into it.
+
+The fields come from ``parameters.PARAMETERS`` (one declaration per parameter); this module
+only turns the table into a pydantic model (FastAPI reads it for the OpenAPI document) and a
+body into an instance. Imported on first use: a cold start that answers ``GET /v1/models``
+never builds it.
 
 Parsing is strict about types (``"n": "2"`` is an error, not a 2) and about names (an unknown
 parameter is an error, not ignored). JSON ``null`` means "not given", as the OpenAI SDK sends
@@ -8,46 +13,61 @@ parameter is an error, not ignored). JSON ``null`` means "not given", as the Ope
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    create_model,
+)
 
 from imagegw.errors import InvalidType, MalformedBody, MissingParameter, UnknownParameter
+from imagegw.parameters import KNOWN_PARAMETERS, PARAMETERS
+
+_STRICT: dict[type, Any] = {str: StrictStr, int: StrictInt, bool: StrictBool}
 
 
-class ImageGenerationRequest(BaseModel):
-    """``POST /v1/images/generations``. Per-model rules live in the catalog, not here."""
+class RequestBody(BaseModel):
+    """What every request model shares: strict names, immutable, ``null`` as absent."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-    prompt: StrictStr
-    model: StrictStr | None = None
-    n: StrictInt | None = None
-    size: StrictStr | None = None
-    quality: StrictStr | None = None
-    style: StrictStr | None = None
-    response_format: StrictStr | None = None
-    background: StrictStr | None = None
-    output_format: StrictStr | None = None
-    output_compression: StrictInt | None = None
-    moderation: StrictStr | None = None
-    user: StrictStr | None = None
-    safety_identifier: StrictStr | None = None
-    complexity: StrictStr | None = None
-    # Documented extra parameters of some models (Google Imagen, Stability); the catalog says which.
-    watermark: StrictBool | None = None
-    person_generation: StrictStr | None = None
-    seed: StrictInt | None = None
-    negative_prompt: StrictStr | None = None
-    stream: StrictBool | None = None
-    partial_images: StrictInt | None = None
 
     def given(self) -> dict[str, Any]:
         """The parameters the caller actually set (``null`` counts as not set)."""
         return self.model_dump(exclude_none=True)
 
 
-KNOWN_PARAMETERS = tuple(ImageGenerationRequest.model_fields)
+_fields: dict[str, Any] = {
+    row.name: (_STRICT[row.type], ...) if row.required else (_STRICT[row.type] | None, None)
+    for row in PARAMETERS
+}
+
+if TYPE_CHECKING:
+
+    class ImageGenerationRequest(RequestBody):
+        """Typing view of the generated model: the attributes code reads by name (a unit test
+        holds each to its row of the table). Others are read through ``given()``."""
+
+        prompt: str
+        model: str | None
+        n: int | None
+        response_format: str | None
+        stream: bool | None
+        partial_images: int | None
+
+else:
+    ImageGenerationRequest = create_model(
+        "ImageGenerationRequest",
+        __base__=RequestBody,
+        __doc__="``POST /v1/images/generations``. Per-model rules live in the catalog.",
+        **_fields,
+    )
+
+__all__ = ["KNOWN_PARAMETERS", "ImageGenerationRequest", "parse_generation_request"]
 
 _TYPE_NAMES = {
     "int_type": "an integer",

@@ -4,7 +4,8 @@ Settings name secrets and places, never hold provider keys in code. Tests build 
 ``Settings`` and hand it to ``create_app``; everything else calls ``get_settings()``.
 
 Each field is read from ``IMAGEGW_<FIELD>`` (any case), or from the names its
-``validation_alias`` lists, first one set wins; keyword arguments win over the environment.
+``validation_alias`` lists, first one set (and not empty) wins; keyword arguments win over the
+environment.
 That is what pydantic-settings did here, without its import (argparse, python-dotenv, its
 sources: about 20 ms of every cold start) for a reader this small. Values are the environment's
 strings, validated by pydantic as before: same defaults, same constraints, same errors.
@@ -17,9 +18,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 ENV_PREFIX = "IMAGEGW_"
+DAY_SECONDS = 86_400
 
 
 class Settings(BaseModel):
@@ -181,8 +183,11 @@ class Settings(BaseModel):
     # without a queue they run as background tasks of the process (development only).
     jobs_table: str | None = None
     jobs_queue_url: str | None = None
-    # How long job records are kept (DynamoDB TTL); match the bucket's image retention.
-    jobs_retention_seconds: int = Field(default=86_400, ge=60)
+    # How long job records are kept (DynamoDB TTL). A job must not outlive its images, so with
+    # the bucket's retention (IMAGEGW_IMAGE_RETENTION_DAYS, the stack's ImageRetentionDays) it
+    # defaults to exactly that and may not be longer; without either, one day.
+    image_retention_days: int | None = Field(default=None, ge=1)
+    jobs_retention_seconds: int | None = Field(default=None, ge=60)
     # The queue's maxReceiveCount: on that delivery a job that still fails is marked failed
     # and its message goes on to the dead-letter queue.
     jobs_max_receive_count: int = Field(default=3, ge=1)
@@ -203,6 +208,25 @@ class Settings(BaseModel):
 
     def enabled_model_ids(self) -> list[str]:
         return [name.strip() for name in self.enabled_models.split(",") if name.strip()]
+
+    @model_validator(mode="after")
+    def _jobs_do_not_outlive_their_images(self) -> Settings:
+        images = self.image_retention_days
+        if images is not None and (self.jobs_retention_seconds or 0) > images * DAY_SECONDS:
+            raise ValueError(
+                f"IMAGEGW_JOBS_RETENTION_SECONDS ({self.jobs_retention_seconds}) is longer than "
+                f"IMAGEGW_IMAGE_RETENTION_DAYS ({images}): jobs would outlive their images"
+            )
+        return self
+
+    @property
+    def job_retention_seconds(self) -> int:
+        """How long a job record lives: the configured value, else as long as its images."""
+        if self.jobs_retention_seconds is not None:
+            return self.jobs_retention_seconds
+        if self.image_retention_days is not None:
+            return self.image_retention_days * DAY_SECONDS
+        return DAY_SECONDS
 
 
 def _environment_names() -> dict[str, tuple[str, ...]]:
@@ -228,7 +252,9 @@ def environment_values() -> dict[str, str]:
     values: dict[str, str] = {}
     for field_name, candidates in _ENVIRONMENT_NAMES.items():
         for candidate in candidates:
-            if candidate in environment:
+            # Empty is unset: CloudFormation can only empty a variable, never leave it out (the
+            # template's IMAGEGW_API_KEYS, a blank PublicBaseUrl, `sam local --env-vars`).
+            if environment.get(candidate, "") != "":
                 values[field_name] = environment[candidate]
                 break
     return values

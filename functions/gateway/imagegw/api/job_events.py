@@ -40,7 +40,7 @@ async def job_event_frames(
     store = runtime.image_store
     current: Job | None = job
     while current is not None:
-        view = await job_view(current, store, base_url=base_url)
+        view = await job_view(current, store, base_url=base_url, now=runtime.clock())
         if current.finished:
             yield frame(final_event(current), view)
             return

@@ -3,7 +3,7 @@
 Each provider reads one flat mapping (its *config*). Locally the mapping is built from settings
 (``OPENAI_API_KEY`` ...). When ``IMAGEGW_PROVIDER_SECRET_ID`` names a secret, the provider's entry
 in that JSON object is laid over the environment's values, so the secret wins and a rotated key
-is used within the secret's time-to-live. The layout (README, "Secrets"):
+is used within the secret's time-to-live. The layout (docs/configuration.md, "AWS: secrets and S3"):
 
     {"openai": {"api_key": "sk-...", "base_url": "https://...", "organization": "org-..."},
      "google": {"service_account": {...} | "<json>", "project": "...", "location": "us-central1",

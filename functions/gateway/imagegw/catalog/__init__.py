@@ -25,6 +25,13 @@ from pydantic import (
 
 from imagegw.catalog.prices import Price
 from imagegw.errors import ModelNotFound, ModelRetired, ModelUnavailable
+from imagegw.parameters import (
+    COMPRESSIBLE_FORMATS,
+    MODEL_PARAMETERS,
+    PARAMETERS,
+    TRANSPARENT_FORMATS,
+    ResponseFormat,
+)
 
 PACKAGED_CATALOG = Path(__file__).with_name("models.toml")
 # The packaged models.toml already parsed, as JSON, with the SHA-256 of the text it came from.
@@ -144,6 +151,12 @@ class ModelSpec(BaseModel):
     def _consistent(self) -> ModelSpec:
         if "/" not in self.id:
             raise ValueError(f"model id {self.id!r} must be 'provider/name'")
+        unknown = self.parameters - set(MODEL_PARAMETERS)
+        if unknown:
+            raise ValueError(
+                f"{self.id}: parameters {sorted(unknown)} are not request parameters a model can "
+                f"take (schemas.py): {', '.join(MODEL_PARAMETERS)}"
+            )
         if not self.ignored_parameters <= self.parameters:
             raise ValueError(f"{self.id}: ignored_parameters must also be listed in parameters")
         if self.redirect and not self.replacement:
@@ -164,6 +177,11 @@ class ModelSpec(BaseModel):
         return parameter in self.parameters
 
     @property
+    def response_formats(self) -> tuple[str, ...]:
+        # Every model: the gateway stores images itself when a link is asked for.
+        return tuple(value.value for value in ResponseFormat)
+
+    @property
     def edits(self) -> bool:
         return self.max_input_images > 0
 
@@ -178,31 +196,62 @@ class ModelSpec(BaseModel):
         }
 
     def capabilities(self) -> dict[str, Any]:
-        """What ``GET /v1/models`` publishes about the model."""
-        return {
+        """What ``GET /v1/models`` publishes: every constraint validation enforces.
+
+        The accepted values of each parameter come from the parameter table (schemas.py): a
+        parameter with ``choices`` publishes the catalog field of that name, one with bounds
+        publishes them under ``ranges``, so a new parameter is published without an edit here.
+        """
+        published: dict[str, Any] = {
             "provider": self.provider,
             "description": self.description,
             "n": {"min": 1, "max": self.n_max},
-            "sizes": list(self.sizes),
             "free_size": self.free_size.model_dump() if self.free_size else None,
-            "qualities": list(self.qualities),
-            "styles": list(self.styles),
-            "backgrounds": list(self.backgrounds),
-            "output_formats": list(self.output_formats),
-            "moderations": list(self.moderations),
-            "person_generations": list(self.person_generations),
-            "parameters": sorted(self.parameters),
-            "ignored_parameters": sorted(self.ignored_parameters),
-            "response_formats": ["b64_json", "url"],
-            "prompt_max_chars": self.prompt_max_chars,
-            "edits": self.edit_capabilities(),
-            "aliases": list(self.aliases),
-            "snapshots": list(self.snapshots),
-            "replacement": self.replacement,
-            "fallbacks": list(self.fallbacks),
-            "lifecycle_note": self.lifecycle_note or None,
-            "price": self.price.published() if self.price is not None else None,
         }
+        ranges: dict[str, dict[str, int]] = {}
+        for row in PARAMETERS:
+            if row.choices is not None:
+                published[row.choices] = list(getattr(self, row.choices))
+            taken = self.accepts(row.name) or not row.forwarded
+            if row.minimum is not None and row.maximum is not None and taken:
+                ranges[row.name] = {"min": row.minimum, "max": row.maximum}
+        published.update(
+            parameters=sorted(self.parameters),
+            ignored_parameters=sorted(self.ignored_parameters),
+            ranges=ranges,
+            rules=self._rules(),
+            prompt_max_chars=self.prompt_max_chars,
+            edits=self.edit_capabilities(),
+            aliases=list(self.aliases),
+            snapshots=list(self.snapshots),
+            replacement=self.replacement,
+            fallbacks=list(self.fallbacks),
+            lifecycle_note=self.lifecycle_note or None,
+            price=self.price.published() if self.price is not None else None,
+        )
+        return published
+
+    def _rules(self) -> list[dict[str, Any]]:
+        """The rules between parameters that apply to this model."""
+        rules: list[dict[str, Any]] = []
+        if self.accepts("output_compression"):
+            rules.append(
+                {
+                    "if": {"parameter": "output_compression"},
+                    "then": {"output_format": list(COMPRESSIBLE_FORMATS)},
+                }
+            )
+        if "transparent" in self.backgrounds:
+            rules.append(
+                {
+                    "if": {"parameter": "background", "value": "transparent"},
+                    "then": {"output_format": list(TRANSPARENT_FORMATS)},
+                }
+            )
+        # Streaming (every model): one image per stream; partial images only in a stream.
+        rules.append({"if": {"parameter": "stream", "value": True}, "then": {"n": [1]}})
+        rules.append({"if": {"parameter": "partial_images"}, "then": {"stream": [True]}})
+        return rules
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The ``imagegw`` command: generate images, run batches, list models, manage keys.
+"""The ``imagegw`` command: generate images, run batches, list models, manage keys, see usage.
 
 It talks to any OpenAI-compatible images API (``--base-url``, ``IMAGEGW_BASE_URL``; default the
 ``make dev`` gateway) with a key from ``--api-key`` or ``IMAGEGW_API_KEY``. Batches use the
@@ -319,6 +319,48 @@ def keys(ctx: click.Context, arguments: tuple[str, ...]) -> None:
     from imagegw.cli.keys import main as keys_main
 
     ctx.exit(keys_main(list(arguments), prog="imagegw keys"))
+
+
+@cli.command()
+@click.option("--start", help="First UTC day, YYYY-MM-DD (default: the 1st of this month).")
+@click.option("--end", help="Last UTC day, YYYY-MM-DD (default: today).")
+@click.option(
+    "--group-by", type=click.Choice(["day", "model", "key"]), default="day", show_default=True
+)
+@click.option("--key", "keys", multiple=True, help="Only this key's usage (a usage:all key).")
+@click.option("--table", help="Read the state table (AWS credentials) instead of the API.")
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
+@connection_options
+@click.pass_context
+def usage(
+    ctx: click.Context,
+    start: str | None,
+    end: str | None,
+    group_by: str,
+    keys: tuple[str, ...],
+    table: str | None,
+    as_json: bool,
+    base_url: str,
+    api_key: str | None,
+) -> None:
+    """Requests, images and cost by day, model or key (GET /v1/usage; docs/costs.md)."""
+    from imagegw.cli.usage_report import usage_report
+
+    try:
+        text = usage_report(
+            table=table,
+            url=None if table else base_url,
+            start=start,
+            end=end,
+            group_by=group_by,
+            keys=list(keys) or None,
+            as_json=as_json,
+            api_key=api_key,
+        )
+    except ValueError as exc:
+        _console(stderr=True).print(f"error: {escape(str(exc))}")
+        ctx.exit(2)
+    click.echo(text, nl=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

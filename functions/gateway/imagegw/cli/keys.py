@@ -1,4 +1,4 @@
-"""Operator command for client keys: ``imagegw keys create|revoke|list|budget``.
+"""Operator command for client keys: ``imagegw keys create|revoke|list|budget|usage``.
 
 Also ``python -m imagegw.cli.keys ...`` (the same arguments), which needs neither click nor rich.
 
@@ -7,7 +7,7 @@ are stored, in the client keys secret (``--secret-id``, default ``IMAGEGW_CLIENT
 or in a local key file (``--file``, the format ``IMAGEGW_API_KEYS_FILE`` reads). Revoking a key is
 removing its entry; running gateways stop accepting it within the secret's cache TTL. ``budget``
 sets or clears a key's spend budgets (USD per UTC day and per calendar month); running gateways
-apply the change within the same TTL.
+apply the change within the same TTL. ``usage`` prints what keys spent (``usage_report.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from imagegw.catalog.prices import from_micros, usd
+from imagegw.cli import usage_report
 from imagegw.state.auth import (
     ALL_SCOPES,
     BUDGET_FIELDS,
@@ -226,8 +227,15 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m imagegw.cl
     revoke = commands.add_parser("revoke", help="remove a key by name")
     revoke.add_argument("--name", required=True)
     commands.add_parser("list", help="names, scopes and models (never hashes)")
+    report = commands.add_parser(
+        "usage", help="requests, images and cost by model, key or day (the state table or --url)"
+    )
+    usage_report.add_arguments(report)
     arguments = parser.parse_args(argv)
     try:
+        if arguments.command == "usage":
+            print(usage_report.run(arguments), end="")
+            return 0
         store = _store(arguments)
         if arguments.command == "create":
             scopes = arguments.scopes or [SCOPE_GENERATE, SCOPE_MODELS]

@@ -168,11 +168,8 @@ class Runtime:
         """
         loop = asyncio.get_running_loop()
         if self._http is None or self._http[0] is not loop:
-            from imagegw.fastpath.allocator import keep_large_buffers
             from imagegw.fastpath.http_pool import upstream_client
 
-            # From here on the process moves multi-megabyte bodies (imagegw/fastpath/allocator.py).
-            keep_large_buffers()
             self._http = (loop, upstream_client())
         return self._http[1]
 

@@ -23,11 +23,14 @@ cancel scope, a split and copy of asyncio's 256 KiB chunks) and httpx; now it ta
 
 It replaces one private method of httpcore 1.0.9 (pinned in layers/deps/requirements.txt);
 ``tests/unit/test_http_pool.py`` checks the behaviour against a real server, and
-``upstream_client`` leaves any other pool (proxies, another httpcore) untouched.
+``upstream_client`` leaves any other pool (proxies) untouched. With other httpcore or httpx
+versions than the ones it was written for it is not used at all: the stock pool serves, and one
+warning says so (an upgrade costs the speed-up, never correctness).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING
 
@@ -40,6 +43,12 @@ if TYPE_CHECKING:
 
     from httpcore._async.interfaces import AsyncConnectionInterface
     from httpcore._backends.base import SOCKET_OPTION
+
+logger = logging.getLogger(__name__)
+
+# The versions whose private internals LinearPool and ReadAheadBackend rely on.
+WRITTEN_FOR = {"httpcore": "1.0.9", "httpx": "0.28.1"}
+_warned = False
 
 # How often every idle connection's socket is probed for a close by the server.
 SWEEP_SECONDS = 1.0
@@ -191,6 +200,8 @@ def upstream_client(
         max_keepalive_connections=max_connections if max_keepalive is None else max_keepalive,
     )
     client = httpx.AsyncClient(limits=limits, follow_redirects=False)
+    if not written_for_installed_versions():
+        return client
     for transport in (client._transport, *client._mounts.values()):
         pool = getattr(transport, "_pool", None)
         # Exactly httpcore's plain pool: proxies (subclasses) keep their own logic.
@@ -198,6 +209,23 @@ def upstream_client(
             pool.__class__ = LinearPool
             pool._network_backend = ReadAheadBackend(pool._network_backend)
     return client
+
+
+def written_for_installed_versions() -> bool:
+    """True when httpcore and httpx are the versions this module's internals were written for;
+    else warns once per process (the stock pool then serves)."""
+    global _warned
+    installed = {"httpcore": httpcore.__version__, "httpx": httpx.__version__}
+    if installed == WRITTEN_FOR:
+        return True
+    if not _warned:
+        _warned = True
+        logger.warning(
+            "upstream pool: stock httpcore pool in use (fastpath/http_pool.py was written for "
+            "other versions)",
+            extra={"installed": installed, "written_for": WRITTEN_FOR},
+        )
+    return False
 
 
 async def post_for_body(

@@ -26,7 +26,13 @@ from imagegw.catalog import ModelSpec
 from imagegw.errors import GatewayError, InvalidValue, MissingParameter, UnsupportedParameter
 from imagegw.generation.context import EditContext
 from imagegw.generation.deadline import Deadline
-from imagegw.generation.edit_request import EditSubmission, ImageEditRequest, ImageSource
+from imagegw.generation.delivery_policy import DeliveryPolicy
+from imagegw.generation.edit_request import (
+    EditSubmission,
+    ImageEditRequest,
+    ImageSource,
+    submission_from_json,
+)
 from imagegw.generation.image_refs import ImageReader
 from imagegw.generation.input_images import (
     InputLimits,
@@ -162,8 +168,8 @@ async def prepare_edit(
     principal: Principal,
     submission: EditSubmission,
     *,
+    delivery: DeliveryPolicy,
     reader: ImageReader | None = None,
-    default_response_format: str | None = None,
 ) -> PreparedGeneration:
     """Everything that can be checked (and read) before paying for an edit."""
     spec: ModelSpec | None = None
@@ -181,7 +187,10 @@ async def prepare_edit(
         principal.require_model(spec.id)
         check_edit_capabilities(runtime, submission, body, spec)
         validated = validate(
-            body, resolution, timeout_seconds=runtime.settings.upstream_timeout_seconds
+            body,
+            resolution,
+            timeout_seconds=runtime.settings.upstream_timeout_seconds,
+            delivery=delivery,
         )
         images, mask = await read_inputs(
             reader or image_reader(runtime, principal), submission, input_limits(runtime)
@@ -201,9 +210,18 @@ async def prepare_edit(
         validated.image_request, images=images, mask=mask, input_fidelity=body.input_fidelity
     )
     validated = dataclasses.replace(validated, image_request=request)
-    if body.response_format is None and default_response_format is not None:
-        validated = dataclasses.replace(validated, response_format=default_response_format)
     return PreparedGeneration(resolution, validated, body)
+
+
+async def prepare_json_edit(
+    runtime: EditContext,
+    principal: Principal,
+    raw: bytes,
+    *,
+    delivery: DeliveryPolicy,
+) -> PreparedGeneration:
+    """An edit in OpenAI's JSON form (how an edit job keeps its request), prepared."""
+    return await prepare_edit(runtime, principal, submission_from_json(raw), delivery=delivery)
 
 
 async def edit_images(
@@ -212,12 +230,13 @@ async def edit_images(
     submission: EditSubmission,
     *,
     base_url: str,
+    delivery: DeliveryPolicy,
     deadline: Deadline | None = None,
     response_limit: int | None = None,
     idempotency_key: str | None = None,
 ) -> GenerationOutcome:
     """An edit, delivered like a generation (``service.generate_images``, without fallbacks)."""
-    prepared = await prepare_edit(runtime, principal, submission)
+    prepared = await prepare_edit(runtime, principal, submission, delivery=delivery)
     assert prepared.body is not None
     async with runtime.reliability.guard(
         principal,

@@ -28,6 +28,7 @@ from imagegw.errors import (
     UpstreamAuthFailed,
 )
 from imagegw.generation.context import GenerationContext
+from imagegw.generation.delivery_policy import DeliveryPolicy
 from imagegw.generation.validation import ValidatedRequest, validate
 from imagegw.providers.base import (
     EXTENSION_PARAMETERS,
@@ -90,8 +91,12 @@ def candidates(
         try:
             principal.require_model(spec.id)
             fallback = Resolution(resolution.requested, spec, spec.upstream_model)
+            # Delivered as the requested model would have been: the resolved format stands.
             checked = validate(
-                body, fallback, timeout_seconds=validated.image_request.timeout_seconds
+                body,
+                fallback,
+                timeout_seconds=validated.image_request.timeout_seconds,
+                delivery=DeliveryPolicy(validated.response_format),
             )
         except (PermissionDenied, InvalidRequest):
             continue

@@ -36,6 +36,8 @@ from imagegw.generation import job_progress
 from imagegw.generation.context import JobContext
 from imagegw.generation.deadline import Deadline
 from imagegw.generation.delivery import Delivery
+from imagegw.generation.delivery_policy import JOB_DELIVERY
+from imagegw.generation.edits import prepare_json_edit
 from imagegw.generation.job_progress import JobProgress
 from imagegw.generation.reliability import Taken
 from imagegw.generation.service import (
@@ -58,12 +60,21 @@ from imagegw.providers.base import (
     events_of,
 )
 from imagegw.state.auth import ALL_SCOPES, Principal
-from imagegw.state.jobs.model import FAILED, QUEUED, RUNNING, SUCCEEDED, Job, new_job_id
+from imagegw.state.jobs.model import (
+    EDIT,
+    FAILED,
+    GENERATION,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    Job,
+    new_job_id,
+)
 from imagegw.storage import ImageStore, new_key
 
 logger = logging.getLogger(__name__)
 
-JOB_RESPONSE_FORMAT = "url"
+
 # How long past its invocation's end a lease is honoured (clock skew between workers).
 LEASE_GRACE_SECONDS = 30.0
 # Retry delay for a released job when the error names none.
@@ -82,22 +93,28 @@ class Processed:
     retry_after: int | None = None
 
 
-def job_principal(client: str) -> Principal:
-    """Who a job runs as: its owner, with every scope (checked when it was submitted)."""
-    return Principal(name=client, scopes=frozenset({ALL_SCOPES}), models=None)
+def job_principal(client: str, models: list[str] | None = None) -> Principal:
+    """Who a job runs as: its owner, with every scope (checked when it was submitted) and the
+    models the owner's key allowed then (None: all)."""
+    allowed = tuple(models) if models is not None else None
+    return Principal(name=client, scopes=frozenset({ALL_SCOPES}), models=allowed)
 
 
-def _new_job(runtime: JobContext, job_id: str, client: str, raw_body: bytes, source: str) -> Job:
+def _new_job(
+    runtime: JobContext, job_id: str, owner: Principal, request: str, source: str, kind: str
+) -> Job:
     now = int(runtime.clock())
     return Job(
         id=job_id,
-        client=client,
+        client=owner.name,
+        models=list(owner.models) if owner.models is not None else None,
         status=QUEUED,
-        request=raw_body.decode("utf-8"),
+        request=request,
+        kind=kind,
         source=source,
         created_at=now,
         updated_at=now,
-        expires_at=now + runtime.settings.jobs_retention_seconds,
+        expires_at=now + runtime.settings.job_retention_seconds,
     )
 
 
@@ -115,10 +132,33 @@ async def submit_job(
     With a ``job_id`` chosen by an event sender the call is idempotent: the same id with the
     same request and owner returns the existing job; with another request it is a 409.
     """
-    prepared = prepare_generation(
-        runtime, principal, raw_body, only_response_format=JOB_RESPONSE_FORMAT
+    prepared = prepare_generation(runtime, principal, raw_body, delivery=JOB_DELIVERY)
+    return await record_job(
+        runtime,
+        principal,
+        prepared,
+        request=raw_body.decode("utf-8"),
+        kind=GENERATION,
+        source=source,
+        job_id=job_id,
+        enqueue=enqueue,
     )
-    job = _new_job(runtime, job_id or new_job_id(), principal.name, raw_body, source)
+
+
+async def record_job(
+    runtime: JobContext,
+    principal: Principal,
+    prepared: PreparedGeneration,
+    *,
+    request: str,
+    kind: str,
+    source: str = "api",
+    job_id: str | None = None,
+    enqueue: bool = True,
+) -> Job:
+    """Record a checked request (``prepared``) as a queued job of ``kind``; with ``enqueue``,
+    queue it. ``request`` is the JSON text the worker prepares again when it runs the job."""
+    job = _new_job(runtime, job_id or new_job_id(), principal, request, source, kind)
     job = dataclasses.replace(
         job, progress=job_progress.initial(prepared.validated.image_request.n)
     )
@@ -277,12 +317,17 @@ async def _finish(runtime: JobContext, job: Job, lease: str, changes: dict[str, 
 async def _run(
     runtime: JobContext, job: Job, lease: str, *, final: bool, deadline: Deadline | None
 ) -> Processed:
-    principal = job_principal(job.client)
+    principal = job_principal(job.client, job.models)
     progress = JobProgress(runtime, job, lease)
     try:
-        prepared = prepare_generation(
-            runtime, principal, job.request.encode("utf-8"), only_response_format="url"
-        )
+        if job.kind == EDIT:
+            prepared = await prepare_json_edit(
+                runtime, principal, job.request.encode("utf-8"), delivery=JOB_DELIVERY
+            )
+        else:
+            prepared = prepare_generation(
+                runtime, principal, job.request.encode("utf-8"), delivery=JOB_DELIVERY
+            )
         result = await _generate(runtime, principal, prepared, progress, deadline)
         await progress.storing(len(result.images))
         keys = await store_images(runtime.image_store, result.images)
@@ -321,7 +366,7 @@ async def _run(
             },
         )
         return Processed(Disposition.DONE, recorded)
-    outcome = describe(runtime, prepared, result, Delivery([], JOB_RESPONSE_FORMAT))
+    outcome = describe(runtime, prepared, result, Delivery([], JOB_DELIVERY.default))
     response = {name: value for name, value in outcome.body.items() if name != "data"}
     images: list[dict[str, Any]] = []
     for key, image in zip(keys, result.images, strict=True):
@@ -364,8 +409,12 @@ async def _generate(
         served = await start_stream(runtime, principal, prepared, deadline)
         first, events = served.first, served.events
     else:
+        # With the owner as principal: the catalog's fallbacks serve jobs too, limited to the
+        # models the submitting key may use (recorded with the job).
         events = events_of(
-            lambda: run_generation(runtime, prepared, client=principal.name, deadline=deadline)
+            lambda: run_generation(
+                runtime, prepared, client=principal.name, deadline=deadline, principal=principal
+            )
         )
         first = await anext(events)
     partials = 0  # each is billed upstream (prices.py)

@@ -25,7 +25,6 @@ from imagegw.catalog.prices import Cost, cost_body, cost_header
 from imagegw.errors import (
     ContentPolicyViolation,
     GatewayError,
-    InvalidValue,
     MissingParameter,
     PayloadTooLarge,
     StorageUnavailable,
@@ -37,6 +36,7 @@ from imagegw.generation.context import GenerationContext
 from imagegw.generation.cost import COST_HEADER, candidates, generation_cost, spend_ceiling
 from imagegw.generation.deadline import MIN_UPSTREAM_SECONDS, Budget, Deadline, no_deadline
 from imagegw.generation.delivery import Delivery, as_links, deliver
+from imagegw.generation.delivery_policy import DeliveryPolicy
 from imagegw.generation.fallbacks import FALLBACK_HEADER, serve
 from imagegw.generation.response_size import lambda_response_size
 from imagegw.generation.validation import ValidatedRequest, validate
@@ -86,13 +86,11 @@ def prepare_generation(
     principal: Principal,
     raw_body: bytes,
     *,
-    default_response_format: str | None = None,
-    only_response_format: str | None = None,
+    delivery: DeliveryPolicy,
 ) -> PreparedGeneration:
     """Everything that can be checked before paying for a generation.
 
-    ``default_response_format`` replaces the HTTP default (b64_json) when the request names
-    none; ``only_response_format`` refuses any other (jobs keep URLs, never inline images).
+    ``delivery`` is the entry point's policy for ``response_format`` (delivery_policy.py).
     """
     resolution: Resolution | None = None
     try:
@@ -106,14 +104,11 @@ def prepare_generation(
             )
         resolution = runtime.catalog.resolve(requested, runtime.today())
         principal.require_model(resolution.spec.id)
-        if only_response_format and body.response_format not in (None, only_response_format):
-            raise InvalidValue(
-                f"Invalid value for 'response_format': '{body.response_format}'. This kind of "
-                f"request delivers '{only_response_format}' only.",
-                param="response_format",
-            )
         validated = validate(
-            body, resolution, timeout_seconds=runtime.settings.upstream_timeout_seconds
+            body,
+            resolution,
+            timeout_seconds=runtime.settings.upstream_timeout_seconds,
+            delivery=delivery,
         )
     except GatewayError as exc:
         spec = resolution.spec if resolution is not None else None
@@ -123,9 +118,6 @@ def prepare_generation(
             model=spec.id if spec else None,
         )
         raise
-    fallback = only_response_format or default_response_format
-    if body.response_format is None and fallback is not None:
-        validated = dataclasses.replace(validated, response_format=fallback)
     return PreparedGeneration(resolution, validated, body)
 
 
@@ -178,16 +170,18 @@ async def run_generation(
             telemetry.upstream_failure(provider=prepared.provider)
         raise
     elapsed_ms = (time.perf_counter() - started) * 1000
+    # Counted for the model that served: a fallback's images are its own.
+    served_spec = served.resolution.spec
     telemetry.upstream_latency(
-        provider=prepared.provider, model=prepared.model, milliseconds=elapsed_ms
+        provider=served_spec.provider, model=served_spec.id, milliseconds=elapsed_ms
     )
     telemetry.images_generated(
-        provider=prepared.provider, model=prepared.model, count=len(result.images)
+        provider=served_spec.provider, model=served_spec.id, count=len(result.images)
     )
     details: dict[str, Any] = {
         "client": client,
-        "provider": prepared.provider,
-        "model": prepared.model,
+        "provider": served_spec.provider,
+        "model": served_spec.id,
         "n": request.n,
         "delivered": len(result.images),
         "upstream_ms": round(elapsed_ms),
@@ -243,15 +237,13 @@ async def generate_images(
     raw_body: bytes,
     *,
     base_url: str,
+    delivery: DeliveryPolicy,
     deadline: Deadline | None = None,
-    default_response_format: str | None = None,
     response_limit: int | None = None,
     idempotency_key: str | None = None,
 ) -> GenerationOutcome:
     """``response_limit``: the largest serialized Lambda result allowed (None: no limit)."""
-    prepared = prepare_generation(
-        runtime, principal, raw_body, default_response_format=default_response_format
-    )
+    prepared = prepare_generation(runtime, principal, raw_body, delivery=delivery)
     assert prepared.body is not None
     # Idempotency-Key replay and per-key limits around the paid part (reliability.py).
     async with runtime.reliability.guard(

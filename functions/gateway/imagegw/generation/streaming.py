@@ -40,6 +40,7 @@ from imagegw.errors import GatewayError, StreamInterrupted, UpstreamBadResponse,
 from imagegw.generation import stream_events
 from imagegw.generation.context import GenerationContext
 from imagegw.generation.deadline import MIN_UPSTREAM_SECONDS, Deadline, no_deadline
+from imagegw.generation.delivery_policy import DeliveryPolicy
 from imagegw.generation.fallbacks import FALLBACK_HEADER, ServedStream, serve_stream
 from imagegw.generation.reliability import Guard
 from imagegw.generation.response_size import ENVELOPE_ALLOWANCE
@@ -76,11 +77,12 @@ async def stream_images(
     raw_body: bytes,
     *,
     base_url: str,
+    delivery: DeliveryPolicy,
     deadline: Deadline | None = None,
     response_limit: int | None = None,
     idempotency_key: str | None = None,
 ) -> ImageStream:
-    prepared = prepare_generation(runtime, principal, raw_body)
+    prepared = prepare_generation(runtime, principal, raw_body, delivery=delivery)
     assert prepared.body is not None
     request = prepared.validated.image_request
     stack = AsyncExitStack()

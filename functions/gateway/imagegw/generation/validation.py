@@ -12,47 +12,51 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from imagegw.catalog import ModelSpec, Resolution
-from imagegw.errors import InvalidValue, PromptTooLong, StreamingNeedsOneImage, UnsupportedParameter
-from imagegw.providers.base import (
-    EXTENSION_PARAMETERS,
-    MAX_PARTIAL_IMAGES,
-    OPENAI_PARAMETERS,
-    ImageRequest,
+from imagegw.errors import (
+    InvalidValue,
+    PromptTooLong,
+    StreamingNeedsOneImage,
+    UnsupportedParameter,
 )
+from imagegw.generation.delivery_policy import DeliveryPolicy
+from imagegw.parameters import (
+    BY_NAME,
+    COMPRESSIBLE_FORMATS,
+    FORWARDED_PARAMETERS,
+    TRANSPARENT_FORMATS,
+    ResponseFormat,
+)
+from imagegw.providers.base import MAX_PARTIAL_IMAGES, ImageRequest
 from imagegw.schemas import ImageGenerationRequest
 
-RESPONSE_FORMATS = ("b64_json", "url")
-DEFAULT_RESPONSE_FORMAT = "b64_json"
 _SIZE = re.compile(r"^([1-9][0-9]{0,5})x([1-9][0-9]{0,5})$")
-_COMPRESSIBLE_FORMATS = ("jpeg", "webp")
-# The seed range of the models that take one (Stability: 0 to 4294967294, 0 meaning random).
-SEED_MAX = 4_294_967_294
-_TRANSPARENT_FORMATS = ("png", "webp")
-
-# Parameters that go to the provider when the model accepts them, in the order they are checked.
-_FORWARDED = OPENAI_PARAMETERS + EXTENSION_PARAMETERS
 
 
 @dataclass(frozen=True)
 class ValidatedRequest:
     image_request: ImageRequest
-    response_format: str
+    response_format: ResponseFormat
     ignored_parameters: tuple[str, ...]
 
 
 def validate(
-    body: ImageGenerationRequest, resolution: Resolution, *, timeout_seconds: float
+    body: ImageGenerationRequest,
+    resolution: Resolution,
+    *,
+    timeout_seconds: float,
+    delivery: DeliveryPolicy,
 ) -> ValidatedRequest:
+    """``delivery``: the entry point's policy, which resolves ``response_format``."""
     spec = resolution.spec
     _check_prompt(body.prompt, spec)
     n = _check_n(body.n, spec)
     partial_images = _check_streaming(body, n)
-    response_format = _check_response_format(body.response_format)
+    response_format = delivery.resolve(body.response_format)
 
     given = body.given()
     forwarded: dict[str, object] = {}
     ignored: list[str] = []
-    for name in _FORWARDED:
+    for name in FORWARDED_PARAMETERS:
         if name not in given:
             continue
         if not spec.accepts(name):
@@ -132,55 +136,38 @@ def _check_streaming(body: ImageGenerationRequest, n: int) -> int:
     return partial_images
 
 
-def _check_response_format(value: str | None) -> str:
-    if value is None:
-        return DEFAULT_RESPONSE_FORMAT
-    if value not in RESPONSE_FORMATS:
-        raise InvalidValue(
-            f"Invalid value for 'response_format': '{value}'. Supported values are: "
-            f"{_listing(RESPONSE_FORMATS)}.",
-            param="response_format",
-        )
-    return value
-
-
 def _check_values(forwarded: dict[str, object], spec: ModelSpec) -> None:
+    """Each value against the model's published choices and the table's bounds, then the rules
+    between parameters. ``size`` has its own check (listed sizes, or the model's free-size rule)."""
     if "size" in forwarded:
         _check_size(str(forwarded["size"]), spec)
-    choices = {
-        "quality": spec.qualities,
-        "style": spec.styles,
-        "background": spec.backgrounds,
-        "output_format": spec.output_formats,
-        "moderation": spec.moderations,
-        "complexity": spec.complexities,
-        "person_generation": spec.person_generations,
-    }
-    for name, allowed in choices.items():
-        if name in forwarded and forwarded[name] not in allowed:
-            raise InvalidValue(
-                f"Invalid value for '{name}': '{forwarded[name]}'. The model `{spec.id}` "
-                f"supports: {_listing(allowed)}.",
-                param=name,
-            )
-    _check_extensions(forwarded, spec)
+    for name, value in forwarded.items():
+        row = BY_NAME[name]
+        if row.choices is not None and name != "size":
+            allowed: tuple[str, ...] = getattr(spec, row.choices)
+            if value not in allowed:
+                raise InvalidValue(
+                    f"Invalid value for '{name}': '{value}'. The model `{spec.id}` "
+                    f"supports: {_listing(allowed)}.",
+                    param=name,
+                )
+        if row.minimum is not None and row.maximum is not None:
+            assert isinstance(value, int)
+            if not row.minimum <= value <= row.maximum:
+                raise InvalidValue(
+                    f"Invalid value for '{name}': {value}. It must be between {row.minimum} "
+                    f"and {row.maximum}.",
+                    param=name,
+                )
+    _check_negative_prompt(forwarded, spec)
     output_format = forwarded.get("output_format", "png")
-    if "output_compression" in forwarded:
-        compression = forwarded["output_compression"]
-        assert isinstance(compression, int)
-        if not 0 <= compression <= 100:
-            raise InvalidValue(
-                f"Invalid value for 'output_compression': {compression}. It must be between 0 "
-                "and 100.",
-                param="output_compression",
-            )
-        if output_format not in _COMPRESSIBLE_FORMATS:
-            raise InvalidValue(
-                "'output_compression' only applies to output_format 'jpeg' or 'webp', but the "
-                f"output format is '{output_format}'.",
-                param="output_compression",
-            )
-    if forwarded.get("background") == "transparent" and output_format not in _TRANSPARENT_FORMATS:
+    if "output_compression" in forwarded and output_format not in COMPRESSIBLE_FORMATS:
+        raise InvalidValue(
+            "'output_compression' only applies to output_format 'jpeg' or 'webp', but the "
+            f"output format is '{output_format}'.",
+            param="output_compression",
+        )
+    if forwarded.get("background") == "transparent" and output_format not in TRANSPARENT_FORMATS:
         raise InvalidValue(
             "A transparent background needs output_format 'png' or 'webp', but the output "
             f"format is '{output_format}'.",
@@ -188,14 +175,7 @@ def _check_values(forwarded: dict[str, object], spec: ModelSpec) -> None:
         )
 
 
-def _check_extensions(forwarded: dict[str, object], spec: ModelSpec) -> None:
-    seed = forwarded.get("seed")
-    if isinstance(seed, int) and not 0 <= seed <= SEED_MAX:
-        raise InvalidValue(
-            f"Invalid value for 'seed': {seed}. It must be between 0 and {SEED_MAX} "
-            "(0 lets the model pick one).",
-            param="seed",
-        )
+def _check_negative_prompt(forwarded: dict[str, object], spec: ModelSpec) -> None:
     negative = forwarded.get("negative_prompt")
     if isinstance(negative, str) and len(negative) > spec.prompt_max_chars:
         raise PromptTooLong(

@@ -19,29 +19,21 @@ from typing import Any
 from imagegw.catalog import ModelSpec
 from imagegw.errors import UpstreamBadResponse
 from imagegw.fastpath.base64text import Base64Text
+from imagegw.parameters import Role, names
 from imagegw.providers.inputs import InputImage
 from imagegw.providers.progress import Progress, watching
 
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 
-# The OpenAI request parameters an ImageRequest carries besides prompt and n. Output parameters
-# decide what the images are; identity parameters only tell the upstream who asked.
-OUTPUT_PARAMETERS = (
-    "size",
-    "quality",
-    "style",
-    "background",
-    "output_format",
-    "output_compression",
-    "moderation",
-    "complexity",
-)
-IDENTITY_PARAMETERS = ("user", "safety_identifier")
+# The request parameters an ImageRequest carries besides prompt and n, from the one table
+# (schemas.py). Output parameters decide what the images are; identity parameters only tell the
+# upstream who asked; extensions go beyond OpenAI's contract, for the models whose catalog entry
+# lists them. ImageRequest has one field per forwarded parameter (a unit test holds them equal).
+OUTPUT_PARAMETERS = names(Role.OUTPUT)
+IDENTITY_PARAMETERS = names(Role.IDENTITY)
 OPENAI_PARAMETERS = OUTPUT_PARAMETERS + IDENTITY_PARAMETERS
-# Documented extensions beyond OpenAI's contract, accepted only by models whose catalog entry lists
-# them (Imagen's watermark and person-generation settings; Stability's seed and negative prompt).
-EXTENSION_PARAMETERS = ("watermark", "person_generation", "seed", "negative_prompt")
+EXTENSION_PARAMETERS = names(Role.EXTENSION)
 
 
 @dataclass(frozen=True)

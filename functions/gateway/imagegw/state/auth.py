@@ -266,6 +266,20 @@ def identify(token: str, records: Sequence[ApiKeyRecord]) -> Principal:
     )
 
 
+def principal_named(name: str, records: Sequence[ApiKeyRecord]) -> Principal | None:
+    """The key called ``name`` (events name the key they run as), else None."""
+    for record in records:
+        if record.name == name:
+            return Principal(
+                name=record.name,
+                scopes=record.scopes,
+                models=record.models,
+                rate=record.rate,
+                quota=record.quota,
+            )
+    return None
+
+
 async def authenticate(authorization: str | None, store: KeyStore) -> Principal:
     token = bearer_token(authorization)
     return identify(token, await store.records())

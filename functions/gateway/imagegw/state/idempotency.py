@@ -333,6 +333,9 @@ class LinkRecorder(ImageStore):
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         await self.store().put(key, data, content_type)
 
+    async def exists(self, key: str) -> bool:
+        return await self.store().exists(key)
+
     async def link(self, key: str, *, base_url: str) -> StoredLink:
         link = await self.store().link(key, base_url=base_url)
         self._keys[link.url] = key

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from imagegw.catalog.prices import CURRENCY, Cost, from_micros
+from imagegw.errors import InvalidValue
 
 GroupBy = Literal["model", "key", "day"]
 GROUPS: tuple[GroupBy, ...] = ("model", "key", "day")
@@ -130,3 +131,94 @@ def total(rows: Iterable[UsageRow]) -> Totals:
 
 def days(start: dt.date, end: dt.date) -> list[dt.date]:
     return [start + dt.timedelta(days=offset) for offset in range((end - start).days + 1)]
+
+
+MAX_DAYS = 366
+
+
+def parse_day(value: str, param: str) -> dt.date:
+    """``YYYY-MM-DD``, or unix seconds (the UTC day they fall in)."""
+    text = value.strip()
+    try:
+        if text.isascii() and text.isdigit():
+            return dt.datetime.fromtimestamp(int(text), tz=dt.UTC).date()
+        return dt.date.fromisoformat(text)
+    except (ValueError, OverflowError, OSError):
+        raise InvalidValue(
+            f"Invalid value for '{param}': '{value}'. Use a date (YYYY-MM-DD) or unix seconds.",
+            param=param,
+        ) from None
+
+
+def period(start: str | None, end: str | None, today: dt.date) -> tuple[dt.date, dt.date]:
+    """The days a report covers, both included: by default the current month up to today."""
+    last = parse_day(end, "end") if end else today
+    first = parse_day(start, "start") if start else last.replace(day=1)
+    if first > last:
+        raise InvalidValue(
+            f"Invalid period: 'start' ({first}) is after 'end' ({last}).", param="start"
+        )
+    if (last - first).days + 1 > MAX_DAYS:
+        raise InvalidValue(
+            f"Invalid period: {first} to {last} is more than {MAX_DAYS} days; ask in parts.",
+            param="start",
+        )
+    return first, last
+
+
+def parse_group_by(value: str | None) -> GroupBy:
+    chosen = value or "day"
+    for name in GROUPS:
+        if chosen == name:
+            return name
+    raise InvalidValue(
+        f"Invalid value for 'group_by': '{chosen}'. Use one of: {', '.join(GROUPS)}.",
+        param="group_by",
+    )
+
+
+def report(
+    entries: Iterable[UsageEntry],
+    *,
+    by: GroupBy,
+    start: dt.date,
+    end: dt.date,
+    keys: Sequence[str] | None,
+) -> dict[str, Any]:
+    """The ``GET /v1/usage`` document: one row per group, and the total."""
+    rows = group_entries(entries, by)
+    return {
+        "object": "usage",
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "group_by": by,
+        "keys": list(keys) if keys is not None else "all",
+        "data": [{by: row.group, **row.totals.to_json()} for row in rows],
+        "total": total(rows).to_json(),
+    }
+
+
+def format_table(document: dict[str, Any]) -> str:
+    """A report as text columns, for operators (``python -m imagegw.cli.keys usage``)."""
+    by = document["group_by"]
+    header = (by, "requests", "images", "cost_usd", "estimated", "unpriced_images")
+    lines = [header]
+    for row in [*document["data"], {by: "total", **document["total"]}]:
+        cost = row["cost"]
+        lines.append(
+            (
+                str(row[by]),
+                str(row["requests"]),
+                str(row["images"]),
+                f"{cost['amount']:.6f}",
+                "yes" if cost["estimated"] else "no",
+                str(row["unpriced_images"]),
+            )
+        )
+    widths = [max(len(line[column]) for line in lines) for column in range(len(header))]
+    title = f"usage {document['start']} to {document['end']} (UTC), by {by}"
+    body = [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    ]
+    return "\n".join([title, *body]) + "\n"

@@ -37,6 +37,13 @@ class ImageStore(ABC):
         """Store ``data``; raise ``StorageUnavailable`` when it cannot be stored."""
 
     @abstractmethod
+    async def exists(self, key: str) -> bool:
+        """Whether ``key`` is still stored (a retention rule may have deleted it).
+
+        Raise ``StorageUnavailable`` when the store cannot say.
+        """
+
+    @abstractmethod
     async def link(self, key: str, *, base_url: str) -> StoredLink:
         """A URL for ``key`` that stops working after the store's lifetime.
 

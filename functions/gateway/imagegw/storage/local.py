@@ -55,6 +55,9 @@ class LocalImageStore(ImageStore):
         partial.write_bytes(data)
         os.replace(partial, self._directory / key)
 
+    async def exists(self, key: str) -> bool:
+        return is_valid_key(key) and (self._directory / key).is_file()
+
     async def link(self, key: str, *, base_url: str) -> StoredLink:
         expires_at = int(self._clock()) + self._ttl
         query = urlencode({"expires": expires_at, "signature": self._sign(key, expires_at)})

@@ -51,6 +51,10 @@ class Presigner(ABC):
     async def presign_post(self, bucket: str, object_key: str, policy: PostPolicy) -> PresignedPost:
         """A browser-style POST upload for the object, limited by ``policy``."""
 
+    @abstractmethod
+    async def head(self, bucket: str, object_key: str) -> bool:
+        """Whether the object exists, asked with the signer's credentials."""
+
 
 @dataclass(frozen=True)
 class PostPolicy:
@@ -84,6 +88,23 @@ def _presign_post(client: Any, bucket: str, object_key: str, policy: PostPolicy)
     return answer
 
 
+# S3 answers a HEAD of a missing key with 404, or with 403 to a caller without s3:ListBucket
+# (the signer role has none: it may read keys it is given, never enumerate the bucket).
+_MISSING = frozenset({"404", "403", "NoSuchKey", "NotFound", "AccessDenied", "Forbidden"})
+
+
+def _head(client: Any, bucket: str, object_key: str) -> bool:
+    from botocore.exceptions import ClientError
+
+    try:
+        client.head_object(Bucket=bucket, Key=object_key)
+    except ClientError as exc:
+        if str(exc.response.get("Error", {}).get("Code")) in _MISSING:
+            return False
+        raise
+    return True
+
+
 def _presign(client: Any, bucket: str, object_key: str, seconds: int) -> str:
     url: str = client.generate_presigned_url(
         "get_object", Params={"Bucket": bucket, "Key": object_key}, ExpiresIn=seconds
@@ -109,6 +130,11 @@ class OwnCredentialsPresigner(Presigner):
             self._client = self._client_factory()
         now = int(self._clock())
         return StoredLink(_presign(self._client, bucket, object_key, self._ttl), now + self._ttl)
+
+    async def head(self, bucket: str, object_key: str) -> bool:
+        if self._client is None:
+            self._client = self._client_factory()
+        return await asyncio.to_thread(_head, self._client, bucket, object_key)
 
     async def presign_post(self, bucket: str, object_key: str, policy: PostPolicy) -> PresignedPost:
         if self._client is None:
@@ -151,6 +177,10 @@ class RolePresigner(Presigner):
             raise RuntimeError("the signer role's credentials expired while signing")
         url = _presign(session.client, bucket, object_key, seconds)
         return StoredLink(url, int(now) + seconds)
+
+    async def head(self, bucket: str, object_key: str) -> bool:
+        session = await self._current_session()
+        return await asyncio.to_thread(_head, session.client, bucket, object_key)
 
     async def presign_post(self, bucket: str, object_key: str, policy: PostPolicy) -> PresignedPost:
         session = await self._current_session()

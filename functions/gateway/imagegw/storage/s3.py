@@ -103,6 +103,13 @@ class S3ImageStore(ImageStore):
                 "The gateway could not store the image in its bucket."
             ) from exc
 
+    async def exists(self, key: str) -> bool:
+        """A HEAD with the signer's credentials (the only ones that may read images)."""
+        try:
+            return await self._presigner.head(self._bucket, self.object_key(key))
+        except Exception as exc:
+            raise StorageUnavailable("The gateway could not check the image's object.") from exc
+
     def key_of_link(self, url: str, *, now: float) -> str | None:
         return self.key_in_url(url, now=now)
 

@@ -18,6 +18,7 @@ from fastapi.responses import StreamingResponse
 from imagegw.api.context import ApiContext
 from imagegw.api.deps import RuntimeDep, require_scope
 from imagegw.errors import NotFound, PayloadTooLarge, UnsupportedMediaType
+from imagegw.generation.delivery_policy import HTTP_DELIVERY
 from imagegw.state.auth import SCOPE_GENERATE, Principal
 from imagegw.storage.local import FILES_PATH, LocalImageStore
 
@@ -53,7 +54,7 @@ def document_request_body() -> None:
             "in": "header",
             "required": False,
             "description": "Repeat the request safely: the same key and body get the first "
-            "answer without a second generation (README, Idempotency-Key).",
+            "answer without a second generation (docs/api.md, Idempotency-Key).",
             "schema": {"type": "string", "minLength": 1, "maxLength": 255},
         }
     ]
@@ -152,6 +153,7 @@ async def create_images(request: Request, caller: Caller, runtime: RuntimeDep) -
         caller,
         raw,
         base_url=base_url,
+        delivery=HTTP_DELIVERY,
         deadline=request_deadline(request, runtime),
         response_limit=settings.max_response_bytes if limited else None,
         idempotency_key=request.headers.get("idempotency-key"),
@@ -195,6 +197,7 @@ async def stream(
         caller,
         raw,
         base_url=base_url,
+        delivery=HTTP_DELIVERY,
         deadline=request_deadline(request, runtime),
         response_limit=settings.max_response_bytes if limited else None,
         idempotency_key=request.headers.get("idempotency-key"),
@@ -234,7 +237,9 @@ async def submit(
             param="Idempotency-Key",
         ) from exc
     return Response(
-        content=json.dumps(await job_view(job, runtime.image_store, base_url=base_url)).encode(),
+        content=json.dumps(
+            await job_view(job, runtime.image_store, base_url=base_url, now=runtime.clock())
+        ).encode(),
         status_code=202,
         media_type="application/json",
         headers={

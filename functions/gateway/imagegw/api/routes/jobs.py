@@ -45,6 +45,7 @@ async def get_job(job_id: str, request: Request, caller: Caller, runtime: Runtim
         job,
         runtime.image_store,
         base_url=gateway_base_url(request, runtime.settings.public_base_url),
+        now=runtime.clock(),
     )
     # A running job changes; a finished one carries links that expire: never cache either.
     return Response(

@@ -47,7 +47,6 @@ class BflProvider(ImageProvider):
 
     async def generate(self, request: ImageRequest) -> ImageResult:
         shape = shapes.submit_body(request)
-        body = json.dumps(shape.body, ensure_ascii=False).encode("utf-8")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + request.timeout_seconds
         gate = asyncio.Semaphore(self._max_parallel)
@@ -57,13 +56,13 @@ class BflProvider(ImageProvider):
                 self.endpoint,
                 self._polling,
                 model=request.upstream_model,
-                body=body,
+                body=_encode(shapes.for_image(shape.body, index)),
                 prompt=request.prompt,
                 deadline=deadline,
                 connect_timeout=self._connect_timeout,
                 clock=loop.time,
             )
-            for _ in range(request.n)
+            for index in range(request.n)
         ]
 
         done = 0
@@ -119,6 +118,7 @@ def _combine(
         final = [error for error in failures if not error.should_retry]
         raise (final or failures)[0]
     images = [item.image for item in delivered]
+    seeds = [item.seed for item in delivered]
     costs = [item.cost_usd for item in delivered if item.cost_usd is not None]
     return ImageResult(
         images=images,
@@ -128,4 +128,10 @@ def _combine(
         failed=len(failures),
         # BFL's own figures for the images delivered (a task BFL did not price: unknown).
         upstream_cost_usd=sum(costs, Decimal(0)) if len(costs) == len(delivered) else None,
+        # The seed of each image, in the order of data (BFL says which it used).
+        extra={"seeds": seeds} if any(seed is not None for seed in seeds) else {},
     )
+
+
+def _encode(body: dict[str, object]) -> bytes:
+    return json.dumps(body, ensure_ascii=False).encode("utf-8")

@@ -92,6 +92,7 @@ class Delivered:
     size: str | None  # read from the image
     # What BFL said the task costs (its submit answer's ``cost``, in credits of $0.01).
     cost_usd: Decimal | None = None
+    seed: int | None = None  # the seed BFL used (its result's ``seed``)
 
 
 class Task:
@@ -307,7 +308,9 @@ class Task:
         prompt = result.get("prompt")
         revised = prompt if isinstance(prompt, str) and _differs(prompt, self._prompt) else None
         image = GeneratedImage(media_type=header.media_type, data=data, revised_prompt=revised)
-        return Delivered(image, header.size, self.cost_usd)
+        seed = result.get("seed")
+        used = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+        return Delivered(image, header.size, self.cost_usd, used)
 
     # ------------------------------------------------------------------ time
 

@@ -20,7 +20,7 @@ from imagegw.errors import JobStoreUnavailable
 from imagegw.state.jobs.model import Job, Status
 from imagegw.state.jobs.store import JobStore, check_changes
 
-_JSON_FIELDS = frozenset({"result", "error", "last_error", "reserved", "progress"})
+_JSON_FIELDS = frozenset({"result", "error", "last_error", "reserved", "models", "progress"})
 _NUMBER_FIELDS = frozenset({"created_at", "updated_at", "expires_at", "attempts", "lease_until"})
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from api_support import GENERATIONS, assert_error, bearer, client_for
+from api.api_support import GENERATIONS, assert_error, bearer, client_for
 from fastapi.testclient import TestClient
 
 from imagegw.aws.credentials import SecretCredentials

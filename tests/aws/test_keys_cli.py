@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_support import GENERATIONS, assert_error, bearer, client_for
+from api.api_support import GENERATIONS, assert_error, bearer, client_for
 
 from imagegw.aws.secrets_cache import CachedSecret, secretsmanager_fetch
 from imagegw.cli.keys import main

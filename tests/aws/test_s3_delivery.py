@@ -19,11 +19,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from api_support import GENERATIONS, assert_error, client_for
+from api.api_support import GENERATIONS, assert_error, client_for
 from fastapi.testclient import TestClient
 
 from imagegw.aws.clients import client as aws_client
 from imagegw.entrypoints.runtime import Runtime
+from imagegw.errors import StorageUnavailable
 from imagegw.providers.base import GeneratedImage, ImageRequest, ImageResult
 from imagegw.settings import Settings
 from imagegw.storage.presign import (
@@ -496,3 +497,57 @@ def test_s3_without_a_bucket_name_costs_b64_callers_nothing_and_url_callers_no_i
     assert "x-imagegw-delivery" not in inline.headers
     assert base64.b64decode(inline.json()["data"][0]["b64_json"]) == encode_image("32x32", "png", 0)
     assert_inline_fallback(linked, 2)
+
+
+# ---------------------------------------------------------------------------- existence (jobs)
+
+
+@pytest.mark.anyio
+async def test_the_store_asks_s3_with_the_signers_credentials_whether_an_image_is_left(
+    mocked_aws: None, real_clock: FakeClock
+) -> None:
+    s3 = create_bucket()
+    roles = AssumedRoles()
+    presigner = RolePresigner(
+        role_arn=SIGNER_ROLE,
+        ttl_seconds=3600,
+        sts_client=roles.client,
+        s3_client=lambda credentials: s3_client(credentials=credentials),
+        clock=real_clock,
+    )
+    store = S3ImageStore(s3_client, presigner, bucket=BUCKET)
+    key = "0123456789abcdef0123456789abcdef.png"
+    await store.put(key, b"\x89PNG\r\n\x1a\n", "image/png")
+    assert await store.exists(key) is True
+    assert roles.answers, "asked with the signer role's credentials"
+    # The bucket's lifecycle rule deletes it.
+    s3.delete_object(Bucket=BUCKET, Key=f"images/{key}")
+    assert await store.exists(key) is False
+
+
+class HeadRefused:
+    """An S3 client whose HEAD fails with ``code``, as botocore raises it."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    def head_object(self, **_: Any) -> None:
+        from botocore.exceptions import ClientError
+
+        raise ClientError({"Error": {"Code": self.code, "Message": "x"}}, "HeadObject")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("code", "exists"), [("404", False), ("403", False), ("500", None)])
+async def test_a_missing_object_is_absent_and_other_failures_are_unavailable(
+    code: str, exists: bool | None
+) -> None:
+    # Without s3:ListBucket (the signer has none) S3 answers a missing key with 403.
+    presigner = OwnCredentialsPresigner(lambda: HeadRefused(code), ttl_seconds=60)
+    store = S3ImageStore(lambda: HeadRefused(code), presigner, bucket=BUCKET)
+    key = "0123456789abcdef0123456789abcdef.png"
+    if exists is None:
+        with pytest.raises(StorageUnavailable):
+            await store.exists(key)
+    else:
+        assert await store.exists(key) is exists

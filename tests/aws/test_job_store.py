@@ -7,12 +7,14 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from aws_harness import REGION, TABLE
 from moto import mock_aws
 
 from imagegw.state.jobs.dynamodb import DynamoDBJobStore
 from imagegw.state.jobs.model import Job
 from imagegw.state.jobs.store import JobStore, MemoryJobStore
+
+REGION = "us-east-1"
+TABLE = "imagegw-jobs-test"
 
 JOB = Job(
     id="job_0123",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from api_support import GENERATIONS, assert_error
+from api.api_support import GENERATIONS, assert_error
 from fastapi.testclient import TestClient
 
 from imagegw.aws.credentials import environment_config
