@@ -202,3 +202,30 @@ def test_a_link_into_the_bucket_outside_the_image_prefix_is_not_read(
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "image_url_not_allowed"
+
+
+def test_an_edit_job_keeps_its_inputs_as_uploads_in_the_bucket(
+    gateway: TestClient, s3: Any
+) -> None:
+    image = noise(48, 32)
+
+    response = gateway.post(
+        EDITS,
+        data={"model": "local/sketch", "prompt": "a moon"},
+        files=[("image", ("a.png", image, "image/png"))],
+        headers={**_auth(), "Prefer": "respond-async"},
+    )
+
+    assert response.status_code == 202, response.text
+    for _ in range(500):
+        view = gateway.get(response.headers["location"], headers=_auth()).json()
+        if view["status"] in ("succeeded", "failed"):
+            break
+        time.sleep(0.01)
+    assert view["status"] == "succeeded", view
+    assert view["result"]["size"] == "48x32"
+    (kept,) = s3.list_objects_v2(Bucket=BUCKET, Prefix="uploads/")["Contents"]
+    stored = s3.get_object(Bucket=BUCKET, Key=kept["Key"])
+    assert stored["Body"].read() == image
+    assert stored["ServerSideEncryption"] == "AES256"
+    assert set(stored["Metadata"]) == {"owner"}

@@ -51,6 +51,8 @@ UPLOAD_OBJECTS = {
         },
     ]
 }
+# Edits read their inputs (earlier images, uploads); edit jobs keep theirs as uploads.
+EDIT_INPUT_GRANTS = ("ReadEditInputs", "KeepEditJobInputs", "ReadEditJobInputs")
 IDEMPOTENT_ANSWERS = {
     "Fn::Sub": [
         "${Arn}/${Prefix}*",
@@ -865,7 +867,8 @@ def test_functions_only_write_objects_under_the_image_prefix(
             for statement in statements(role)
             if any(action.startswith("s3:") for action in as_list(statement["Action"]))
             and as_list(statement["Resource"]) != [IDEMPOTENT_ANSWERS]
-            and statement.get("Sid") != "ReadEditInputs"
+            and statement.get("Sid")
+            not in ("ReadEditInputs", "KeepEditJobInputs", "ReadEditJobInputs")
         ]
         assert s3_statements, "the role must be able to store images"
         for statement in s3_statements:
@@ -881,6 +884,17 @@ def test_only_the_gateway_reads_edit_inputs_and_only_images_and_uploads(
     assert as_list(read["Action"]) == ["s3:GetObject"]
     assert as_list(read["Resource"]) == [IMAGE_OBJECTS, UPLOAD_OBJECTS]
     assert not [s for s in statements(worker_role) if s.get("Sid") == "ReadEditInputs"]
+    # Edit jobs: the gateway keeps the inputs as uploads, the worker reads them back.
+    (keep,) = [s for s in statements(gateway_role) if s.get("Sid") == "KeepEditJobInputs"]
+    assert (as_list(keep["Action"]), as_list(keep["Resource"])) == (
+        ["s3:PutObject"],
+        [UPLOAD_OBJECTS],
+    )
+    (job_read,) = [s for s in statements(worker_role) if s.get("Sid") == "ReadEditJobInputs"]
+    assert (as_list(job_read["Action"]), as_list(job_read["Resource"])) == (
+        ["s3:GetObject"],
+        [UPLOAD_OBJECTS],
+    )
     prefixes = template["Mappings"]["Images"]["Storage"]
     assert len({prefixes["Prefix"], prefixes["UploadsPrefix"], prefixes["IdempotencyPrefix"]}) == 3
     rules = template["Resources"]["ImagesBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]

@@ -15,7 +15,6 @@ multipart parser (Starlette's, on python-multipart) spools files over 1 MB to a 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -30,7 +29,6 @@ from imagegw.errors import (
     MalformedBody,
     MissingParameter,
     PayloadTooLarge,
-    UnknownParameter,
     UnsupportedMediaType,
 )
 from imagegw.generation.edit_request import (
@@ -40,6 +38,8 @@ from imagegw.generation.edit_request import (
     MAX_INPUT_IMAGES,
     EditSubmission,
     ImageSource,
+    submission_from_json,
+    unknown_parameter,
 )
 
 IMAGE_FIELDS = ("image", "image[]")
@@ -49,8 +49,6 @@ _INTEGER = re.compile(r"^-?[0-9]{1,9}$")
 _MAX_FIELDS = 64
 # A text part larger than this is not a parameter (prompts are at most 32,000 characters).
 _MAX_TEXT_PART_BYTES = 256 * 1024
-# The largest image_url accepted in JSON (OpenAI's limit: 20,971,520 characters).
-MAX_IMAGE_URL_CHARS = 20_971_520
 
 
 async def read_edit_submission(request: Request, *, max_body_bytes: int) -> EditSubmission:
@@ -61,7 +59,7 @@ async def read_edit_submission(request: Request, *, max_body_bytes: int) -> Edit
         return await _from_multipart(request, max_body_bytes)
     if media_type == "application/json" or media_type.endswith("+json"):
         raw = b"".join([chunk async for chunk in _limited(request, max_body_bytes)])
-        return from_json(raw)
+        return submission_from_json(raw)
     raise UnsupportedMediaType(
         "Send an edit as multipart/form-data (image files, as the OpenAI SDK does) or as "
         "application/json (images as image_url or file_id references); got Content-Type "
@@ -116,7 +114,7 @@ async def _submission_from_form(items: list[tuple[str, str | UploadFile]]) -> Ed
             images.append(ImageSource(param=param, data=await value.read()))
             continue
         if name not in EDIT_PARAMETERS:
-            raise _unknown(name)
+            raise unknown_parameter(name)
         if isinstance(value, UploadFile):
             raise InvalidType(
                 f"Invalid type for '{name}': expected a text value, but got a file.", param=name
@@ -152,97 +150,7 @@ def _typed(name: str, text: str) -> Any:
     return text
 
 
-# ------------------------------------------------------------------------------------ JSON
-
-
-def from_json(raw: bytes) -> EditSubmission:
-    try:
-        document = json.loads(raw)
-    except RecursionError as exc:
-        raise MalformedBody("The request body's JSON is nested too deeply.") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedBody(f"The request body is not valid JSON ({exc}).") from exc
-    if not isinstance(document, dict):
-        raise MalformedBody("The request body must be a JSON object.")
-    fields: dict[str, Any] = {}
-    images: list[ImageSource] = []
-    mask: ImageSource | None = None
-    for name, value in document.items():
-        if value is None:
-            continue  # null means "not given", as everywhere in the OpenAI API
-        if name == "images":
-            if not isinstance(value, list):
-                raise InvalidType(
-                    "Invalid type for 'images': expected an array of image references.",
-                    param="images",
-                )
-            if len(value) > MAX_INPUT_IMAGES:
-                raise InvalidValue(
-                    f"Too many images: at most {MAX_INPUT_IMAGES} may be edited together.",
-                    param="images",
-                )
-            images = [_reference(item, f"images[{index}]") for index, item in enumerate(value)]
-        elif name == MASK_FIELD:
-            mask = _reference(value, MASK_FIELD)
-        elif name in EDIT_PARAMETERS:
-            fields[name] = value
-        elif name == "image":
-            raise UnknownParameter(
-                "Unknown parameter: 'image'. In a JSON body the input images are "
-                '\'images\': [{"image_url": ...} or {"file_id": ...}]; files go in a '
-                "multipart/form-data body.",
-                param="image",
-            )
-        else:
-            raise _unknown(name)
-    if not images:
-        raise MissingParameter(
-            "Missing required parameter: 'images' (1 to 16 references, each "
-            '{"image_url": ...} or {"file_id": ...}).',
-            param="images",
-        )
-    return EditSubmission(fields, tuple(images), mask, encoding="json")
-
-
-def _reference(item: object, param: str) -> ImageSource:
-    shape = 'an object with exactly one of "image_url" or "file_id"'
-    if not isinstance(item, dict):
-        raise InvalidType(f"Invalid type for '{param}': expected {shape}.", param=param)
-    given = {key: value for key, value in item.items() if value is not None}
-    unknown = sorted(set(given) - {"image_url", "file_id"})
-    if unknown:
-        raise UnknownParameter(
-            f"Unknown parameter: '{param}.{unknown[0]}'. An image reference is {shape}.",
-            param=f"{param}.{unknown[0]}",
-        )
-    if len(given) != 1:
-        raise InvalidValue(f"Invalid '{param}': expected {shape}.", param=param)
-    ((key, value),) = given.items()
-    if not isinstance(value, str) or not value:
-        raise InvalidType(
-            f"Invalid type for '{param}.{key}': expected a non-empty string.",
-            param=f"{param}.{key}",
-        )
-    if key == "image_url":
-        if len(value) > MAX_IMAGE_URL_CHARS:
-            raise InvalidValue(
-                f"Invalid '{param}.image_url': longer than {MAX_IMAGE_URL_CHARS} characters.",
-                param=f"{param}.image_url",
-            )
-        return ImageSource(param=param, image_url=value)
-    return ImageSource(param=param, file_id=value)
-
-
 # ------------------------------------------------------------------------------------ helpers
-
-
-def _unknown(name: str) -> UnknownParameter:
-    shown = name if len(name) <= 60 else name[:60] + "..."
-    return UnknownParameter(
-        f"Unknown parameter: '{shown}'. An edit takes: image or image[] (files), mask, "
-        f"{', '.join(EDIT_PARAMETERS)}.",
-        param=shown,
-    )
 
 
 def _refuse_declared_oversize(request: Request, limit: int) -> None:

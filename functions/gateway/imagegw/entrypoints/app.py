@@ -140,6 +140,7 @@ EXPOSED_HEADERS = (
     "x-imagegw-images-failed",
     "x-imagegw-redirected-from",
     "x-imagegw-cost-usd",
+    "x-imagegw-budget-renews-at",
     "x-should-retry",
     "retry-after",
     "location",

@@ -52,16 +52,6 @@ class GenerationContext(Protocol):
     async def provider(self, name: str) -> ImageProvider: ...
 
 
-class JobContext(GenerationContext, Protocol):
-    """A generation that may run later: where jobs are kept and queued."""
-
-    @property
-    def job_store(self) -> JobStore: ...
-
-    @property
-    def job_queue(self) -> JobQueue | None: ...
-
-
 class EditContext(GenerationContext, Protocol):
     """An edit: where uploaded inputs are read, and the client that fetches allowed URLs."""
 
@@ -69,3 +59,13 @@ class EditContext(GenerationContext, Protocol):
     def upload_store(self) -> UploadStore: ...
 
     def http(self) -> httpx.AsyncClient: ...
+
+
+class JobContext(EditContext, Protocol):
+    """A generation or an edit that may run later: where jobs are kept and queued."""
+
+    @property
+    def job_store(self) -> JobStore: ...
+
+    @property
+    def job_queue(self) -> JobQueue | None: ...

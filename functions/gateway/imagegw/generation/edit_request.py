@@ -13,11 +13,19 @@ different request, while the bytes themselves never enter a record.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import StrictStr
 
+from imagegw.errors import (
+    InvalidType,
+    InvalidValue,
+    MalformedBody,
+    MissingParameter,
+    UnknownParameter,
+)
 from imagegw.schemas import ImageGenerationRequest
 
 # The scalar parameters of an edit (OpenAI's CreateImageEditRequest and EditImageBodyJsonParam,
@@ -42,6 +50,9 @@ EDIT_PARAMETERS = (
 INTEGER_PARAMETERS = frozenset({"n", "output_compression", "partial_images"})
 BOOLEAN_PARAMETERS = frozenset({"stream"})
 MAX_INPUT_IMAGES = 16  # OpenAI's limit; a model's own may be lower (catalog: max_input_images)
+MASK_FIELD = "mask"
+# The largest image_url accepted in JSON (OpenAI's limit: 20,971,520 characters).
+MAX_IMAGE_URL_CHARS = 20_971_520
 
 
 class ImageEditRequest(ImageGenerationRequest):
@@ -70,3 +81,94 @@ class EditSubmission:
     images: tuple[ImageSource, ...]
     mask: ImageSource | None = None
     encoding: str = "multipart"  # or "json": only for messages and logs
+
+
+# ------------------------------------------------------------------------------------ JSON
+
+
+def submission_from_json(raw: bytes) -> EditSubmission:
+    """The JSON form of an edit (OpenAI's EditImageBodyJsonParam) as an ``EditSubmission``."""
+    try:
+        document = json.loads(raw)
+    except RecursionError as exc:
+        raise MalformedBody("The request body's JSON is nested too deeply.") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedBody(f"The request body is not valid JSON ({exc}).") from exc
+    if not isinstance(document, dict):
+        raise MalformedBody("The request body must be a JSON object.")
+    fields: dict[str, Any] = {}
+    images: list[ImageSource] = []
+    mask: ImageSource | None = None
+    for name, value in document.items():
+        if value is None:
+            continue  # null means "not given", as everywhere in the OpenAI API
+        if name == "images":
+            if not isinstance(value, list):
+                raise InvalidType(
+                    "Invalid type for 'images': expected an array of image references.",
+                    param="images",
+                )
+            if len(value) > MAX_INPUT_IMAGES:
+                raise InvalidValue(
+                    f"Too many images: at most {MAX_INPUT_IMAGES} may be edited together.",
+                    param="images",
+                )
+            images = [_reference(item, f"images[{index}]") for index, item in enumerate(value)]
+        elif name == MASK_FIELD:
+            mask = _reference(value, MASK_FIELD)
+        elif name in EDIT_PARAMETERS:
+            fields[name] = value
+        elif name == "image":
+            raise UnknownParameter(
+                "Unknown parameter: 'image'. In a JSON body the input images are "
+                '\'images\': [{"image_url": ...} or {"file_id": ...}]; files go in a '
+                "multipart/form-data body.",
+                param="image",
+            )
+        else:
+            raise unknown_parameter(name)
+    if not images:
+        raise MissingParameter(
+            "Missing required parameter: 'images' (1 to 16 references, each "
+            '{"image_url": ...} or {"file_id": ...}).',
+            param="images",
+        )
+    return EditSubmission(fields, tuple(images), mask, encoding="json")
+
+
+def _reference(item: object, param: str) -> ImageSource:
+    shape = 'an object with exactly one of "image_url" or "file_id"'
+    if not isinstance(item, dict):
+        raise InvalidType(f"Invalid type for '{param}': expected {shape}.", param=param)
+    given = {key: value for key, value in item.items() if value is not None}
+    unknown = sorted(set(given) - {"image_url", "file_id"})
+    if unknown:
+        raise UnknownParameter(
+            f"Unknown parameter: '{param}.{unknown[0]}'. An image reference is {shape}.",
+            param=f"{param}.{unknown[0]}",
+        )
+    if len(given) != 1:
+        raise InvalidValue(f"Invalid '{param}': expected {shape}.", param=param)
+    ((key, value),) = given.items()
+    if not isinstance(value, str) or not value:
+        raise InvalidType(
+            f"Invalid type for '{param}.{key}': expected a non-empty string.",
+            param=f"{param}.{key}",
+        )
+    if key == "image_url":
+        if len(value) > MAX_IMAGE_URL_CHARS:
+            raise InvalidValue(
+                f"Invalid '{param}.image_url': longer than {MAX_IMAGE_URL_CHARS} characters.",
+                param=f"{param}.image_url",
+            )
+        return ImageSource(param=param, image_url=value)
+    return ImageSource(param=param, file_id=value)
+
+
+def unknown_parameter(name: str) -> UnknownParameter:
+    shown = name if len(name) <= 60 else name[:60] + "..."
+    return UnknownParameter(
+        f"Unknown parameter: '{shown}'. An edit takes: image or image[] (files), mask, "
+        f"{', '.join(EDIT_PARAMETERS)}.",
+        param=shown,
+    )

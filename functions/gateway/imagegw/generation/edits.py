@@ -27,7 +27,12 @@ from imagegw.errors import GatewayError, InvalidValue, MissingParameter, Unsuppo
 from imagegw.generation.context import EditContext
 from imagegw.generation.deadline import Deadline
 from imagegw.generation.delivery_policy import DeliveryPolicy
-from imagegw.generation.edit_request import EditSubmission, ImageEditRequest, ImageSource
+from imagegw.generation.edit_request import (
+    EditSubmission,
+    ImageEditRequest,
+    ImageSource,
+    submission_from_json,
+)
 from imagegw.generation.image_refs import ImageReader
 from imagegw.generation.input_images import (
     InputLimits,
@@ -206,6 +211,17 @@ async def prepare_edit(
     )
     validated = dataclasses.replace(validated, image_request=request)
     return PreparedGeneration(resolution, validated, body)
+
+
+async def prepare_json_edit(
+    runtime: EditContext,
+    principal: Principal,
+    raw: bytes,
+    *,
+    delivery: DeliveryPolicy,
+) -> PreparedGeneration:
+    """An edit in OpenAI's JSON form (how an edit job keeps its request), prepared."""
+    return await prepare_edit(runtime, principal, submission_from_json(raw), delivery=delivery)
 
 
 async def edit_images(

@@ -37,6 +37,7 @@ from imagegw.generation.context import JobContext
 from imagegw.generation.deadline import Deadline
 from imagegw.generation.delivery import Delivery
 from imagegw.generation.delivery_policy import JOB_DELIVERY
+from imagegw.generation.edits import prepare_json_edit
 from imagegw.generation.job_progress import JobProgress
 from imagegw.generation.reliability import Taken
 from imagegw.generation.service import (
@@ -59,7 +60,16 @@ from imagegw.providers.base import (
     events_of,
 )
 from imagegw.state.auth import ALL_SCOPES, Principal
-from imagegw.state.jobs.model import FAILED, QUEUED, RUNNING, SUCCEEDED, Job, new_job_id
+from imagegw.state.jobs.model import (
+    EDIT,
+    FAILED,
+    GENERATION,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    Job,
+    new_job_id,
+)
 from imagegw.storage import ImageStore, new_key
 
 logger = logging.getLogger(__name__)
@@ -91,7 +101,7 @@ def job_principal(client: str, models: list[str] | None = None) -> Principal:
 
 
 def _new_job(
-    runtime: JobContext, job_id: str, owner: Principal, raw_body: bytes, source: str
+    runtime: JobContext, job_id: str, owner: Principal, request: str, source: str, kind: str
 ) -> Job:
     now = int(runtime.clock())
     return Job(
@@ -99,7 +109,8 @@ def _new_job(
         client=owner.name,
         models=list(owner.models) if owner.models is not None else None,
         status=QUEUED,
-        request=raw_body.decode("utf-8"),
+        request=request,
+        kind=kind,
         source=source,
         created_at=now,
         updated_at=now,
@@ -122,7 +133,32 @@ async def submit_job(
     same request and owner returns the existing job; with another request it is a 409.
     """
     prepared = prepare_generation(runtime, principal, raw_body, delivery=JOB_DELIVERY)
-    job = _new_job(runtime, job_id or new_job_id(), principal, raw_body, source)
+    return await record_job(
+        runtime,
+        principal,
+        prepared,
+        request=raw_body.decode("utf-8"),
+        kind=GENERATION,
+        source=source,
+        job_id=job_id,
+        enqueue=enqueue,
+    )
+
+
+async def record_job(
+    runtime: JobContext,
+    principal: Principal,
+    prepared: PreparedGeneration,
+    *,
+    request: str,
+    kind: str,
+    source: str = "api",
+    job_id: str | None = None,
+    enqueue: bool = True,
+) -> Job:
+    """Record a checked request (``prepared``) as a queued job of ``kind``; with ``enqueue``,
+    queue it. ``request`` is the JSON text the worker prepares again when it runs the job."""
+    job = _new_job(runtime, job_id or new_job_id(), principal, request, source, kind)
     job = dataclasses.replace(
         job, progress=job_progress.initial(prepared.validated.image_request.n)
     )
@@ -284,9 +320,14 @@ async def _run(
     principal = job_principal(job.client, job.models)
     progress = JobProgress(runtime, job, lease)
     try:
-        prepared = prepare_generation(
-            runtime, principal, job.request.encode("utf-8"), delivery=JOB_DELIVERY
-        )
+        if job.kind == EDIT:
+            prepared = await prepare_json_edit(
+                runtime, principal, job.request.encode("utf-8"), delivery=JOB_DELIVERY
+            )
+        else:
+            prepared = prepare_generation(
+                runtime, principal, job.request.encode("utf-8"), delivery=JOB_DELIVERY
+            )
         result = await _generate(runtime, principal, prepared, progress, deadline)
         await progress.storing(len(result.images))
         keys = await store_images(runtime.image_store, result.images)

@@ -42,6 +42,8 @@ from imagegw.storage.s3 import read_object
 UPLOAD_CONTENT_TYPES = ("image/png", "image/jpeg", "image/webp")
 UPLOADS_PATH = "/v1/images/uploads"
 FILE_FIELD = "file"
+# How long an upload stays readable (S3: the bucket's lifecycle rule says one day too).
+KEPT_SECONDS = 86_400
 _FILE_ID = re.compile(r"^file-imagegw-([0-9a-f]{32})$")
 
 
@@ -90,6 +92,10 @@ class UploadStore(ABC):
     @abstractmethod
     async def read(self, file_id: str, *, owner: str, max_bytes: int) -> bytes:
         """The uploaded bytes, if ``owner`` made the upload; ``NotFound`` otherwise."""
+
+    @abstractmethod
+    async def put(self, data: bytes, *, owner: str) -> str:
+        """Keep ``data`` as an upload of ``owner`` (an edit job's input); its file id."""
 
 
 class S3UploadStore(UploadStore):
@@ -144,6 +150,29 @@ class S3UploadStore(UploadStore):
         if head is None or head.get("Metadata", {}).get("owner") != owner_tag(owner):
             raise _not_found(file_id)
         return await read_object(self._client, self._bucket, object_key, max_bytes=max_bytes)
+
+    async def put(self, data: bytes, *, owner: str) -> str:
+        file_id = new_file_id()
+        token = upload_token(file_id)
+        assert token is not None
+        encryption: dict[str, str] = {"ServerSideEncryption": "AES256"}
+        if self._kms_key_id:
+            encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self._kms_key_id}
+        if self._client is None:
+            self._client = self._client_factory()
+        try:
+            await asyncio.to_thread(
+                self._client.put_object,
+                Bucket=self._bucket,
+                Key=self._prefix + token,
+                Body=data,
+                ContentType="application/octet-stream",
+                Metadata={"owner": owner_tag(owner)},
+                **encryption,
+            )
+        except Exception as exc:  # botocore's errors share no narrower useful base
+            raise StorageUnavailable("The gateway could not keep the edit's inputs.") from exc
+        return file_id
 
     def _head(self, object_key: str) -> dict[str, Any] | None:
         try:
@@ -217,11 +246,26 @@ class LocalUploadStore(UploadStore):
         token = upload_token(file_id)
         if token is None:
             raise _not_found(file_id)
-        meta = json.dumps({"owner": document["owner"], "expires_at": int(self._clock()) + 86_400})
+        meta = json.dumps(
+            {"owner": document["owner"], "expires_at": int(self._clock()) + KEPT_SECONDS}
+        )
         try:
             await asyncio.to_thread(self._write, token, data, meta)
         except OSError as exc:
             raise StorageUnavailable("The gateway could not store the upload.") from exc
+
+    async def put(self, data: bytes, *, owner: str) -> str:
+        file_id = new_file_id()
+        token = upload_token(file_id)
+        assert token is not None
+        meta = json.dumps(
+            {"owner": owner_tag(owner), "expires_at": int(self._clock()) + KEPT_SECONDS}
+        )
+        try:
+            await asyncio.to_thread(self._write, token, data, meta)
+        except OSError as exc:
+            raise StorageUnavailable("The gateway could not keep the edit's inputs.") from exc
+        return file_id
 
     async def read(self, file_id: str, *, owner: str, max_bytes: int) -> bytes:
         token = upload_token(file_id)

@@ -7,15 +7,20 @@ describes both encodings, the limits, the providers and the upload path for larg
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import json
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from imagegw.api.context import ApiContext
 from imagegw.api.deps import RuntimeDep, require_scope
-from imagegw.api.routes.images import gateway_base_url, request_deadline
+from imagegw.api.routes.images import gateway_base_url, prefers_async, request_deadline
 from imagegw.errors import EndpointRetired
 from imagegw.generation.delivery_policy import HTTP_DELIVERY
 from imagegw.state.auth import SCOPE_GENERATE, Principal
+
+if TYPE_CHECKING:
+    from imagegw.generation.edit_request import EditSubmission
 
 router = APIRouter(tags=["images"])
 Caller = Annotated[Principal, Depends(require_scope(SCOPE_GENERATE))]
@@ -93,6 +98,8 @@ async def create_edit(request: Request, caller: Caller, runtime: RuntimeDep) -> 
     settings = runtime.settings
     submission = await read_edit_submission(request, max_body_bytes=settings.edit_max_body_bytes)
     base_url = gateway_base_url(request, settings.public_base_url)
+    if prefers_async(request.headers.get("prefer")) and runtime.job_queue is not None:
+        return await submit_edit(runtime, caller, submission, base_url=base_url)
     limited = settings.enforce_response_limit or "aws.event" in request.scope
     outcome = await edit_images(
         runtime,
@@ -108,6 +115,27 @@ async def create_edit(request: Request, caller: Caller, runtime: RuntimeDep) -> 
         content=outcome.content,
         media_type="application/json",
         headers=outcome.headers,
+    )
+
+
+async def submit_edit(
+    runtime: ApiContext, caller: Principal, submission: EditSubmission, *, base_url: str
+) -> Response:
+    """The edit as a job: 202 with the job and its URL (``Prefer: respond-async``)."""
+    from imagegw.api.job_view import job_view, jobs_path
+    from imagegw.generation.edit_jobs import submit_edit_job
+
+    job = await submit_edit_job(runtime, caller, submission)
+    return Response(
+        content=json.dumps(
+            await job_view(job, runtime.image_store, base_url=base_url, now=runtime.clock())
+        ).encode(),
+        status_code=202,
+        media_type="application/json",
+        headers={
+            "location": base_url.rstrip("/") + jobs_path(job.id),
+            "preference-applied": "respond-async",
+        },
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+import imagegw.providers.stability.multipart as multipart
 from imagegw.errors import (
     GatewayError,
     ProviderNotConfigured,
@@ -23,7 +24,6 @@ from imagegw.errors import (
 from imagegw.providers import aspect_ratios, fanout
 from imagegw.providers.base import ImageProvider, ImageRequest, ImageResult
 from imagegw.providers.dimensions import image_format, size
-from imagegw.providers.stability import multipart
 from imagegw.providers.stability.translation import (
     CONTENT_POLICY_MESSAGE,
     form_fields,

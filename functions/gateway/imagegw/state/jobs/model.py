@@ -23,6 +23,10 @@ RUNNING: Status = "running"
 SUCCEEDED: Status = "succeeded"
 FAILED: Status = "failed"
 TERMINAL: frozenset[str] = frozenset({SUCCEEDED, FAILED})
+# What a job's request is: a generation (its OpenAI JSON body) or an edit (the JSON form of an
+# edit whose inputs are uploads of the job's owner, generation/edit_jobs.py).
+GENERATION = "generation"
+EDIT = "edit"
 
 # Ids the gateway makes, and the ids event senders may choose (printable, bounded).
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
@@ -68,6 +72,7 @@ class Job:
     # The model patterns the owner's key allowed at submission (None: every model): the job
     # runs with them, so a catalog fallback is used only where the key could have asked for it.
     models: list[str] | None = None
+    kind: str = GENERATION
     # How far the job has come (generation/job_progress.py): {"stage", "images", "images_done",
     # "percent"?, "upstream_stage"?, "partial_images"?: [{"index", "key"}]}. Written as it runs.
     progress: dict[str, Any] | None = None

@@ -1,0 +1,106 @@
+"""Edits as async jobs (`Prefer: respond-async`), run by the in-process worker of `make dev`."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from api_support import assert_error, client_for
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from imagegw.entrypoints.runtime import Runtime
+from imagegw.settings import Settings
+
+from conftest import API_KEY, AUTH
+from support.edit_images import alpha_mask, gradient, png_declaring
+from support.fakes import FakeClock
+
+EDITS = "/v1/images/edits"
+ASYNC = {**AUTH, "Prefer": "respond-async"}
+
+
+def _wait(client: TestClient, location: str) -> dict[str, Any]:
+    for _ in range(500):
+        view: dict[str, Any] = client.get(location, headers=AUTH).json()
+        if view["status"] in ("succeeded", "failed"):
+            return view
+        time.sleep(0.01)
+    raise AssertionError("the job did not finish")
+
+
+def _client(tmp_path: Path) -> Any:
+    settings = Settings(
+        api_keys=API_KEY,
+        local_storage_dir=tmp_path / "images",
+        url_signing_secret="test-signing-secret",
+    )
+    return client_for(Runtime(settings, clock=FakeClock()))
+
+
+def test_a_multipart_edit_runs_as_a_job_and_keeps_the_unmasked_pixels(tmp_path: Path) -> None:
+    source = gradient(64, 48)
+    with _client(tmp_path) as client:
+        response = client.post(
+            EDITS,
+            data={"model": "local/sketch", "prompt": "a moon"},
+            files=[
+                ("image", ("a.png", source, "image/png")),
+                ("mask", ("m.png", alpha_mask(64, 48, change=(0, 0, 32, 48)), "image/png")),
+            ],
+            headers=ASYNC,
+        )
+        assert response.status_code == 202, response.text
+        assert response.headers["preference-applied"] == "respond-async"
+        done = _wait(client, response.headers["location"])
+        assert done["status"] == "succeeded", done
+        (item,) = done["result"]["data"]
+        edited = Image.open(io.BytesIO(client.get(item["url"]).content))
+
+    right = (32, 0, 64, 48)
+    original = Image.open(io.BytesIO(source))
+    assert (
+        edited.convert("RGB").crop(right).tobytes() == original.convert("RGB").crop(right).tobytes()
+    )
+    assert done["result"]["size"] == "64x48"
+
+
+def test_a_json_edit_job_reads_its_inputs_from_uploads_made_at_submission(tmp_path: Path) -> None:
+    data_url = "data:image/png;base64," + base64.b64encode(gradient(40, 40)).decode()
+    with _client(tmp_path) as client:
+        response = client.post(
+            EDITS,
+            json={"model": "local/canvas", "prompt": "x", "images": [{"image_url": data_url}]},
+            headers=ASYNC,
+        )
+        assert response.status_code == 202, response.text
+        done = _wait(client, response.headers["location"])
+
+    assert done["status"] == "succeeded", done
+    kept = list((tmp_path / "images" / "uploads").glob("*.json"))
+    assert len(kept) == 1  # the input, kept as an upload of the key
+    assert API_KEY not in kept[0].read_text()
+    assert json.loads(kept[0].read_text())["owner"]
+
+
+def test_a_bad_edit_is_refused_at_submission_not_as_a_failed_job(tmp_path: Path) -> None:
+    with _client(tmp_path) as client:
+        bomb = client.post(
+            EDITS,
+            data={"model": "local/sketch", "prompt": "x"},
+            files=[("image", ("a.png", png_declaring(50_000, 50_000), "image/png"))],
+            headers=ASYNC,
+        )
+        inline = client.post(
+            EDITS,
+            data={"model": "local/sketch", "prompt": "x", "response_format": "b64_json"},
+            files=[("image", ("a.png", gradient(), "image/png"))],
+            headers=ASYNC,
+        )
+
+    assert_error(bomb, 400, code="image_too_large", param="image")
+    assert_error(inline, 400, code="invalid_value", param="response_format")
