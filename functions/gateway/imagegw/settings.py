@@ -192,6 +192,18 @@ class Settings(BaseModel):
     # and its message goes on to the dead-letter queue.
     jobs_max_receive_count: int = Field(default=3, ge=1)
 
+    # The job-progress WebSocket (docs/streaming.md). Tokens, connections and subscriptions live in
+    # this DynamoDB table when named (key `pk`, TTL `expires_at`), else in memory (`make dev`).
+    realtime_table: str | None = None
+    # The API Gateway WebSocket API: its public wss:// URL (returned with tokens) and the
+    # Management API endpoint (https://{api}.execute-api.{region}.amazonaws.com/{stage}) that
+    # the worker pushes progress through. Unset: the local WebSocket route of this process.
+    websocket_url: str | None = None
+    websocket_endpoint: str | None = None
+    realtime_token_ttl_seconds: int = Field(default=60, ge=5, le=3600)
+    # API Gateway closes WebSocket connections after 2 hours at most.
+    realtime_connection_ttl_seconds: int = Field(default=7200, ge=60)
+
     # Observability. Prompts are personal data: they are logged only when this is switched on.
     log_prompts: bool = False
     # CloudWatch metrics as EMF lines on stdout; None means "when running in Lambda".

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from imagegw.providers import ImageProvider
     from imagegw.state.jobs.queue import JobQueue
     from imagegw.state.jobs.store import JobStore
+    from imagegw.state.realtime import RealtimeStore
     from imagegw.storage.presign import Presigner
     from imagegw.storage.uploads import UploadStore
 
@@ -59,6 +60,7 @@ class Runtime:
         providers: dict[str, ImageProvider] | None = None,
         credentials: CredentialSource | None = None,
         job_store: JobStore | None = None,
+        realtime_store: RealtimeStore | None = None,
         job_queue: JobQueue | None = None,
         reliability: Reliability | None = None,
         clock: Callable[[], float] = time.time,
@@ -76,6 +78,7 @@ class Runtime:
         self._credentials = credentials
         self._http: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
         self._job_store = job_store
+        self._realtime_store = realtime_store
         self._job_queue = job_queue
         self._job_queue_built = job_queue is not None
         self._telemetry: Telemetry | None = None
@@ -131,7 +134,19 @@ class Runtime:
             from imagegw.entrypoints.job_build import build_job_store
 
             self._job_store = build_job_store(self.settings)
+            if self.settings.websocket_endpoint and self.settings.realtime_table:
+                from imagegw.entrypoints.progress_push import PushingJobStore
+
+                # Progress recorded here reaches the job's WebSocket subscribers on AWS.
+                self._job_store = PushingJobStore(self._job_store, self)
         return self._job_store
+
+    @property
+    def realtime_store(self) -> RealtimeStore:
+        """Progress WebSocket tokens, connections and subscriptions (state/realtime.py)."""
+        if self._realtime_store is None:
+            self._realtime_store = build_realtime_store(self.settings)
+        return self._realtime_store
 
     @property
     def job_queue(self) -> JobQueue | None:
@@ -208,6 +223,16 @@ class Runtime:
         if self._http is not None:
             await self._http[1].aclose()
             self._http = None
+
+
+def build_realtime_store(settings: Settings) -> RealtimeStore:
+    from imagegw.state.realtime import DynamoDBRealtimeStore, MemoryRealtimeStore
+
+    if settings.realtime_table is None:
+        return MemoryRealtimeStore()
+    from imagegw.state.dynamodb import dynamodb_client
+
+    return DynamoDBRealtimeStore(settings.realtime_table, client=dynamodb_client)
 
 
 def build_credentials(settings: Settings) -> CredentialSource:
