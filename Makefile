@@ -91,7 +91,8 @@ pytest: $(VENV)/.installed $(SAM_VENV)/.installed $(CHROMIUM)
 	CHROMIUM=$(CHROMIUM) $(BIN)/pytest
 
 # Not part of `make test`: benchmarks measure, they do not pass or fail. A few minutes on 2 cores;
-# the report goes to stdout and into bench/RESULTS.md.
+# the report goes to stdout and into bench/RESULTS.md, its charts to bench/plots/*.png (drawn
+# from bench/figures.json: `python -m bench.plots` draws them again without measuring).
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench.run --write
 

@@ -49,13 +49,16 @@ class BflProvider(ImageProvider):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + request.timeout_seconds
         gate = asyncio.Semaphore(self._max_parallel)
+        # One encoding for all tasks unless a seed makes each body its own (an edit's body holds
+        # its input images: megabytes, not to be copied n times).
+        shared = None if "seed" in shape.body else _encode(shape.body)
         tasks = [
             Task(
                 self._http,
                 self.endpoint,
                 self._polling,
                 model=request.upstream_model,
-                body=_encode(shapes.for_image(shape.body, index)),
+                body=shared or _encode(shapes.for_image(shape.body, index)),
                 prompt=request.prompt,
                 deadline=deadline,
                 connect_timeout=self._connect_timeout,

@@ -276,7 +276,10 @@ def _combine(
                 f"{'s were' if filtered > 1 else ' was'} filtered and none was generated.",
                 code="content_policy_violation",
             )
-        raise failures[0]
+        # A failure that must not be repeated wins over a retryable one (a 429 of another
+        # call): the retry table would otherwise send calls again that may be billed.
+        final = [failure for failure in failures if not failure.should_retry]
+        raise (final or failures)[0]
     return ImageResult(
         images=images,
         size=output.resolved_size(images, choice),

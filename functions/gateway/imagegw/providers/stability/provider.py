@@ -27,6 +27,7 @@ from imagegw.providers.base import ImageProvider, ImageRequest, ImageResult
 from imagegw.providers.dimensions import image_format, size
 from imagegw.providers.stability.translation import (
     CONTENT_POLICY_MESSAGE,
+    edit_files,
     form_fields,
     parse_answer,
     translate_error,
@@ -70,10 +71,11 @@ class StabilityProvider(ImageProvider):
         )
         url = f"{self._base_url}/v2beta/stable-image/generate/{endpoint}"
         fields = form_fields(request, choice, endpoint)
+        files = edit_files(request)
 
         async def one_image(seconds_left: float) -> fanout.Slot:
             # A fresh boundary per call; the body is small (text fields only).
-            body, content_type = multipart.encode(fields)
+            body, content_type = multipart.encode(fields, files)
             content = await self._post(url, body, content_type, seconds_left)
             return parse_answer(content)
 

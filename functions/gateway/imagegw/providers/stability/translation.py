@@ -30,6 +30,7 @@ from imagegw.providers.aspect_ratios import RatioChoice
 from imagegw.providers.base import MEDIA_TYPES, GeneratedImage, ImageRequest, error_document
 from imagegw.providers.dimensions import image_format
 from imagegw.providers.fanout import Slot
+from imagegw.providers.inputs import image_strength
 
 SD3_ENDPOINT = "sd3"
 FILTERED = "CONTENT_FILTERED"
@@ -44,7 +45,15 @@ _AUTH_MESSAGE = (
 
 
 def form_fields(request: ImageRequest, choice: RatioChoice, endpoint: str) -> dict[str, str]:
+    """The text fields of one call. An edit is image-to-image: no aspect ratio (the output
+    follows the input image), ``strength`` from the catalog (``upstream_options.image_strength``)
+    and, on the sd3 endpoint, ``mode``; the image itself is ``edit_files``."""
     fields = {"prompt": request.prompt, "aspect_ratio": choice.aspect_ratio}
+    if request.is_edit:
+        del fields["aspect_ratio"]
+        if endpoint == SD3_ENDPOINT:
+            fields["mode"] = "image-to-image"
+        fields["strength"] = image_strength(request.spec)
     if endpoint == SD3_ENDPOINT:
         fields["model"] = request.upstream_model
     if request.negative_prompt:
@@ -54,6 +63,13 @@ def form_fields(request: ImageRequest, choice: RatioChoice, endpoint: str) -> di
     # Stability's default is png, which is also the gateway's: sent either way, to be explicit.
     fields["output_format"] = request.output_format or "png"
     return fields
+
+
+def edit_files(request: ImageRequest) -> list[tuple[str, str, str, bytes]]:
+    """An edit's input image as the ``image`` file part (one image: the catalog's limit)."""
+    return [
+        ("image", image.filename("image"), image.media_type, image.data) for image in request.images
+    ]
 
 
 def parse_answer(content: bytes | bytearray) -> Slot:
