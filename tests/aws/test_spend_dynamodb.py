@@ -7,27 +7,32 @@ Real boto3 calls against moto's DynamoDB; the table is shaped as the template cr
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import anyio
 import boto3
 import pytest
+from api.api_support import GENERATIONS, assert_error, bearer, client_for
 from moto import mock_aws
 
 from imagegw.catalog.prices import Cost
 from imagegw.cli.keys import main as keys_main
 from imagegw.cli.usage_report import usage_report
+from imagegw.entrypoints.runtime import Runtime
 from imagegw.errors import BudgetExceeded
-from imagegw.state.auth import Principal
+from imagegw.settings import Settings
+from imagegw.state.auth import Principal, hash_key
 from imagegw.state.budgets import Budgets
 from imagegw.state.dynamodb import DynamoDBCounterStore
 from imagegw.state.limits import CounterStore, MemoryCounterStore
 from imagegw.state.usage import MemoryUsageLedger, Totals, UsageEntry, UsageLedger
 from imagegw.state.usage_dynamodb import DynamoDBUsageLedger
 
-from support.fakes import NOW, FakeClock
+from support.fakes import NOW, FakeClock, FakeProvider
 
 pytestmark = pytest.mark.anyio
 
@@ -205,3 +210,59 @@ def test_the_keys_command_prints_the_report(
     assert '"data": []' in out
     assert keys_main(["usage", "--start", "someday"]) == 2
     assert "Invalid value for 'start'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- over HTTP, state in DynamoDB
+
+
+def test_budgets_and_usage_hold_across_instances_sharing_the_table(
+    aws: None, tmp_path: Path
+) -> None:
+    """Two gateway instances (two runtimes) on one table: the budget is one budget."""
+    key = "sk-shared-budget-000000000000000"
+    keys = tmp_path / "keys.json"
+    entry = {"name": "team-a", "sha256": hash_key(key), "scopes": ["*"], "daily_budget_usd": 0.5}
+    keys.write_text(json.dumps({"keys": [entry]}), encoding="utf-8")
+    settings = Settings(
+        api_keys_file=keys,
+        idempotency_table=TABLE,
+        local_storage_dir=tmp_path / "images",
+        url_signing_secret="test-signing-secret",
+    )
+    request = {"model": "gpt-image-2", "prompt": "a kite", "quality": "high", "size": "1024x1024"}
+    first = Runtime(settings, providers={"openai": FakeProvider()}, clock=FakeClock())
+    second = Runtime(settings, providers={"openai": FakeProvider()}, clock=FakeClock())
+    statuses = []
+    with client_for(first) as one, client_for(second) as two:
+        # Each request holds up to $0.211 and spends $0.00065 (the fake's usage).
+        for client in (one, two, one, two):
+            statuses.append(client.post(GENERATIONS, json=request, headers=bearer(key)).status_code)
+        report = two.get("/v1/usage", params={"group_by": "model"}, headers=bearer(key)).json()
+    assert statuses == [200, 200, 200, 200]
+    assert report["data"][0]["model"] == "openai/gpt-image-2"
+    assert report["total"]["requests"] == 4
+    assert report["total"]["cost"]["amount"] == pytest.approx(4 * 0.00065)
+    spent = dynamodb().get_item(TableName=TABLE, Key={"pk": {"S": "spend#team-a#day#2026-11-22"}})
+    assert spent["Item"]["used"] == {"N": str(4 * 650)}
+
+
+def test_a_402_when_the_shared_budget_is_spent(aws: None, tmp_path: Path) -> None:
+    key = "sk-shared-budget-111111111111111"
+    keys = tmp_path / "keys.json"
+    entry = {"name": "team-b", "sha256": hash_key(key), "scopes": ["*"], "daily_budget_usd": 0.3}
+    keys.write_text(json.dumps({"keys": [entry]}), encoding="utf-8")
+    settings = Settings(
+        api_keys_file=keys, idempotency_table=TABLE, local_storage_dir=tmp_path / "images"
+    )
+    request = {"model": "gpt-image-2", "prompt": "a kite", "quality": "high", "size": "1024x1024"}
+    runtime = Runtime(settings, providers={"openai": FakeProvider()}, clock=FakeClock())
+    with client_for(runtime) as client:
+        # An earlier instance's settled spend, already in the table.
+        dynamodb().update_item(
+            TableName=TABLE,
+            Key={"pk": {"S": "spend#team-b#day#2026-11-22"}},
+            UpdateExpression="ADD used :spent",
+            ExpressionAttributeValues={":spent": {"N": "150000"}},
+        )
+        refused = client.post(GENERATIONS, json=request, headers=bearer(key))
+    assert_error(refused, 402, code="insufficient_balance", error_type="billing_error")

@@ -11,7 +11,7 @@ import pytest
 from e2e.conftest import MakeClient, MakeGateway
 from imagegw.state.auth import hash_key
 
-from support.fake_openai import FakeOpenAI, Images
+from support.fake_openai import FakeOpenAI, Images, Stream
 
 # gpt-image-2: text in $5, image in $8, image out $30 per 1M tokens.
 USAGE = {
@@ -80,3 +80,41 @@ def test_over_budget_the_client_gets_a_402_it_does_not_retry(
     assert (body["type"], body["code"]) == ("billing_error", "insufficient_balance")
     assert "daily spend budget of $0.30" in body["message"]
     assert len(upstream.requests) == 1  # refused before the upstream, and not retried
+
+
+def test_a_stream_charges_its_partial_images_and_settles_the_budget(
+    make_gateway: MakeGateway, make_client: MakeClient, upstream: FakeOpenAI, tmp_path: Path
+) -> None:
+    budget_key = "sk-budget-stream-000000000000000"
+    keys = {
+        "keys": [
+            {"name": "streamer", "sha256": hash_key(budget_key), "scopes": ["*"],
+             "daily_budget_usd": 0.05},
+        ]
+    }  # fmt: skip
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps(keys), encoding="utf-8")
+    client = make_client(make_gateway(api_keys_file=path), api_key=budget_key)
+    upstream.enqueue(Stream())
+    request = {"model": "gpt-image-2", "prompt": "a lighthouse", "size": "1024x1024"}
+    events = list(client.images.generate(**request, quality="low", stream=True, partial_images=2))
+    assert [event.type for event in events][-1] == "image_generation.completed"
+    completed = events[-1]
+    usage = completed.usage  # type: ignore[union-attr]
+    tokens_usd = (usage.input_tokens * 5 + usage.output_tokens * 30) / 1_000_000
+    # Each partial image is 100 more output tokens; whether usage counts them is unconfirmed.
+    expected = round(tokens_usd + 2 * 100 * 30 / 1_000_000, 6)
+    extra = completed.model_extra or {}
+    assert extra["cost"] == {
+        "amount": pytest.approx(expected),
+        "currency": "USD",
+        "estimated": True,
+    }
+    # The stream held up to $0.006 + $0.006 + the prompt, and settled at its cost: a high
+    # quality request (up to $0.211) does not fit the $0.05 budget; another low one does.
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.images.generate(**request, quality="high", stream=True)
+    assert caught.value.status_code == 402
+    upstream.enqueue(Stream())
+    again = list(client.images.generate(**request, quality="low", stream=True, partial_images=2))
+    assert again[-1].type == "image_generation.completed"
