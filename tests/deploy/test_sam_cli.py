@@ -116,20 +116,27 @@ def test_no_role_or_managed_policy_is_added_by_sam(translated: dict[str, Any]) -
         "GatewayFunction": {"Fn::GetAtt": ["GatewayRole", "Arn"]},
         "WorkerFunction": {"Fn::GetAtt": ["WorkerRole", "Arn"]},
         "WebSocketFunction": {"Fn::GetAtt": ["WebSocketRole", "Arn"]},
+        # The same app as GatewayFunction under uvicorn: the same permissions.
+        "StreamingFunction": {"Fn::GetAtt": ["GatewayRole", "Arn"]},
     }
 
 
 def test_functions_are_arm64_python_traced_only_when_the_parameter_says(
     translated: dict[str, Any],
 ) -> None:
-    for function in of_type(translated, "AWS::Lambda::Function").values():
+    for name, function in of_type(translated, "AWS::Lambda::Function").items():
         assert function["Architectures"] == ["arm64"]
         assert function["Runtime"].startswith("python3.")
         assert int(function["Runtime"].split(".")[1]) >= 12
         assert function["TracingConfig"] == {
             "Mode": {"Fn::If": ["TracingEnabled", "Active", "PassThrough"]}
         }
-        assert len(function["Layers"]) == 1
+        # The dependencies layer; the streaming function also the Lambda Web Adapter (arm64).
+        layers = function["Layers"]
+        assert len(layers) == (2 if name == "StreamingFunction" else 1)
+        assert layers[0]["Ref"].startswith("DependenciesLayer")
+        if name == "StreamingFunction":
+            assert layers[1]["Fn::Sub"].endswith(":layer:LambdaAdapterLayerArm64:30")
 
 
 def test_functions_have_reserved_concurrency(translated: dict[str, Any]) -> None:
@@ -173,14 +180,20 @@ def test_the_rest_api_has_exactly_one_stage_named_by_the_parameter(
 def test_the_function_url_is_iam_by_default_and_public_only_by_choice(
     translated: dict[str, Any],
 ) -> None:
-    (url,) = of_type(translated, "AWS::Lambda::Url").values()
+    urls = of_type(translated, "AWS::Lambda::Url")
+    url = urls.pop("GatewayFunctionUrl")
     assert url["AuthType"] == {"Ref": "FunctionUrlAuthType"}
     assert url["TargetFunctionArn"] == {"Ref": "GatewayFunction"}
+    # The optional streaming URL: the same auth type, deployed only when asked for.
+    (streaming,) = urls.values()
+    assert streaming["AuthType"] == {"Ref": "FunctionUrlAuthType"}
+    assert streaming["InvokeMode"] == "RESPONSE_STREAM"
     public = {
         name: resource
         for name, resource in translated["Resources"].items()
         if resource["Type"] == "AWS::Lambda::Permission"
         and resource["Properties"]["Principal"] == "*"
+        and resource["Properties"]["FunctionName"] == {"Ref": "GatewayFunction"}
     }
     # Since October 2025 a public function URL needs both permissions; the second one is
     # limited to calls that come through the URL. Both exist only when AuthType is NONE.

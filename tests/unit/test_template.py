@@ -250,7 +250,12 @@ def test_function_handler_points_at_the_package(template: dict[str, Any], handle
 
 def test_every_function_runs_python_3_12_or_newer_on_arm64(template: dict[str, Any]) -> None:
     functions = resources_of_type(template, "AWS::Serverless::Function")
-    assert set(functions) == {"GatewayFunction", "WorkerFunction", "WebSocketFunction"}
+    assert set(functions) == {
+        "GatewayFunction",
+        "WorkerFunction",
+        "WebSocketFunction",
+        "StreamingFunction",
+    }
     for function in functions.values():
         runtime = function_property(template, function, "Runtime")
         assert isinstance(runtime, str)
@@ -313,7 +318,12 @@ def test_dependencies_layer_is_built_from_pinned_requirements(template: dict[str
     assert layer["Metadata"]["BuildArchitecture"] == "arm64"
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
     for function in resources_of_type(template, "AWS::Serverless::Function").values():
-        assert {"Ref": layer_name} in function_property(template, function, "Layers")
+        # SAM adds a function's own layers to the Globals' ones (the streaming function's adapter).
+        layers = [
+            *template["Globals"]["Function"]["Layers"],
+            *function["Properties"].get("Layers", []),
+        ]
+        assert {"Ref": layer_name} in layers
         runtime = function_property(template, function, "Runtime")
         assert runtime in layer["Properties"]["CompatibleRuntimes"]
     # Built by layers/deps/Makefile: python3.12 wheels for aarch64 unless told otherwise.
@@ -456,6 +466,7 @@ def test_gateway_function_url_is_iam_only_unless_the_operator_opens_it(
         name: permission
         for name, permission in resources_of_type(template, "AWS::Lambda::Permission").items()
         if permission["Properties"]["Principal"] == "*"
+        and permission["Properties"]["FunctionName"] == {"Ref": "GatewayFunction"}
     }
     assert len(public) == 2
     for permission in public.values():
@@ -1268,3 +1279,43 @@ def test_no_other_statement_mentions_bedrock(template: dict[str, Any]) -> None:
     ]
     assert others
     assert all("bedrock" not in str(statement) for statement in others)
+
+
+def test_the_optional_streaming_function_url_runs_the_app_behind_the_web_adapter(
+    template: dict[str, Any],
+) -> None:
+    parameter = template["Parameters"]["EnableStreamingFunctionUrl"]
+    assert parameter["Default"] == "false"
+    assert template["Conditions"]["StreamingEnabled"] == {
+        "Fn::Equals": [{"Ref": "EnableStreamingFunctionUrl"}, "true"]
+    }
+    function = resource(template, "StreamingFunction", "AWS::Serverless::Function")
+    assert function["Condition"] == "StreamingEnabled"
+    properties = function["Properties"]
+    assert properties["Handler"] == "run.sh"
+    run_sh = REPO / "functions" / "gateway" / "run.sh"
+    assert run_sh.stat().st_mode & 0o111  # the adapter executes it
+    assert "imagegw.entrypoints.app:create_app --factory" in run_sh.read_text(encoding="utf-8")
+    (adapter,) = properties["Layers"]
+    assert adapter["Fn::Sub"].endswith(":753240598075:layer:LambdaAdapterLayerArm64:30")
+    environment = properties["Environment"]["Variables"]
+    assert environment["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bootstrap"
+    assert environment["AWS_LWA_INVOKE_MODE"] == "response_stream"
+    assert environment["AWS_LWA_READINESS_CHECK_PATH"] == "/health"
+    assert float(environment["IMAGEGW_UPSTREAM_TIMEOUT_SECONDS"]) < properties["Timeout"]
+    url = resource(template, "StreamingFunctionUrl", "AWS::Lambda::Url")
+    assert url["Condition"] == "StreamingEnabled"
+    assert url["Properties"]["InvokeMode"] == "RESPONSE_STREAM"
+    assert url["Properties"]["AuthType"] == {"Ref": "FunctionUrlAuthType"}
+    for name in (
+        "StreamingFunctionUrlPublicPermission",
+        "StreamingFunctionUrlPublicInvokePermission",
+    ):
+        permission = resource(template, name, "AWS::Lambda::Permission")
+        assert permission["Condition"] == "StreamingUrlIsPublic"
+    uvicorn = [
+        line
+        for line in (REPO / "layers" / "deps" / "requirements.txt").read_text("utf-8").splitlines()
+        if line.startswith("uvicorn==")
+    ]
+    assert uvicorn, "the layer must carry uvicorn for run.sh"
