@@ -121,6 +121,10 @@ def gateway(settings: Mapping[str, str]) -> Iterator[Gateway]:
             "--no-access-log",
             "--backlog",
             "1024",
+            # The concurrency benchmark opens its 64 connections before it uses them; on a busy
+            # machine uvicorn's default 5 s keep-alive could close them first.
+            "--timeout-keep-alive",
+            "120",
         ]
         log = directory / "gateway.log"
         log_file = stack.enter_context(log.open("wb"))

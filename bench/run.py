@@ -4,7 +4,9 @@
     python -m bench.run --quick    # a handful of iterations: checks the benchmarks still run
 
 The report replaces the part of ``bench/RESULTS.md`` between the two ``bench:`` markers; the
-analysis around it (before/after, what was changed) is written by hand.
+analysis around it (before/after, what was changed) is written by hand. With ``--write`` the
+numbers behind the charts go to ``bench/figures.json`` and the charts (``bench/plots.py``) to
+``bench/plots/*.png``, which the report shows.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import coldstart, concurrency, latency, memory, procs
+from bench import coldstart, concurrency, latency, memory, plots, procs
+from bench.figures import ColdStartCase, Figures, LatencyCase, MemoryPoint, ThroughputPoint
 from bench.images import noise_png, tiny_png
 from bench.stats import percentile, verdict
 
@@ -46,6 +49,10 @@ class Plan:
     delayed_rounds: int
     s3: bool
     quick: bool = False
+    # The throughput chart: requests in flight at once (32x32 PNG, upstream delay 200 ms).
+    throughput_levels: tuple[int, ...] = (1, 4, 16, 64)
+    # The memory chart: n of a b64_json request, each in a fresh gateway process.
+    memory_ns: tuple[int, ...] = (1, 2, 4, 10)
 
 
 FULL = Plan(
@@ -58,7 +65,19 @@ FULL = Plan(
     delayed_rounds=8,
     s3=procs.s3_store_available(),
 )
-QUICK = Plan(2, 2, 1, 1, 1, 8, 1, s3=procs.s3_store_available(), quick=True)
+QUICK = Plan(
+    2,
+    2,
+    1,
+    1,
+    1,
+    8,
+    1,
+    s3=procs.s3_store_available(),
+    quick=True,
+    throughput_levels=(1, 8),
+    memory_ns=(1, 10),
+)
 # A real upstream takes seconds per generation, about the same for n = 4 as for n = 1 (the
 # images are generated side by side); 1 s is short for an image model, which only makes the
 # n = 4 / n = 1 ratio harder to meet than in production.
@@ -180,8 +199,40 @@ def delayed_parallel(
     return parallel_lines(results, label, delayed=True)
 
 
-def run(plan: Plan) -> str:
+def latency_cases(results: dict[str, latency.Paired]) -> list[LatencyCase]:
+    return [
+        LatencyCase(
+            label,
+            [seconds * 1000 for seconds in paired.direct],
+            [seconds * 1000 for seconds in paired.gateway],
+        )
+        for label, paired in results.items()
+    ]
+
+
+def memory_point(n: int, used: memory.Memory) -> MemoryPoint:
+    mib = 1024
+    return MemoryPoint(
+        n=n,
+        payload_mib=used.payload_bytes / 2**20,
+        growth_mib=used.growth_kib / mib,
+        peak_mib=used.peak_kib / mib,
+        idle_mib=used.idle_kib / mib,
+    )
+
+
+def throughput_point(result: concurrency.Concurrency, image: str) -> ThroughputPoint:
+    return ThroughputPoint(
+        image=image,
+        concurrency=result.requests,
+        direct_rps=result.requests / percentile(result.direct, 0.5),
+        gateway_rps=result.requests / percentile(result.gateway, 0.5),
+    )
+
+
+def run(plan: Plan) -> tuple[str, Figures]:
     lines = ["## Last run", "", *machine(), ""]
+    figures = Figures(when=f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="imagegw-bench-") as scratch:
         work = Path(scratch)
@@ -199,21 +250,26 @@ def run(plan: Plan) -> str:
         with stack(image, work / "store") as (upstream, gateway):
             table, results = latency_section(plan, upstream, gateway, storage="local")
             parallel += parallel_lines(results, "local")
+            figures.latency += latency_cases(results)
         parallel += delayed_parallel(plan, image, work / "store")
-        # A fresh gateway: one that has served the runs above keeps what its allocator holds.
-        with stack(image, work / "store") as (upstream, gateway):
-            n10 = 10
-            probe = latency.client(upstream.base_url, procs.UPSTREAM_KEY).images.with_raw_response
-            raw = probe.generate(model=procs.UPSTREAM_MODEL, prompt="p", n=n10)
-            payload = len(raw.content)
-            used = memory.measure(
-                latency.client(gateway.base_url, procs.CLIENT_KEY),
-                gateway.pid,
-                n=n10,
-                payload_bytes=payload,
-                images_bytes=n10 * image.stat().st_size,
-                rounds=plan.memory_rounds,
-            )
+        # A fresh gateway for each n: one that has served other requests keeps what its
+        # allocator holds. The largest n is the figure of section 3.
+        for n in plan.memory_ns:
+            with stack(image, work / "store") as (upstream, gateway):
+                probe = latency.client(upstream.base_url, procs.UPSTREAM_KEY)
+                raw = probe.images.with_raw_response.generate(
+                    model=procs.UPSTREAM_MODEL, prompt="p", n=n
+                )
+                used = memory.measure(
+                    latency.client(gateway.base_url, procs.CLIENT_KEY),
+                    gateway.pid,
+                    n=n,
+                    payload_bytes=len(raw.content),
+                    images_bytes=n * image.stat().st_size,
+                    rounds=plan.memory_rounds,
+                )
+            figures.memory.append(memory_point(n, used))
+        largest_n = n
         lines += table
         if plan.s3:
             with (
@@ -225,6 +281,7 @@ def run(plan: Plan) -> str:
             ):
                 table, results = latency_section(plan, upstream, gateway, storage="s3")
                 parallel += parallel_lines(results, "s3")
+                figures.latency += latency_cases(results)
             with procs.moto_s3() as endpoint:
                 parallel += delayed_parallel(plan, image, work / "s3", s3_endpoint=endpoint)
             lines += table[1:]
@@ -245,13 +302,20 @@ def run(plan: Plan) -> str:
             )
             g = " / ".join(f"{x * 1000:.0f}" for x in cold.medians(cold.gateway)[:3])
             m = " / ".join(f"{x * 1000:.0f}" for x in cold.medians(cold.minimal)[:3])
+            figures.coldstart.append(
+                ColdStartCase(
+                    event,
+                    [taken.in_process_s * 1000 for taken in cold.gateway],
+                    [taken.in_process_s * 1000 for taken in cold.minimal],
+                )
+            )
             mark = f" ({verdict(cold.ratio, 1.15)})" if event == "rest-v1-models" else ""
             lines.append(
                 f"| `{event}` | {g} | {m} | {cold.ratio:.2f}x{mark} | {cold.process_ratio:.2f}x |"
             )
         lines += [""]
 
-        lines += ["### 3. Memory (gateway process, n = 10 in b64_json)", ""]
+        lines += [f"### 3. Memory (gateway process, n = {largest_n} in b64_json)", ""]
         mib = 1024
         lines += [
             f"- idle RSS {used.idle_kib / mib:.1f} MiB; peak RSS {used.peak_kib / mib:.1f} MiB "
@@ -284,6 +348,18 @@ def run(plan: Plan) -> str:
                         requests=plan.concurrency_requests,
                         rounds=rounds,
                     )
+                    if picture is tiny:  # the throughput chart: the same stack, other levels
+                        for level in plan.throughput_levels:
+                            at_level = result
+                            if level != plan.concurrency_requests:
+                                at_level = concurrency.measure(
+                                    label,
+                                    upstream.base_url,
+                                    gateway.base_url,
+                                    requests=level,
+                                    rounds=rounds,
+                                )
+                            figures.throughput.append(throughput_point(at_level, "32x32 PNG"))
             mark = (
                 f" ({verdict(result.paired_multiple, 1.5)})" if picture is tiny else " (no target)"
             )
@@ -301,8 +377,10 @@ def run(plan: Plan) -> str:
             "",
         ]
         lines += parallel
-        lines += ["", f"Whole run: {time.perf_counter() - started:.0f} s.", ""]
-    return "\n".join(lines)
+        lines += ["", "### 6. Charts (`bench/plots/`, from `bench/figures.json`)", ""]
+        lines += [line for chart in plots.markdown() for line in (chart, "")]
+        lines += [f"Whole run: {time.perf_counter() - started:.0f} s.", ""]
+    return "\n".join(lines), figures
 
 
 def write(report: str) -> None:
@@ -323,10 +401,13 @@ def main() -> None:
     plan = QUICK if arguments.quick else FULL
     if arguments.no_s3:
         plan = dataclasses.replace(plan, s3=False)
-    report = run(plan)
+    report, figures = run(plan)
     print(report)
     if arguments.write:
         write(report)
+        figures.dump()
+        for path in plots.render(figures):
+            print(path)
 
 
 if __name__ == "__main__":

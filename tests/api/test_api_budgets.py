@@ -306,3 +306,21 @@ async def test_racing_requests_never_spend_past_the_budget(
     # $1.00 holds four requests of up to $0.21106 each; the other 26 were refused at once.
     assert statuses == [200] * 4 + [402] * 26
     assert counters.value(DAY) == 4 * COST
+
+
+def test_a_402_frees_its_idempotency_key_for_when_the_budget_allows(
+    client: TestClient, provider: Provider, tmp_path: Path
+) -> None:
+    for _ in range(3):
+        assert generate(client).status_code == 200
+    headers = {**bearer(BUDGETED), "Idempotency-Key": "after-payday"}
+    refused = client.post(GENERATIONS, json=REQUEST, headers=headers)
+    assert_error(refused, 402, code="insufficient_balance", error_type="billing_error")
+    # Nothing was billed, so the key is not kept: with a larger budget the same request runs.
+    write_key_file(
+        tmp_path / "keys.json",
+        [{"name": "budgeted", "key": BUDGETED, "scopes": ["*"], "daily_budget_usd": 5}],
+    )
+    again = client.post(GENERATIONS, json=REQUEST, headers=headers)
+    assert again.status_code == 200, again.text
+    assert len(provider.requests) == 4

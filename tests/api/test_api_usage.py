@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,10 +15,15 @@ from fastapi.testclient import TestClient
 
 from imagegw.cli.usage_report import usage_report
 from imagegw.entrypoints.runtime import Runtime
+from imagegw.errors import StateUnavailable
+from imagegw.generation import reliability as reliability_module
+from imagegw.generation.reliability import Reliability
 from imagegw.providers.base import GeneratedImage, ImageRequest, ImageResult
 from imagegw.settings import Settings
 from imagegw.state.auth import FileKeyStore
+from imagegw.state.usage import MemoryUsageLedger, Totals
 
+from conftest import AUTH
 from support.fakes import TINY_PNG, FakeClock, FakeProvider
 
 TEAM_A = "sk-team-a-0000000000000000000000"
@@ -199,3 +206,42 @@ def test_the_operators_report_reads_a_running_gateway(
     monkeypatch.setenv("IMAGEGW_API_KEY", TEAM_A)
     with pytest.raises(ValueError, match="403"):
         usage_report(url="http://testserver", keys=["team-b"], http=client)
+
+
+class BrokenLedger(MemoryUsageLedger):
+    """A ledger whose table is down (``fail``) or hangs (``hang``)."""
+
+    def __init__(self, *, hang: bool) -> None:
+        super().__init__()
+        self.hang = hang
+        self.never = asyncio.Event()
+
+    async def record(self, *, key: str, model: str, day: dt.date, totals: Totals) -> None:
+        if self.hang:
+            await self.never.wait()
+        raise StateUnavailable("The table is down.")
+
+
+@pytest.mark.parametrize("hang", [False, True])
+def test_a_ledger_that_fails_or_hangs_never_holds_the_answer_back(
+    settings: Settings,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    hang: bool,
+) -> None:
+    monkeypatch.setattr(reliability_module, "USAGE_RECORD_SECONDS", 0.05)
+    reliability = Reliability(settings, clock=clock, usage=BrokenLedger(hang=hang))
+    runtime = Runtime(
+        settings,
+        providers={"openai": FakeProvider(result=answer)},
+        reliability=reliability,
+        clock=clock,
+    )
+    with client_for(runtime) as client:
+        body = {"model": "gpt-image-2", "prompt": "a kite"}
+        response = client.post(GENERATIONS, json=body, headers=AUTH)
+    assert response.status_code == 200, response.text
+    (record,) = [r for r in caplog.records if r.getMessage() == "could not record usage"]
+    assert record.__dict__["error"] == ("TimeoutError" if hang else "StateUnavailable")
+    assert record.__dict__["cost_micros"] == 30_050

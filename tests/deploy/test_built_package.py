@@ -34,7 +34,7 @@ EVENTS = REPO / "events"
 INVOKE = Path(__file__).with_name("invoke_built.py")
 CHECK_BYTECODE = Path(__file__).with_name("check_bytecode.py")
 LAYER = "DependenciesLayer"
-FUNCTIONS = ("GatewayFunction", "WorkerFunction")
+FUNCTIONS = ("GatewayFunction", "WorkerFunction", "WebSocketFunction")
 DEV_KEY = "sk-imagegw-dev"
 ELF_MACHINE = {"aarch64": 183, "x86_64": 62}
 # Lambda's limit for a function and its layers, unzipped.

@@ -96,7 +96,13 @@ def test_no_role_or_managed_policy_is_added_by_sam(translated: dict[str, Any]) -
     # SAM adds AWSLambdaBasicExecutionRole, AWSLambdaSQSQueueExecutionRole and
     # AWSXrayWriteOnlyAccess (all on "*") only to roles it generates itself.
     roles = of_type(translated, "AWS::IAM::Role")
-    assert set(roles) == {"GatewayRole", "WorkerRole", "SignerRole", "ApiGatewayCloudWatchRole"}
+    assert set(roles) == {
+        "GatewayRole",
+        "WorkerRole",
+        "WebSocketRole",
+        "SignerRole",
+        "ApiGatewayCloudWatchRole",
+    }
     # API Gateway's account-wide logging role uses the one AWS policy made for it.
     assert roles.pop("ApiGatewayCloudWatchRole")["ManagedPolicyArns"] == [
         {
@@ -109,6 +115,7 @@ def test_no_role_or_managed_policy_is_added_by_sam(translated: dict[str, Any]) -
     assert {name: function["Role"] for name, function in functions.items()} == {
         "GatewayFunction": {"Fn::GetAtt": ["GatewayRole", "Arn"]},
         "WorkerFunction": {"Fn::GetAtt": ["WorkerRole", "Arn"]},
+        "WebSocketFunction": {"Fn::GetAtt": ["WebSocketRole", "Arn"]},
     }
 
 

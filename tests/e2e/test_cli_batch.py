@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from imagegw.cli.app import cli
-from imagegw.cli.batch import Batch, BatchFileError, read_prompts
+from imagegw.cli.batch import Batch, BatchFileError, job_status, read_prompts
 from imagegw.cli.client import ImagesClient
 from imagegw.errors import ContentPolicyViolation
 from imagegw.providers.base import ImageRequest, ImageResult
@@ -235,3 +235,11 @@ def test_a_server_without_a_job_queue_answers_at_once_and_cost_is_summed(tmp_pat
 def test_a_bad_prompts_file_is_refused_before_anything_is_sent(text: str, message: str) -> None:
     with pytest.raises(BatchFileError, match="^" + message.replace("(", r"\(")):
         read_prompts(text, {})
+
+
+def test_a_running_job_is_described_by_its_progress() -> None:
+    assert job_status({"status": "queued"}) == "queued"
+    running = {"stage": "generating", "images": 4, "images_done": 1, "percent": 42.4}
+    assert job_status({"status": "running", "progress": running}) == "generating 1/4 42%"
+    single = {"stage": "storing", "images": 1, "images_done": 1}
+    assert job_status({"status": "running", "progress": single}) == "storing"

@@ -373,6 +373,17 @@ async def test_gemini_partial_filtering_and_failures_are_counted(
     assert (len(result.images), result.filtered, result.failed) == (2, 1, 1)
 
 
+@pytest.mark.anyio
+async def test_gemini_batch_with_an_ambiguous_failure_is_never_marked_retryable(
+    google: FakeGoogle, vertex: ImageProvider
+) -> None:
+    # One call refused (429: not billed), the other failed after sending (5xx: maybe billed).
+    google.enqueue("content", rate_limited(), server_error())
+    with pytest.raises(UpstreamError) as caught:
+        await vertex.generate(google_request(GEMINI, n=2))
+    assert not caught.value.should_retry
+
+
 @pytest.mark.parametrize(
     "blocked",
     [

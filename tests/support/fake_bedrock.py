@@ -51,7 +51,16 @@ LADDER = {
     "9:16": "768x1344",
     "9:21": "640x1536",
 }
-_FIELDS = {"prompt", "negative_prompt", "aspect_ratio", "seed", "output_format", "mode", "image"}
+_FIELDS = {
+    "prompt",
+    "negative_prompt",
+    "aspect_ratio",
+    "seed",
+    "output_format",
+    "mode",
+    "image",
+    "strength",
+}
 
 
 @dataclass(frozen=True)
@@ -200,6 +209,21 @@ def _check_body(document: Any) -> None:
     negative = document.get("negative_prompt", "")
     if not isinstance(negative, str) or len(negative) > 10000:
         raise malformed("#/negative_prompt: expected a string of at most 10000 characters")
+    if document.get("mode", "text-to-image") == "image-to-image":
+        image = document.get("image")
+        try:
+            data = base64.b64decode(image, validate=True) if isinstance(image, str) else b""
+        except ValueError:
+            data = b""
+        if not data.startswith((b"\x89PNG", b"\xff\xd8\xff", b"RIFF")):
+            raise malformed("#/image: expected a base64 encoded png, jpeg or webp image")
+        strength = document.get("strength")
+        if not isinstance(strength, int | float) or not 0 <= strength <= 1:
+            raise malformed("#/strength: expected a number from 0 to 1")
+        if "aspect_ratio" in document:
+            raise malformed("#/aspect_ratio: not permitted in image-to-image mode")
+    elif {"image", "strength"} & set(document):
+        raise malformed("#/mode: image-to-image is required with an image")
     if document.get("aspect_ratio", "1:1") not in LADDER:
         raise malformed(f"#/aspect_ratio: {document.get('aspect_ratio')} is not a valid enum value")
     seed = document.get("seed", 0)

@@ -149,6 +149,12 @@ def _form(recorded: RecordedRequest) -> dict[str, str] | StabilityError:
         payload = part.get_payload(decode=True)
         if not isinstance(name, str) or not isinstance(payload, bytes) or name in fields:
             return _bad("body: every part needs one unique name")
+        if part.get_filename() is not None:
+            # A file (the input image of image-to-image): checked here, kept out of the text.
+            if name != "image" or not payload.startswith((b"\x89PNG", b"\xff\xd8\xff", b"RIFF")):
+                return _bad(f"{name}: expected an image file (png, jpeg, webp)")
+            fields[name] = f"<file of {len(payload)} bytes>"
+            continue
         fields[name] = payload.decode("utf-8")
     return fields
 
@@ -161,6 +167,19 @@ def _check(endpoint: str, fields: dict[str, str]) -> str | None:
         return "prompt: cannot be blank, at most 10000 characters"
     if len(fields.get("negative_prompt", "")) > 10000:
         return "negative_prompt: at most 10000 characters"
+    if "image" in fields:
+        if endpoint == "sd3" and fields.get("mode") != "image-to-image":
+            return "mode: image-to-image is required with an image"
+        if "aspect_ratio" in fields:
+            return "aspect_ratio: only used in text-to-image mode"
+        try:
+            strength = float(fields["strength"])
+        except (KeyError, ValueError):
+            return "strength: required with an image, a number from 0 to 1"
+        if not 0 <= strength <= 1:
+            return "strength: must be from 0 to 1"
+    elif ("mode" in fields and fields["mode"] != "text-to-image") or "strength" in fields:
+        return "image: required in image-to-image mode"
     if fields.get("aspect_ratio", "1:1") not in LADDER:
         return "aspect_ratio: must be one of 16:9, 1:1, 21:9, 2:3, 3:2, 4:5, 5:4, 9:16, 9:21"
     if fields.get("output_format", "png") not in ("png", "jpeg", "webp"):

@@ -250,7 +250,7 @@ def test_function_handler_points_at_the_package(template: dict[str, Any], handle
 
 def test_every_function_runs_python_3_12_or_newer_on_arm64(template: dict[str, Any]) -> None:
     functions = resources_of_type(template, "AWS::Serverless::Function")
-    assert len(functions) == 2
+    assert set(functions) == {"GatewayFunction", "WorkerFunction", "WebSocketFunction"}
     for function in functions.values():
         runtime = function_property(template, function, "Runtime")
         assert isinstance(runtime, str)
@@ -554,6 +554,7 @@ def expected_environment(function: str) -> dict[str, Any]:
         "IMAGEGW_JOBS_TABLE": {"Ref": "JobsTable"},
         "IMAGEGW_JOBS_QUEUE_URL": {"Ref": "JobsQueue"},
         "IMAGEGW_IDEMPOTENCY_TABLE": {"Ref": "IdempotencyTable"},
+        "IMAGEGW_REALTIME_TABLE": {"Ref": "RealtimeTable"},
         "IMAGEGW_IMAGE_RETENTION_DAYS": {"Ref": "ImageRetentionDays"},
         "IMAGEGW_PUBLIC_BASE_URL": {"Ref": "PublicBaseUrl"},
         "IMAGEGW_METRICS_NAMESPACE": {"Fn::Sub": "imagegw/${AWS::StackName}"},
@@ -561,12 +562,19 @@ def expected_environment(function: str) -> dict[str, Any]:
         "POWERTOOLS_METRICS_NAMESPACE": {"Fn::Sub": "imagegw/${AWS::StackName}"},
         "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
     }
+    signer = {"Fn::GetAtt": ["SignerRole", "Arn"]}
+    websocket = "${ProgressWebSocketApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${Stage}"
     if function == "gateway":
         shared["IMAGEGW_CLIENT_KEYS_SECRET_ID"] = {"Ref": "ClientKeysSecretArn"}
         # Declared only so `sam local --env-vars` can set it; empty (= unset) when deployed:
         # a plain key never sits in the template.
         shared["IMAGEGW_API_KEYS"] = ""
-        shared["IMAGEGW_S3_SIGNER_ROLE_ARN"] = {"Fn::GetAtt": ["SignerRole", "Arn"]}
+        shared["IMAGEGW_S3_SIGNER_ROLE_ARN"] = signer
+        shared["IMAGEGW_WEBSOCKET_URL"] = {"Fn::Sub": f"wss://{websocket}"}
+    if function == "worker":
+        # Pushed progress carries links signed like a job read's.
+        shared["IMAGEGW_S3_SIGNER_ROLE_ARN"] = signer
+        shared["IMAGEGW_WEBSOCKET_ENDPOINT"] = {"Fn::Sub": f"https://{websocket}"}
     return shared
 
 
@@ -581,10 +589,11 @@ def test_functions_get_the_environment_the_code_reads(
     for name, value in expected_environment(function).items():
         assert environment.get(name) == value, name
     assert image_prefix(template) == "images/"
-    # The worker authenticates no client and signs no link.
+    # The worker authenticates no client; only the worker pushes progress.
     if function == "worker":
         assert "IMAGEGW_CLIENT_KEYS_SECRET_ID" not in environment
-        assert "IMAGEGW_S3_SIGNER_ROLE_ARN" not in environment
+    else:
+        assert "IMAGEGW_WEBSOCKET_ENDPOINT" not in environment
 
 
 def test_worker_knows_the_queues_max_receive_count(
@@ -649,15 +658,18 @@ def test_public_base_url_parameter_takes_an_https_base_without_trailing_slash(
     assert (re.fullmatch(pattern, value) is not None) is accepted
 
 
-def test_signer_role_only_reads_images_and_only_the_gateway_assumes_it(
+def test_signer_role_only_reads_images_and_only_the_functions_that_link_assume_it(
     template: dict[str, Any],
 ) -> None:
     signer = resource(template, "SignerRole", "AWS::IAM::Role")
     assert signer["Properties"]["MaxSessionDuration"] == 3600
+    # The gateway signs job reads and url answers; the worker and the WebSocket function push
+    # job progress with links.
+    roles = ["GatewayRole", "WorkerRole", "WebSocketRole"]
     assert signer["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
         {
             "Effect": "Allow",
-            "Principal": {"AWS": {"Fn::GetAtt": ["GatewayRole", "Arn"]}},
+            "Principal": {"AWS": [{"Fn::GetAtt": [role, "Arn"]} for role in roles]},
             "Action": "sts:AssumeRole",
         }
     ]
@@ -674,7 +686,7 @@ def test_signer_role_only_reads_images_and_only_the_gateway_assumes_it(
         UPLOAD_OBJECTS,
     )
     policy = resource(template, "GatewaySignerPolicy", "AWS::IAM::Policy")["Properties"]
-    assert policy["Roles"] == [{"Ref": "GatewayRole"}]
+    assert policy["Roles"] == [{"Ref": role} for role in roles]
     assert policy["PolicyDocument"]["Statement"] == [
         {
             "Sid": "AssumeSigner",
@@ -786,7 +798,9 @@ def test_every_stateful_resource_is_kept_when_deleted_or_replaced(
         assert found.get("UpdateReplacePolicy") == "Retain", name
 
 
-@pytest.mark.parametrize(("name", "key"), [("JobsTable", "job_id"), ("IdempotencyTable", "pk")])
+@pytest.mark.parametrize(
+    ("name", "key"), [("JobsTable", "job_id"), ("IdempotencyTable", "pk"), ("RealtimeTable", "pk")]
+)
 def test_tables_are_on_demand_with_a_string_key_and_ttl(
     template: dict[str, Any], name: str, key: str
 ) -> None:
@@ -942,6 +956,12 @@ def test_sqs_and_dynamodb_grants_name_only_this_stacks_resources(
         {"Fn::GetAtt": ["JobsTable", "Arn"]},
         {"Fn::GetAtt": ["IdempotencyTable", "Arn"]},
     ]
+    realtime = {"Fn::GetAtt": ["RealtimeTable", "Arn"]}
+    # The gateway issues progress tokens; the worker reads subscribers and forgets gone ones.
+    assert grants(gateway_role, "dynamodb:PutItem") == [*tables, realtime]
+    assert grants(gateway_role, "dynamodb:UpdateItem") == tables
+    assert grants(worker_role, "dynamodb:DeleteItem") == [realtime]
+    tables_and_realtime = [*tables, realtime]
     for role in (gateway_role, worker_role):
         for statement in statements(role):
             actions = as_list(statement["Action"])
@@ -951,11 +971,10 @@ def test_sqs_and_dynamodb_grants_name_only_this_stacks_resources(
             if any(action.startswith("dynamodb:") for action in actions):
                 assert set(actions) <= ITEM_ACTIONS  # item-level: no Scan, no table admin
                 assert len(resources) == 1
-                assert resources[0] in tables
+                assert resources[0] in tables_and_realtime
         # Every table reachable, and nothing ever deletes a job (their TTL does).
-        assert grants(role, "dynamodb:GetItem") == tables
-        assert grants(role, "dynamodb:DeleteItem") in ([], [tables[1]])
-    assert grants(worker_role, "dynamodb:DeleteItem") == []
+        assert grants(role, "dynamodb:GetItem")[:2] == tables
+        assert {"Fn::GetAtt": ["JobsTable", "Arn"]} not in grants(role, "dynamodb:DeleteItem")
 
 
 def test_logs_go_to_each_functions_own_log_group(
@@ -1133,6 +1152,62 @@ def test_dashboard_shows_the_gateways_own_metrics(template: dict[str, Any]) -> N
         assert f'"{aws_metric}"' in text, aws_metric
     # Upstream failures by provider: the SEARCH keeps the provider dimension.
     assert "{x,provider,service} MetricName" in text
+
+
+# ---------------------------------------------------------------------------- progress WebSocket
+
+
+def test_the_progress_websocket_routes_every_event_to_its_function(
+    template: dict[str, Any],
+) -> None:
+    api = resource(template, "ProgressWebSocketApi", "AWS::ApiGatewayV2::Api")["Properties"]
+    assert api["ProtocolType"] == "WEBSOCKET"
+    assert api["RouteSelectionExpression"] == "$request.body.type"
+    integration = resource(
+        template, "ProgressWebSocketIntegration", "AWS::ApiGatewayV2::Integration"
+    )["Properties"]
+    assert integration["IntegrationType"] == "AWS_PROXY"
+    assert "${WebSocketFunction.Arn}" in integration["IntegrationUri"]["Fn::Sub"]
+    routes = resources_of_type(template, "AWS::ApiGatewayV2::Route").values()
+    keys = {route["Properties"]["RouteKey"] for route in routes}
+    assert keys == {"$connect", "$disconnect", "$default", "subscribe", "unsubscribe"}
+    for route in routes:
+        assert route["Properties"]["Target"] == {
+            "Fn::Sub": "integrations/${ProgressWebSocketIntegration}"
+        }
+    stage = resource(template, "ProgressWebSocketStage", "AWS::ApiGatewayV2::Stage")["Properties"]
+    assert stage["StageName"] == {"Ref": "Stage"}
+    assert stage["DefaultRouteSettings"]["DataTraceEnabled"] is False
+    _, function = function_by_handler(template, "imagegw.entrypoints.websocket.handler")
+    assert function["Properties"]["Role"] == {"Fn::GetAtt": ["WebSocketRole", "Arn"]}
+    permission = resource(template, "WebSocketInvokePermission", "AWS::Lambda::Permission")
+    assert permission["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    assert "${ProgressWebSocketApi}/*" in permission["Properties"]["SourceArn"]["Fn::Sub"]
+
+
+def test_the_websocket_function_may_do_only_what_its_events_need(
+    template: dict[str, Any],
+) -> None:
+    role = resource(template, "WebSocketRole", "AWS::IAM::Role")
+    assert "ManagedPolicyArns" not in role["Properties"]
+    assert grants(role, "secretsmanager:GetSecretValue") == [{"Ref": "ClientKeysSecretArn"}]
+    # Jobs are read (ownership), never written.
+    assert grants(role, "dynamodb:GetItem") == [
+        {"Fn::GetAtt": ["JobsTable", "Arn"]},
+        {"Fn::GetAtt": ["RealtimeTable", "Arn"]},
+    ]
+    assert grants(role, "dynamodb:PutItem") == [{"Fn::GetAtt": ["RealtimeTable", "Arn"]}]
+    assert grants(role, "logs:PutLogEvents") == [{"Fn::GetAtt": ["WebSocketLogGroup", "Arn"]}]
+    pushes = "${ProgressWebSocketApi}/${Stage}/POST/@connections/*"
+    worker = resource(template, "WorkerRole", "AWS::IAM::Role")
+    for role_ in (role, worker):
+        (target,) = grants(role_, "execute-api:ManageConnections")
+        assert target["Fn::Sub"].endswith(pushes)
+    gateway = resource(template, "GatewayRole", "AWS::IAM::Role")
+    assert grants(gateway, "execute-api:ManageConnections") == []
+    outputs = template["Outputs"]
+    assert outputs["WebSocketUrl"]["Value"]["Fn::Sub"].startswith("wss://${ProgressWebSocketApi}")
+    assert outputs["RealtimeTableName"]["Value"] == {"Ref": "RealtimeTable"}
 
 
 # ---------------------------------------------------------------------------- Amazon Bedrock

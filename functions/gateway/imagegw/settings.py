@@ -117,6 +117,10 @@ class Settings(BaseModel):
     # Upstream calls. Image generations routinely take a minute or more.
     upstream_timeout_seconds: float = Field(default=300.0, gt=0)
     upstream_connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    # The largest upstream answer read, in bytes. Unset: derived per request from what it can
+    # legitimately produce (the model's largest image x n, with headroom: providers/base.py
+    # answer_limit). Beyond it the answer is cut off with a 502 and the connection dropped.
+    upstream_max_answer_bytes: int | None = Field(default=None, ge=1024)
 
     # Delivery of response_format=url.
     storage: Literal["local", "s3"] = "local"
@@ -154,6 +158,11 @@ class Settings(BaseModel):
 
     # Request hygiene.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Under uvicorn (make dev, containers: entrypoints/serving.py), what API Gateway enforces
+    # under Lambda: the request line and headers at most this many bytes (431 beyond), and all
+    # of them within this many seconds of the connection or of the previous answer (408).
+    max_header_bytes: int = Field(default=10_240, ge=1024)
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
 
     # Edits (docs/edits.md). Input images are untrusted: limits per file, per request and in
     # pixels (checked from the header, before decoding). Through Lambda, API Gateway's own cap
@@ -191,6 +200,18 @@ class Settings(BaseModel):
     # The queue's maxReceiveCount: on that delivery a job that still fails is marked failed
     # and its message goes on to the dead-letter queue.
     jobs_max_receive_count: int = Field(default=3, ge=1)
+
+    # The job-progress WebSocket (docs/streaming.md). Tokens, connections and subscriptions live in
+    # this DynamoDB table when named (key `pk`, TTL `expires_at`), else in memory (`make dev`).
+    realtime_table: str | None = None
+    # The API Gateway WebSocket API: its public wss:// URL (returned with tokens) and the
+    # Management API endpoint (https://{api}.execute-api.{region}.amazonaws.com/{stage}) that
+    # the worker pushes progress through. Unset: the local WebSocket route of this process.
+    websocket_url: str | None = None
+    websocket_endpoint: str | None = None
+    realtime_token_ttl_seconds: int = Field(default=60, ge=5, le=3600)
+    # API Gateway closes WebSocket connections after 2 hours at most.
+    realtime_connection_ttl_seconds: int = Field(default=7200, ge=60)
 
     # Observability. Prompts are personal data: they are logged only when this is switched on.
     log_prompts: bool = False

@@ -263,7 +263,7 @@ class Batch:
 
     async def _wait(self, item: BatchItem, job_id: str, job: dict[str, Any]) -> dict[str, Any]:
         while job.get("status") not in TERMINAL:
-            self.reporter.status(item, str(job.get("status", "queued")))
+            self.reporter.status(item, job_status(job))
             await asyncio.sleep(self.poll_interval)
             job = await self._retrying(lambda: self.client.job(job_id))
         return job
@@ -284,6 +284,22 @@ class Batch:
             await asyncio.sleep(wait)
             delay = min(delay * 2, 10.0)
         raise AssertionError("unreachable")
+
+
+def job_status(job: dict[str, Any]) -> str:
+    """A running job in a few words, from its ``progress`` when the server reports one (the
+    gateway's stage, images finished, the upstream's percent where it gives one)."""
+    progress = job.get("progress")
+    if not isinstance(progress, dict):
+        return str(job.get("status", "queued"))
+    words = [str(progress.get("stage") or job.get("status", "queued"))]
+    done, images = progress.get("images_done"), progress.get("images")
+    if isinstance(done, int) and isinstance(images, int) and images > 1:
+        words.append(f"{done}/{images}")
+    percent = progress.get("percent")
+    if isinstance(percent, int | float) and not isinstance(percent, bool):
+        words.append(f"{percent:.0f}%")
+    return " ".join(words)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

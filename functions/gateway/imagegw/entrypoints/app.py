@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from imagegw import __version__
 from imagegw.api.middleware import RequestContextMiddleware
-from imagegw.api.routes import edits, health, images, jobs, models, uploads, usage
+from imagegw.api.routes import edits, health, images, jobs, models, realtime, uploads, usage
 from imagegw.entrypoints.runtime import Runtime
 from imagegw.errors import GatewayError, InvalidRequest, MethodNotAllowed, NotFound, render
 from imagegw.logs import configure_logging
@@ -108,6 +108,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(edits.router)
     app.include_router(uploads.router)
     app.include_router(jobs.router)
+    app.include_router(realtime.router)
     app.include_router(usage.router)
     if runtime.settings.playground:
         from imagegw.api.routes import playground

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from imagegw.aws.secrets_cache import CachedSecret, secretsmanager_fetch
 from imagegw.catalog import Catalog, load_catalog
 from imagegw.errors import StorageUnavailable
+from imagegw.redaction import remember
 from imagegw.settings import Settings
 from imagegw.state.auth import (
     CombinedKeyStore,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from imagegw.providers import ImageProvider
     from imagegw.state.jobs.queue import JobQueue
     from imagegw.state.jobs.store import JobStore
+    from imagegw.state.realtime import RealtimeStore
     from imagegw.storage.presign import Presigner
     from imagegw.storage.uploads import UploadStore
 
@@ -59,6 +61,7 @@ class Runtime:
         providers: dict[str, ImageProvider] | None = None,
         credentials: CredentialSource | None = None,
         job_store: JobStore | None = None,
+        realtime_store: RealtimeStore | None = None,
         job_queue: JobQueue | None = None,
         reliability: Reliability | None = None,
         clock: Callable[[], float] = time.time,
@@ -76,6 +79,7 @@ class Runtime:
         self._credentials = credentials
         self._http: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
         self._job_store = job_store
+        self._realtime_store = realtime_store
         self._job_queue = job_queue
         self._job_queue_built = job_queue is not None
         self._telemetry: Telemetry | None = None
@@ -131,7 +135,19 @@ class Runtime:
             from imagegw.entrypoints.job_build import build_job_store
 
             self._job_store = build_job_store(self.settings)
+            if self.settings.websocket_endpoint and self.settings.realtime_table:
+                from imagegw.entrypoints.progress_push import PushingJobStore
+
+                # Progress recorded here reaches the job's WebSocket subscribers on AWS.
+                self._job_store = PushingJobStore(self._job_store, self)
         return self._job_store
+
+    @property
+    def realtime_store(self) -> RealtimeStore:
+        """Progress WebSocket tokens, connections and subscriptions (state/realtime.py)."""
+        if self._realtime_store is None:
+            self._realtime_store = build_realtime_store(self.settings)
+        return self._realtime_store
 
     @property
     def job_queue(self) -> JobQueue | None:
@@ -210,6 +226,16 @@ class Runtime:
             self._http = None
 
 
+def build_realtime_store(settings: Settings) -> RealtimeStore:
+    from imagegw.state.realtime import DynamoDBRealtimeStore, MemoryRealtimeStore
+
+    if settings.realtime_table is None:
+        return MemoryRealtimeStore()
+    from imagegw.state.dynamodb import dynamodb_client
+
+    return DynamoDBRealtimeStore(settings.realtime_table, client=dynamodb_client)
+
+
 def build_credentials(settings: Settings) -> CredentialSource:
     from imagegw.aws.credentials import EnvironmentCredentials, SecretCredentials
 
@@ -228,6 +254,7 @@ def build_key_store(settings: Settings) -> KeyStore:
     stores: list[KeyStore] = []
     if settings.api_keys is not None:
         keys = [key.strip() for key in settings.api_keys.get_secret_value().split(",")]
+        remember(*keys)  # never echoed back, whatever an upstream or a caller sends
         stores.append(StaticKeyStore([key for key in keys if key]))
     if settings.api_keys_file is not None:
         stores.append(FileKeyStore(settings.api_keys_file))
@@ -246,6 +273,8 @@ def build_image_store(settings: Settings, clock: Callable[[], float]) -> ImageSt
     if settings.storage == "s3":
         return build_s3_store(settings, clock)
     secret = settings.url_signing_secret
+    if secret is not None:
+        remember(secret.get_secret_value())
     return LocalImageStore(
         settings.local_storage_dir or default_directory(),
         signing_secret=secret.get_secret_value().encode() if secret else secrets.token_bytes(32),

@@ -20,6 +20,7 @@ counters and the usage ledger live in that DynamoDB table, shared by every Lambd
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -54,6 +55,8 @@ from imagegw.storage.base import ImageStore
 logger = logging.getLogger(__name__)
 
 Replay = tuple[dict[str, Any], dict[str, str], bytes]
+# The longest an answer waits for its usage entry to be written (record_usage).
+USAGE_RECORD_SECONDS = 2.0
 
 
 class Guard:
@@ -278,12 +281,28 @@ class Reliability:
         return await self.budgets.hold(principal, to_micros(spend.usd))
 
     async def record_usage(self, key: str, model: str, images: int, cost: Cost | None) -> None:
-        """Add a delivered generation to the usage ledger; never fails the caller."""
+        """Add a delivered generation to the usage ledger; never fails or stalls the caller.
+
+        Every answer waits for this write (a Lambda may be frozen right after it answers), so it
+        is bounded: while the table is slow or down the images still go out within
+        ``USAGE_RECORD_SECONDS``, and the lost entry is logged with what it held.
+        """
         day = dt.datetime.fromtimestamp(self._clock(), tz=dt.UTC).date()
+        totals = Totals.of(images, cost)
         try:
-            await self.usage.record(key=key, model=model, day=day, totals=Totals.of(images, cost))
+            async with asyncio.timeout(USAGE_RECORD_SECONDS):
+                await self.usage.record(key=key, model=model, day=day, totals=totals)
         except Exception as exc:
-            logger.error("could not record usage", extra={"error": type(exc).__name__})
+            logger.error(
+                "could not record usage",
+                extra={
+                    "error": type(exc).__name__,
+                    "client": key,
+                    "model": model,
+                    "images": images,
+                    "cost_micros": totals.cost_micros,
+                },
+            )
 
     async def reserve(self, principal: Principal, images: int) -> Reservation | None:
         """Take ``images`` from the key's limits (None when the key has none)."""

@@ -8,7 +8,8 @@ as a timeout). Images that arrived are delivered even when other calls failed (t
 for), and the caller is told how many are missing and why: withheld by a filter
 (``images_filtered``) or failed (``images_failed``). With no image at all the request fails: as a
 content-policy violation naming the filter when every missing image was filtered, else with the
-first failure. Never a 200 with fewer images than asked and nothing said.
+first failure that must not be repeated (else the first: see ``collect``). Never a 200 with fewer
+images than asked and nothing said.
 """
 
 from __future__ import annotations
@@ -114,4 +115,7 @@ def collect(
             f"withheld ({reasons}) and none was generated.",
             code="content_policy_violation",
         )
-    raise collected.failures[0]
+    # A failure that must not be repeated wins: raising a retryable one (a 429) would let the
+    # retry table send the whole batch again, including calls that may already be billed.
+    final = [failure for failure in collected.failures if not failure.should_retry]
+    raise (final or collected.failures)[0]

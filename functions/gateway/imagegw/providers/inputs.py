@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from imagegw.catalog import ModelSpec
+from imagegw.errors import ProviderNotConfigured
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -59,3 +62,14 @@ class InputImage:
             f"InputImage({self.format}, {self.width}x{self.height}, {len(self.data)} bytes, "
             f"alpha={self.has_alpha})"
         )
+
+
+def image_strength(spec: ModelSpec) -> str:
+    """How much of the input an image-to-image edit may change (Stability, on its API and on
+    Bedrock): the catalog's ``upstream_options.image_strength``, 0 = keep, 1 = ignore it."""
+    strength = spec.upstream_option("image_strength")
+    if strength is None:
+        raise ProviderNotConfigured(
+            f"The catalog entry of `{spec.id}` edits but names no upstream_options.image_strength."
+        )
+    return strength

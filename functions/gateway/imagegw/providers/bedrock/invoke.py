@@ -10,27 +10,36 @@ HTTP 200 whose ``finish_reasons`` names the filter ("Filter reason: prompt" / "o
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
 from imagegw.errors import UpstreamBadResponse, UpstreamError
 from imagegw.providers.aspect_ratios import RatioChoice
-from imagegw.providers.base import MEDIA_TYPES, GeneratedImage, ImageRequest
+from imagegw.providers.base import MEDIA_TYPES, GeneratedImage, ImageRequest, json_body
 from imagegw.providers.dimensions import image_format
 from imagegw.providers.fanout import Slot
+from imagegw.providers.inputs import image_strength
 
 FILTER_PREFIX = "Filter reason"
 
 
 def invoke_body(request: ImageRequest, choice: RatioChoice) -> bytes:
     body: dict[str, Any] = {"prompt": request.prompt, "aspect_ratio": choice.aspect_ratio}
+    if request.is_edit:
+        # Image-to-image (SD3.5 Large): the output follows the input, so no aspect ratio.
+        (image,) = request.images  # the catalog allows one
+        del body["aspect_ratio"]
+        body["mode"] = "image-to-image"
+        body["image"] = base64.b64encode(image.data).decode("ascii")
+        body["strength"] = float(image_strength(request.spec))
     if request.negative_prompt:
         body["negative_prompt"] = request.negative_prompt
     if request.seed is not None:
         body["seed"] = request.seed
     if request.output_format is not None:
         body["output_format"] = request.output_format
-    return json.dumps(body, ensure_ascii=False).encode("utf-8")
+    return json_body(body)
 
 
 def parse_answer(content: bytes) -> Slot:

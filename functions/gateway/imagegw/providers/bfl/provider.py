@@ -12,14 +12,13 @@ in which a task may already be billed), else the first.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from decimal import Decimal
 
 import httpx
 
 from imagegw.errors import ContentPolicyViolation, GatewayError
-from imagegw.providers.base import MEDIA_TYPES, ImageProvider, ImageRequest, ImageResult
+from imagegw.providers.base import MEDIA_TYPES, ImageProvider, ImageRequest, ImageResult, json_body
 from imagegw.providers.bfl import shapes
 from imagegw.providers.bfl.task import Delivered, Endpoint, Polling, Task
 from imagegw.providers.progress import report_progress
@@ -50,13 +49,16 @@ class BflProvider(ImageProvider):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + request.timeout_seconds
         gate = asyncio.Semaphore(self._max_parallel)
+        # One encoding for all tasks unless a seed makes each body its own (an edit's body holds
+        # its input images: megabytes, not to be copied n times).
+        shared = None if "seed" in shape.body else _encode(shape.body)
         tasks = [
             Task(
                 self._http,
                 self.endpoint,
                 self._polling,
                 model=request.upstream_model,
-                body=_encode(shapes.for_image(shape.body, index)),
+                body=shared or _encode(shapes.for_image(shape.body, index)),
                 prompt=request.prompt,
                 deadline=deadline,
                 connect_timeout=self._connect_timeout,
@@ -134,4 +136,4 @@ def _combine(
 
 
 def _encode(body: dict[str, object]) -> bytes:
-    return json.dumps(body, ensure_ascii=False).encode("utf-8")
+    return json_body(body)  # total: a lone surrogate is escaped, never an encode error

@@ -10,7 +10,6 @@ image, a blurred one: it is a withheld slot here, never delivered. Errors are
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -26,10 +25,12 @@ from imagegw.errors import (
     UpstreamBadResponse,
     UpstreamError,
 )
+from imagegw.fastpath import upstream_json
 from imagegw.providers.aspect_ratios import RatioChoice
-from imagegw.providers.base import MEDIA_TYPES, GeneratedImage, ImageRequest
+from imagegw.providers.base import MEDIA_TYPES, GeneratedImage, ImageRequest, error_document
 from imagegw.providers.dimensions import image_format
 from imagegw.providers.fanout import Slot
+from imagegw.providers.inputs import image_strength
 
 SD3_ENDPOINT = "sd3"
 FILTERED = "CONTENT_FILTERED"
@@ -44,7 +45,15 @@ _AUTH_MESSAGE = (
 
 
 def form_fields(request: ImageRequest, choice: RatioChoice, endpoint: str) -> dict[str, str]:
+    """The text fields of one call. An edit is image-to-image: no aspect ratio (the output
+    follows the input image), ``strength`` from the catalog (``upstream_options.image_strength``)
+    and, on the sd3 endpoint, ``mode``; the image itself is ``edit_files``."""
     fields = {"prompt": request.prompt, "aspect_ratio": choice.aspect_ratio}
+    if request.is_edit:
+        del fields["aspect_ratio"]
+        if endpoint == SD3_ENDPOINT:
+            fields["mode"] = "image-to-image"
+        fields["strength"] = image_strength(request.spec)
     if endpoint == SD3_ENDPOINT:
         fields["model"] = request.upstream_model
     if request.negative_prompt:
@@ -56,10 +65,18 @@ def form_fields(request: ImageRequest, choice: RatioChoice, endpoint: str) -> di
     return fields
 
 
+def edit_files(request: ImageRequest) -> list[tuple[str, str, str, bytes]]:
+    """An edit's input image as the ``image`` file part (one image: the catalog's limit)."""
+    return [
+        ("image", image.filename("image"), image.media_type, image.data) for image in request.images
+    ]
+
+
 def parse_answer(content: bytes | bytearray) -> Slot:
     try:
-        payload = json.loads(content)
-    except (ValueError, RecursionError) as exc:
+        # Total: deep nesting, NaN and Infinity are a ValueError too.
+        payload = upstream_json.parse(content)
+    except ValueError as exc:
         raise UpstreamBadResponse("Stability AI answered with a body that is not JSON.") from exc
     if not isinstance(payload, dict):
         raise UpstreamBadResponse("Stability AI answered with something other than an object.")
@@ -123,10 +140,8 @@ def translate_error(
 
 
 def _error_document(content: bytes | bytearray) -> dict[str, Any]:
-    try:
-        document = json.loads(content)
-    except (ValueError, RecursionError):
-        return {}
+    # Not JSON is {}; nested too deeply is a 502 like every provider's (providers/base.py).
+    document = error_document(content, upstream="Stability AI")
     return document if isinstance(document, dict) else {}
 
 
