@@ -29,7 +29,7 @@ ENV_FILE = REPO / "events" / "env.local.json"
 TEMPLATE = REPO / "template.yaml"
 SAM_PYTHON = REPO / ".venv-sam" / "bin" / "python"
 RESOLVE = REPO / "tests" / "deploy" / "sam_local_env.py"
-FUNCTIONS = ("GatewayFunction", "WorkerFunction")
+FUNCTIONS = ("GatewayFunction", "WorkerFunction", "WebSocketFunction")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -95,6 +95,9 @@ def test_every_override_reaches_the_function_under_sam_local(function: str, tmp_
         "IMAGEGW_PROVIDER_SECRET_ID",
         "IMAGEGW_CLIENT_KEYS_SECRET_ID",
         "IMAGEGW_S3_SIGNER_ROLE_ARN",
+        "IMAGEGW_REALTIME_TABLE",
+        "IMAGEGW_WEBSOCKET_URL",
+        "IMAGEGW_WEBSOCKET_ENDPOINT",
     ):
         assert resolved.get(name, "") == "", name
     assert resolved["IMAGEGW_STORAGE"] == "local"
