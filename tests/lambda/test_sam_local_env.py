@@ -92,12 +92,12 @@ def test_every_override_reaches_the_function_under_sam_local(function: str, tmp_
         "IMAGEGW_JOBS_TABLE",
         "IMAGEGW_JOBS_QUEUE_URL",
         "IMAGEGW_IDEMPOTENCY_TABLE",
+        "IMAGEGW_REALTIME_TABLE",
+        "IMAGEGW_WEBSOCKET_ENDPOINT",
+        "IMAGEGW_WEBSOCKET_URL",
         "IMAGEGW_PROVIDER_SECRET_ID",
         "IMAGEGW_CLIENT_KEYS_SECRET_ID",
         "IMAGEGW_S3_SIGNER_ROLE_ARN",
-        "IMAGEGW_REALTIME_TABLE",
-        "IMAGEGW_WEBSOCKET_URL",
-        "IMAGEGW_WEBSOCKET_ENDPOINT",
     ):
         assert resolved.get(name, "") == "", name
     assert resolved["IMAGEGW_STORAGE"] == "local"
