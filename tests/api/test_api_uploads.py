@@ -124,4 +124,4 @@ def test_bad_upload_requests(tmp_path: Path) -> None:
     assert_error(unknown, 400, code="unknown_parameter", param="name")
     assert_error(negative, 400, code="invalid_type", param="bytes")
     assert anonymous.status_code == 401
-    assert_error(no_form, 400, code="invalid_json")
+    assert_error(no_form, 400, code="invalid_multipart")
