@@ -56,6 +56,16 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 	$(SAM_VENV)/bin/python -m pip install $(PIP_FLAGS) -r requirements-sam.txt
 	touch $@
 
+# uvicorn as a container should run it too (docs/serving.md): no access log (it writes query
+# strings, which carry link signatures), every log line the gateway's JSON, headers capped at
+# 10 KiB and read within 10 s like API Gateway does (entrypoints/serving.py), idle keep-alive
+# connections closed after 5 s. tests/e2e/test_dev_server.py runs exactly these flags.
+UVICORN_FLAGS := --no-access-log \
+	--log-config $(CURDIR)/functions/gateway/imagegw/entrypoints/uvicorn-logging.json \
+	--http imagegw.entrypoints.serving:GuardedHttpToolsProtocol \
+	--timeout-keep-alive 5 \
+	--timeout-graceful-shutdown 10
+
 # What the template sets for the functions too: glibc keeps large buffers between requests.
 GLIBC_TUNABLES_SETTING := glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=134217728
 
@@ -63,7 +73,8 @@ dev: $(VENV)/.installed
 	IMAGEGW_API_KEYS="$${IMAGEGW_API_KEYS:-$(DEV_API_KEY)}" \
 	GLIBC_TUNABLES="$${GLIBC_TUNABLES:-$(GLIBC_TUNABLES_SETTING)}" \
 	IMAGEGW_PLAYGROUND="$${IMAGEGW_PLAYGROUND:-true}" \
-	$(BIN)/uvicorn imagegw.entrypoints.app:create_app --factory --host 127.0.0.1 --port $(PORT)
+	$(BIN)/uvicorn imagegw.entrypoints.app:create_app --factory --host 127.0.0.1 --port $(PORT) \
+	$(UVICORN_FLAGS)
 
 test: lint typecheck pytest
 

@@ -125,3 +125,18 @@ def test_bad_upload_requests(tmp_path: Path) -> None:
     assert_error(negative, 400, code="invalid_type", param="bytes")
     assert anonymous.status_code == 401
     assert_error(no_form, 400, code="invalid_multipart")
+
+
+def test_a_non_ascii_form_signature_or_a_hostile_ticket_body_is_refused_not_a_500(
+    tmp_path: Path,
+) -> None:
+    # compare_digest raises TypeError on non-ASCII text; json.loads on 5000 digits (issue 12).
+    with _client(tmp_path, FakeClock()) as client:
+        forged = _send(client, _ticket(client), gradient(), signature="\xe9" * 64)
+        assert_error(forged, 403, code="upload_refused", error_type="permission_error")
+        huge = client.post(
+            "/v1/images/uploads",
+            content=b'{"content_type": "image/png", "bytes": ' + b"9" * 5000 + b"}",
+            headers={**_auth(), "Content-Type": "application/json"},
+        )
+        assert_error(huge, 400, code="integer_above_max_value", param="bytes")

@@ -130,3 +130,50 @@ def test_bodies_made_of_what_the_catalog_knows(document: dict[str, Any]) -> None
 @given(st.text(max_size=50), st.integers(min_value=0, max_value=10))
 def test_valid_prompts_with_any_n_never_surprise(prompt: str, n: int) -> None:
     check_outcome(json.dumps({"prompt": prompt, "n": n}).encode())
+
+
+# ------------------------------------------------------------------------------ hostile values
+#
+# Bodies written as JSON text, so that they can hold what json.dumps of a Python value never
+# writes: integers beyond Python's 4,300-digit conversion limit, NaN and Infinity, nesting
+# deeper than the parser's recursion limit. Text comes from every Unicode category, lone
+# surrogates (escaped, as JSON carries them), controls, private use and unassigned included.
+
+any_character = st.characters(exclude_categories=[])
+surrogate = st.integers(min_value=0xD800, max_value=0xDFFF).map(chr)
+odd_text = st.one_of(
+    st.text(any_character, max_size=20),
+    st.lists(st.one_of(any_character, surrogate), max_size=8).map("".join),
+    st.sampled_from(["\ud800", "a\udfff", "\ud83e", "\u202e\u200b\ufeff", "\x00", "\uffff"]),
+)
+raw_value = st.one_of(
+    odd_text.map(json.dumps),
+    st.integers(min_value=101, max_value=6000).map(lambda digits: "9" * digits),
+    st.integers(min_value=101, max_value=6000).map(lambda digits: "-" + "1" * digits),
+    st.sampled_from(["NaN", "Infinity", "-Infinity", "1e999", "-1e400", "1e-999"]),
+    st.sampled_from([1, 100, 2000, 100_000]).map(lambda depth: "[" * depth + "]" * depth),
+    st.integers(min_value=1, max_value=50).map(lambda depth: '{"a":' * depth + "1" + "}" * depth),
+    plausible_value.map(json.dumps),
+)
+raw_name = st.one_of(st.sampled_from(FIELDS), odd_text)
+
+
+@FUZZ
+@given(st.lists(st.tuples(raw_name, raw_value), max_size=6), odd_text)
+@example([("n", "9" * 5000)], "a fox")
+@example([("\ud800", "1")], "a fox")
+@example([("size", '"\\ud800"')], "a fox")
+@example([("n", "NaN")], "a fox")
+def test_hostile_values_in_every_field_are_a_clean_400(
+    members: list[tuple[str, str]], prompt: str
+) -> None:
+    fields = [f"{json.dumps(name)}: {value}" for name, value in members]
+    fields.append(f'"prompt": {json.dumps(prompt)}')
+    raw = ("{" + ", ".join(fields) + "}").encode("ascii")
+    check_outcome(raw)
+    try:
+        body = parse_generation_request(raw)
+    except InvalidRequest:
+        return
+    # Whatever is accepted can be written back as UTF-8: no surrogate got through.
+    json.dumps(body.given(), ensure_ascii=False).encode("utf-8")

@@ -61,12 +61,20 @@ def test_a_value_that_is_not_base64_is_escaped_as_before(hostile: str) -> None:
     assert json.loads(written)["data"][0]["b64_json"] == hostile
 
 
-def test_a_lone_surrogate_fails_to_encode_as_it_did_before() -> None:
-    body = {"created": 1, "data": [{"b64_json": IMAGE_B64[:-8] + "\ud800abcdefg"}]}
+def test_a_lone_surrogate_is_written_as_an_escape_not_a_failure() -> None:
+    # json.dumps(ensure_ascii=False).encode("utf-8") fails on it: an upstream's revised prompt
+    # with "\ud800" must not turn a paid generation into a 500.
+    body = {
+        "created": 1,
+        "data": [{"b64_json": IMAGE_B64, "revised_prompt": "a fox \ud800"}],
+    }
     with pytest.raises(UnicodeEncodeError):
         reference(body)
-    with pytest.raises(UnicodeEncodeError):
-        dumps(body)
+    written = dumps(body)
+    assert json.loads(written)["data"][0] == {
+        "b64_json": IMAGE_B64,
+        "revised_prompt": "a fox \ud800",
+    }
 
 
 def test_the_callers_body_is_not_changed() -> None:
@@ -97,3 +105,12 @@ def test_base64_text_is_written_as_its_bytes_and_plain_makes_it_a_string() -> No
     assert plain(body) == as_strings
     assert dumps(body) == reference(as_strings)
     assert plain({"error": {"message": "m"}}) == {"error": {"message": "m"}}
+
+
+def test_a_stream_frame_with_a_lone_surrogate_is_written_not_failed() -> None:
+    # An upstream's partial-image fields are relayed as they came (issue 12).
+    from imagegw.generation.stream_events import frame
+
+    written = frame("image_generation.partial_image", {"revised_prompt": "a fox \ud800"})
+    data = written.split(b"data: ", 1)[1].strip()
+    assert json.loads(data) == {"revised_prompt": "a fox \ud800"}

@@ -59,9 +59,10 @@ def _companions(capabilities: dict[str, Any], name: str, value: Any) -> dict[str
 def test_every_published_choice_is_accepted_and_nothing_else(spec: ModelSpec) -> None:
     published = spec.capabilities()
     for row in PARAMETERS:
-        if row.choices is None or not (spec.accepts(row.name) or not row.forwarded):
-            continue
-        if row.name in spec.ignored_parameters:
+        # Parameters with choices that this model checks: the forwarded ones it takes (and does
+        # not ignore), and the ones every model takes (response_format).
+        takes = spec.accepts(row.name) if row.forwarded else True
+        if row.choices is None or not takes or row.name in spec.ignored_parameters:
             continue
         values = published[row.choices]
         for value in values:
@@ -153,8 +154,16 @@ def test_an_image_request_carries_every_forwarded_parameter() -> None:
     own = {"spec", "upstream_model", "prompt", "n", "timeout_seconds"}
     carried = {field.name for field in dataclasses.fields(ImageRequest)} - own
     # Besides: partial_images (a provider that streams renders that many) and an edit's inputs
-    # (images, mask, input_fidelity: the edit request's own fields, generation/edit_request.py).
-    assert carried == {*FORWARDED_PARAMETERS, "partial_images", "images", "mask", "input_fidelity"}
+    # (images, mask, input_fidelity: the edit request's own fields, generation/edit_request.py),
+    # and max_answer_bytes (the operator's cap on an upstream answer, providers/base.py).
+    assert carried == {
+        *FORWARDED_PARAMETERS,
+        "partial_images",
+        "images",
+        "mask",
+        "input_fidelity",
+        "max_answer_bytes",
+    }
 
 
 def test_a_catalog_entry_cannot_list_a_parameter_the_table_does_not_know() -> None:

@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from imagegw.errors import InvalidType, MalformedBody, MissingParameter, UnknownParameter
+from imagegw.errors import (
+    InvalidType,
+    InvalidValue,
+    MalformedBody,
+    MissingParameter,
+    UnknownParameter,
+)
 from imagegw.schemas import KNOWN_PARAMETERS, parse_generation_request
 
 
@@ -153,3 +159,13 @@ def test_deeply_nested_json_is_a_client_error_not_a_crash(raw: bytes) -> None:
     with pytest.raises((MalformedBody, InvalidType)) as caught:
         parse_generation_request(raw)
     assert caught.value.status == 400
+
+
+def test_a_lone_surrogate_is_refused_and_a_surrogate_pair_is_a_character() -> None:
+    with pytest.raises(InvalidValue) as caught:
+        parse_generation_request(b'{"prompt": "a fox \\ud83e"}')
+    assert caught.value.param == "prompt"
+    assert caught.value.code == "invalid_unicode"
+    # "\ud83e\udd8a" is the JSON escape of the fox emoji: a character like any other.
+    request = parse_generation_request(b'{"prompt": "a fox \\ud83e\\udd8a"}')
+    assert request.prompt == "a fox \U0001f98a"

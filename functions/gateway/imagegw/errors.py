@@ -70,6 +70,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from imagegw.redaction import scrub
+
 
 class GatewayError(Exception):
     """Base of every caller-visible failure. Subclasses set the class attributes."""
@@ -88,6 +90,9 @@ class GatewayError(Exception):
         code: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
+        # Every message is scrubbed of secrets and credential shapes (redaction.py): it reaches
+        # the caller and may reach logs, and some quote upstream or caller text.
+        message = scrub(message)
         super().__init__(message)
         self.message = message
         self.param = param
@@ -390,6 +395,25 @@ class UpstreamTimeout(GatewayError):
     default_code = "upstream_timeout"
 
 
+# Longest upstream text passed on in a message: enough for any real explanation.
+RELAYED_CHARS = 1000
+
+
+def relayed(text: object, *, limit: int = RELAYED_CHARS) -> str | None:
+    """Upstream text fit to pass on: a non-empty string, cut to ``limit``, scrubbed of secrets.
+
+    What every provider uses for an upstream's error message (or any other upstream text it
+    quotes to the caller); None when there is nothing usable. Scrubbed before it is cut, so a
+    secret at the cut is not half left.
+    """
+    if not isinstance(text, str) or not text.strip():
+        return None
+    cleaned = scrub(text[: limit * 4])
+    if len(cleaned) > limit:
+        cleaned = cleaned[:limit] + "…"
+    return cleaned
+
+
 class ReplayedError(GatewayError):
     """An error kept for an Idempotency-Key, answered again exactly as it was first sent.
 
@@ -415,8 +439,16 @@ class ReplayedError(GatewayError):
 
 
 def render(error: GatewayError) -> bytes:
-    """The one place an error becomes a response body."""
-    return json.dumps(error.body(), ensure_ascii=False).encode("utf-8")
+    """The one place an error becomes a response body. Total: any text renders.
+
+    A message or param may quote text that is not valid Unicode (a lone surrogate a caller or
+    an upstream sent); JSON's ``\\u`` escapes carry it then, instead of a failed encode.
+    """
+    body = error.body()
+    try:
+        return json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(body).encode("ascii")
 
 
 def internal_error() -> GatewayError:

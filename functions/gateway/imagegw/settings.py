@@ -117,6 +117,10 @@ class Settings(BaseModel):
     # Upstream calls. Image generations routinely take a minute or more.
     upstream_timeout_seconds: float = Field(default=300.0, gt=0)
     upstream_connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    # The largest upstream answer read, in bytes. Unset: derived per request from what it can
+    # legitimately produce (the model's largest image x n, with headroom: providers/base.py
+    # answer_limit). Beyond it the answer is cut off with a 502 and the connection dropped.
+    upstream_max_answer_bytes: int | None = Field(default=None, ge=1024)
 
     # Delivery of response_format=url.
     storage: Literal["local", "s3"] = "local"
@@ -154,6 +158,11 @@ class Settings(BaseModel):
 
     # Request hygiene.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Under uvicorn (make dev, containers: entrypoints/serving.py), what API Gateway enforces
+    # under Lambda: the request line and headers at most this many bytes (431 beyond), and all
+    # of them within this many seconds of the connection or of the previous answer (408).
+    max_header_bytes: int = Field(default=10_240, ge=1024)
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
 
     # Edits (docs/edits.md). Input images are untrusted: limits per file, per request and in
     # pixels (checked from the header, before decoding). Through Lambda, API Gateway's own cap

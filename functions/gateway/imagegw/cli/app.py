@@ -315,7 +315,7 @@ def models(ctx: click.Context, as_json: bool, base_url: str, api_key: str | None
 @click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def keys(ctx: click.Context, arguments: tuple[str, ...]) -> None:
-    """Client keys: create, revoke, list (imagegw keys --help)."""
+    """Client keys: create, revoke, list, budget, usage (imagegw keys --help)."""
     from imagegw.cli.keys import main as keys_main
 
     ctx.exit(keys_main(list(arguments), prog="imagegw keys"))

@@ -124,7 +124,9 @@ def generation_event(payload: Any, *, where: str, bare_allowed: bool = False) ->
             param="client",
         )
     return GenerationEvent(
-        request=json.dumps(request, ensure_ascii=False).encode("utf-8"),
+        # ASCII with escapes: a lone surrogate in the event's text stays encodable and is then
+        # refused by the request parser with a 400 naming its field.
+        request=json.dumps(request).encode("ascii"),
         job_id=job_id,
         client=client,
     )

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from imagegw.aws.secrets_cache import CachedSecret, secretsmanager_fetch
 from imagegw.catalog import Catalog, load_catalog
 from imagegw.errors import StorageUnavailable
+from imagegw.redaction import remember
 from imagegw.settings import Settings
 from imagegw.state.auth import (
     CombinedKeyStore,
@@ -253,6 +254,7 @@ def build_key_store(settings: Settings) -> KeyStore:
     stores: list[KeyStore] = []
     if settings.api_keys is not None:
         keys = [key.strip() for key in settings.api_keys.get_secret_value().split(",")]
+        remember(*keys)  # never echoed back, whatever an upstream or a caller sends
         stores.append(StaticKeyStore([key for key in keys if key]))
     if settings.api_keys_file is not None:
         stores.append(FileKeyStore(settings.api_keys_file))
@@ -271,6 +273,8 @@ def build_image_store(settings: Settings, clock: Callable[[], float]) -> ImageSt
     if settings.storage == "s3":
         return build_s3_store(settings, clock)
     secret = settings.url_signing_secret
+    if secret is not None:
+        remember(secret.get_secret_value())
     return LocalImageStore(
         settings.local_storage_dir or default_directory(),
         signing_secret=secret.get_secret_value().encode() if secret else secrets.token_bytes(32),

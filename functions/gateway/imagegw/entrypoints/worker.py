@@ -99,7 +99,10 @@ async def _guarded(runtime: Runtime, record: dict[str, Any], context: Any) -> bo
 
 def _receive_count(record: dict[str, Any]) -> int:
     raw = record.get("attributes", {}).get("ApproximateReceiveCount", "1")
-    return int(raw) if isinstance(raw, str) and raw.isdigit() else 1
+    # isascii: "²".isdigit() is true and int("²") raises; 9 digits: any real count fits.
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 9:
+        return int(raw)
+    return 1
 
 
 async def process_record(runtime: Runtime, record: dict[str, Any], context: Any) -> bool:

@@ -31,15 +31,20 @@ warning says so (an upgrade costs the speed-up, never correctness).
 from __future__ import annotations
 
 import logging
+import sys
 import time
+import zlib
 from typing import TYPE_CHECKING
 
 import httpcore
 import httpx
 
+from imagegw.errors import UpstreamBadResponse
+from imagegw.fastpath.content_length import declared_length
+
 if TYPE_CHECKING:
     import ssl
-    from collections.abc import Iterable
+    from collections.abc import AsyncGenerator, Callable, Iterable
 
     from httpcore._async.interfaces import AsyncConnectionInterface
     from httpcore._backends.base import SOCKET_OPTION
@@ -211,6 +216,14 @@ def upstream_client(
     return client
 
 
+# Encodings the gateway asks for: the ones it can decode with a bound on what comes out (zlib).
+# httpx would also offer br and zstd when their packages are installed, and decode them without
+# one: a few kilobytes of compressed zeros would become gigabytes.
+ACCEPT_ENCODING = "gzip, deflate"
+# Decompressed output is produced in pieces of at most this size, each checked against the cap.
+_INFLATE_PIECE = 1024 * 1024
+
+
 def written_for_installed_versions() -> bool:
     """True when httpcore and httpx are the versions this module's internals were written for;
     else warns once per process (the stock pool then serves)."""
@@ -235,6 +248,7 @@ async def post_for_body(
     content: bytes,
     headers: dict[str, str],
     timeouts: httpx.Timeout,
+    max_bytes: int | None = None,
 ) -> tuple[httpx.Response, bytearray]:
     """POST ``content`` and read the answer into one buffer that only the caller holds.
 
@@ -243,35 +257,149 @@ async def post_for_body(
     stream, so its body stays until the garbage collector's next pass, next to everything made
     from it. With megabytes of base64 per image that set the gateway's peak memory. The
     returned response has its status and headers; its body is the buffer.
+
+    The buffer grows with the bytes that actually arrive, never with what the upstream declares
+    (a ``Content-Length`` of a gigabyte followed by ten bytes costs ten bytes). An answer larger
+    than ``max_bytes`` (after decompression) is cut off where it crosses the cap, or at once
+    when its declared length already does: ``UpstreamBadResponse`` (a 502), and the connection
+    is closed rather than returned to the pool. ``providers.base.answer_limit`` says how much a
+    request can legitimately produce.
     """
-    request = client.build_request("POST", url, content=content, headers=headers, timeout=timeouts)
+    request = client.build_request(
+        "POST",
+        url,
+        content=content,
+        headers={"Accept-Encoding": ACCEPT_ENCODING, **headers},
+        timeout=timeouts,
+    )
     response = await client.send(request, stream=True)
     try:
-        return response, await _read_body(response)
+        return response, await _read_body(response, max_bytes)
     finally:
+        # An answer not read to its end closes the connection (httpcore never reuses it).
         await response.aclose()
 
 
-async def _read_body(response: httpx.Response) -> bytearray:
+def answer_too_large(limit: int) -> UpstreamBadResponse:
+    return UpstreamBadResponse(
+        f"The upstream's answer is larger than {limit} bytes, more than this request can "
+        "produce; the gateway cut it off."
+    )
+
+
+async def _read_body(response: httpx.Response, max_bytes: int | None) -> bytearray:
+    body = bytearray()
+    async for piece in iter_body(response, max_bytes):
+        body += piece
+    return body
+
+
+async def iter_body(
+    response: httpx.Response,
+    max_bytes: int | None,
+    *,
+    too_large: Callable[[int], Exception] | None = None,
+    undecodable: Callable[[str], Exception] | None = None,
+) -> AsyncGenerator[bytes, None]:
+    """The answer's (decoded) bytes as they arrive, never more than ``max_bytes`` in all.
+
+    For answers read piece by piece (event streams) under the same rules as ``post_for_body``:
+    a declared length beyond the cap is refused before a byte is read, a body that grows
+    beyond it is cut off (``UpstreamBadResponse``), gzip and deflate are inflated in bounded
+    pieces and other encodings refused. Send the request with ``ACCEPT_ENCODING`` and close
+    the response when done: one not read to its end is then never reused.
+
+    ``too_large(limit)`` and ``undecodable(reason)`` make the exceptions raised (default: the
+    502 ``UpstreamBadResponse``); a reader of something a caller named (an image URL) raises
+    the caller's 4xx instead.
+    """
+    limit = sys.maxsize if max_bytes is None else max_bytes
+    refuse_size = too_large or answer_too_large
     if response.is_stream_consumed:
         # Read already: a transport that answers from memory (httpx.MockTransport in tests).
-        return bytearray(response.content)
-    declared = response.headers.get("content-length", "")
-    if not declared.isdigit() or "content-encoding" in response.headers:
-        # Compressed or of unknown length: decoded pieces appended as they come.
-        body = bytearray()
-        async for piece in response.aiter_bytes():
-            body += piece
-        return body
-    body = bytearray(int(declared))
-    view = memoryview(body)
-    filled = 0
-    try:
+        if len(response.content) > limit:
+            raise refuse_size(limit)
+        yield response.content
+        return
+    declared = declared_length(response.headers.get("content-length"))
+    if declared is not None and declared > limit:
+        raise refuse_size(limit)
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        received = 0
         async for piece in response.aiter_raw():
-            # h11 never delivers more than the declared length, and fails on less.
-            view[filled : filled + len(piece)] = piece
-            filled += len(piece)
-    finally:
-        view.release()
-    del body[filled:]
-    return body
+            # h11 never delivers more than a declared length, and fails on less; without one
+            # (chunked, or until close) the cap is all that ends it.
+            received += len(piece)
+            if received > limit:
+                raise refuse_size(limit)
+            yield piece
+        return
+    inflater = _Inflater(encoding, limit, refuse_size, undecodable or _undecodable)
+    async for piece in response.aiter_raw():
+        inflated = inflater.feed(piece)
+        if inflated:
+            yield inflated
+    rest = inflater.finish()
+    if rest:
+        yield rest
+
+
+def _undecodable(reason: str) -> UpstreamBadResponse:
+    return UpstreamBadResponse(f"The upstream answered with {reason}.")
+
+
+class _Inflater:
+    """gzip or deflate decoded in bounded pieces, the total checked against the cap."""
+
+    def __init__(
+        self,
+        encoding: str,
+        limit: int,
+        too_large: Callable[[int], Exception],
+        undecodable: Callable[[str], Exception],
+    ) -> None:
+        self._too_large = too_large
+        self._undecodable = undecodable
+        if encoding not in ("gzip", "x-gzip", "deflate"):
+            raise undecodable(f"an encoding the gateway did not ask for ({encoding[:40]!r})")
+        # gzip: the gzip header (or zlib's, which some servers send); deflate: zlib's wrapper,
+        # or raw deflate as some servers send it (httpx accepts both too).
+        self._raw_fallback = encoding == "deflate"
+        self._decoder = zlib.decompressobj(zlib.MAX_WBITS | 32 if not self._raw_fallback else 15)
+        self._started = False
+        self._limit = limit
+        self._produced = 0
+
+    def feed(self, data: bytes) -> bytes:
+        try:
+            return self._inflate(data)
+        except zlib.error as exc:
+            if self._raw_fallback and not self._started:
+                self._raw_fallback = False
+                self._decoder = zlib.decompressobj(-zlib.MAX_WBITS)
+                return self.feed(data)
+            raise self._undecodable("a compressed body that does not decompress") from exc
+
+    def _inflate(self, data: bytes) -> bytes:
+        pieces = []
+        while data and not self._decoder.eof:
+            piece = self._decoder.decompress(data, _INFLATE_PIECE)
+            self._started = True
+            self._count(len(piece))
+            pieces.append(piece)
+            data = self._decoder.unconsumed_tail
+        return b"".join(pieces)
+
+    def finish(self) -> bytes:
+        try:
+            rest = self._decoder.flush(_INFLATE_PIECE)
+        except zlib.error as exc:
+            raise self._undecodable("a compressed body that does not decompress") from exc
+        self._count(len(rest))
+        return rest
+
+    def _count(self, produced: int) -> None:
+        self._produced += produced
+        if self._produced > self._limit:
+            raise self._too_large(self._limit)

@@ -51,7 +51,18 @@ def plain(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def dumps(body: dict[str, Any]) -> bytes:
-    """``body`` as UTF-8 JSON (``ensure_ascii=False``), base64 images spliced in unescaped."""
+    """``body`` as UTF-8 JSON (``ensure_ascii=False``), base64 images spliced in unescaped.
+
+    Total: text that is not valid Unicode (a lone surrogate from an upstream's revised prompt)
+    is written as JSON's ``\\u`` escape instead of failing the response.
+    """
+    try:
+        return _dumps(body)
+    except UnicodeEncodeError:
+        return json.dumps(plain(body)).encode("ascii")
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
     items = body.get("data")
     if not isinstance(items, list):
         return json.dumps(body, ensure_ascii=False).encode("utf-8")

@@ -22,6 +22,7 @@ which also raises what it always raised.
 from __future__ import annotations
 
 import json
+import math
 import re
 import secrets
 from typing import Any
@@ -37,8 +38,10 @@ MIN_CUT_BYTES = 1024
 def loads(content: bytes | bytearray) -> Any:
     """``json.loads(content)``, with ``data[i]["b64_json"]`` as ``Base64Text`` where it is base64.
 
-    Raises ``ValueError`` (``json.JSONDecodeError`` or ``UnicodeDecodeError``) as ``json.loads``
-    does for a body that is not JSON.
+    Total: raises ``ValueError`` for anything that is not plain JSON (``json.JSONDecodeError``,
+    ``UnicodeDecodeError``, ``NestedTooDeeply`` where ``json.loads`` would hit the recursion
+    limit, ``NotAJsonNumber`` for NaN, Infinity and numbers beyond the float range), and
+    nothing else.
     """
     if json.detect_encoding(content) != "utf-8":
         return _plain(content)
@@ -68,8 +71,8 @@ def loads(content: bytes | bytearray) -> Any:
     skeleton = b"".join(pieces)
     del pieces
     try:
-        document = json.loads(skeleton)
-    except ValueError:
+        document = json.loads(skeleton, parse_constant=_no_constant, parse_float=_finite)
+    except (ValueError, RecursionError):
         return _plain(content)
     if not _restore(document, marker, images):
         return _plain(content)
@@ -128,5 +131,33 @@ def _restore(document: Any, marker: str, images: list[Base64Text]) -> bool:
     return restored == len(images)
 
 
+class NestedTooDeeply(ValueError):
+    """The JSON nests deeper than the parser's recursion limit: hostile, never an answer."""
+
+
+class NotAJsonNumber(ValueError):
+    """NaN, Infinity or a number beyond the float range: not JSON, and not re-encodable."""
+
+
+def _no_constant(text: str) -> Any:
+    raise NotAJsonNumber(f"{text} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise NotAJsonNumber(f"{text[:20]} does not fit a double")
+    return number
+
+
+def parse(content: bytes | bytearray | str) -> Any:
+    """``json.loads`` made total in the way ``loads`` is (for bodies without images)."""
+    try:
+        return json.loads(content, parse_constant=_no_constant, parse_float=_finite)
+    except RecursionError:
+        # json recurses once per nesting level; 100,000 "[" from an upstream is not a 500.
+        raise NestedTooDeeply("the JSON nests too deeply") from None
+
+
 def _plain(content: bytes | bytearray) -> Any:
-    return json.loads(content)
+    return parse(content)

@@ -13,7 +13,6 @@ different request, while the bytes themselves never enter a record.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,11 +21,10 @@ from pydantic import StrictStr
 from imagegw.errors import (
     InvalidType,
     InvalidValue,
-    MalformedBody,
     MissingParameter,
     UnknownParameter,
 )
-from imagegw.schemas import ImageGenerationRequest
+from imagegw.schemas import ImageGenerationRequest, load_json_object
 
 # The scalar parameters of an edit (OpenAI's CreateImageEditRequest and EditImageBodyJsonParam,
 # minus what this gateway does not serve: markup, svg, GIF frames). Images are not listed here.
@@ -88,14 +86,9 @@ class EditSubmission:
 
 def submission_from_json(raw: bytes) -> EditSubmission:
     """The JSON form of an edit (OpenAI's EditImageBodyJsonParam) as an ``EditSubmission``."""
-    try:
-        document = json.loads(raw)
-    except RecursionError as exc:
-        raise MalformedBody("The request body's JSON is nested too deeply.") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedBody(f"The request body is not valid JSON ({exc}).") from exc
-    if not isinstance(document, dict):
-        raise MalformedBody("The request body must be a JSON object.")
+    # Total (schemas.load_json_object): deep nesting, lone surrogates, integers of thousands
+    # of digits, NaN and Infinity are 400s naming their field, never a 500.
+    document = load_json_object(raw)
     fields: dict[str, Any] = {}
     images: list[ImageSource] = []
     mask: ImageSource | None = None

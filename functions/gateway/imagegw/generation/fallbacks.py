@@ -152,6 +152,10 @@ async def serve(
 async def _generate(
     runtime: GenerationContext, resolution: Resolution, request: ImageRequest
 ) -> ImageResult:
+    cap = runtime.settings.upstream_max_answer_bytes
+    if cap is not None:
+        # The operator's cap on one upstream answer, for every provider (providers/base.py).
+        request = replace(request, max_answer_bytes=cap)
     provider = await runtime.provider(resolution.spec.provider)
     return await runtime.reliability.retrying(provider).generate(request)
 

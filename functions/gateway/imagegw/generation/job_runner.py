@@ -340,7 +340,9 @@ async def _run(
                 runtime, job, lease, {"status": QUEUED, "last_error": error, "progress": queued}
             )
             retry = exc.headers.get("retry-after", "")
-            delay = int(retry) if retry.isdigit() else DEFAULT_RETRY_SECONDS
+            # A provider's header: ASCII digits of sane length only, int() raises on others.
+            usable = retry.isascii() and retry.isdigit() and len(retry) <= 6
+            delay = int(retry) if usable else DEFAULT_RETRY_SECONDS
             logger.info("job given back to the queue", extra={"job_id": job.id, "code": exc.code})
             return Processed(Disposition.RETRY, await runtime.job_store.get(job.id), delay)
         failed = job_progress.at(progress.state, job_progress.FAILED_STAGE)
@@ -443,5 +445,8 @@ async def _settle(
 
 
 def request_text(request: Any) -> bytes:
-    """An event's request object as the JSON body a client would have sent."""
-    return json.dumps(request, ensure_ascii=False).encode("utf-8")
+    """An event's request object as the JSON body a client would have sent.
+
+    ASCII with escapes: a lone surrogate stays encodable, and the parser refuses it by name.
+    """
+    return json.dumps(request).encode("ascii")

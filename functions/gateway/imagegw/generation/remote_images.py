@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import httpx
 
 from imagegw.errors import ForbiddenImageUrl, InvalidImage, PayloadTooLarge
+from imagegw.fastpath.http_pool import ACCEPT_ENCODING, iter_body
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -121,7 +122,11 @@ async def fetch_public_image(
             request = http.build_request(
                 "GET",
                 pinned,
-                headers={"Host": authority, "Accept": "image/png, image/jpeg, image/webp"},
+                headers={
+                    "Host": authority,
+                    "Accept": "image/png, image/jpeg, image/webp",
+                    "Accept-Encoding": ACCEPT_ENCODING,
+                },
                 # TLS is verified against the URL's host name, not the pinned address.
                 extensions={"sni_hostname": url.host},
                 timeout=limits.timeout_seconds,
@@ -149,16 +154,21 @@ async def fetch_public_image(
 
 
 async def _read_limited(response: httpx.Response, *, param: str, limit: int) -> bytes:
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _too_large(param, limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(param, limit)
-        chunks.append(chunk)
+    # Decoded in bounded pieces, the declared length checked first (http_pool.iter_body): a
+    # server the caller named cannot make the gateway inflate a gzip bomb.
+    chunks = [
+        chunk
+        async for chunk in iter_body(
+            response,
+            limit,
+            too_large=lambda cap: _too_large(param, cap),
+            undecodable=lambda reason: InvalidImage(
+                f"Invalid '{param}.image_url': the server answered with {reason}.",
+                param=f"{param}.image_url",
+                code="image_url_unreachable",
+            ),
+        )
+    ]
     return b"".join(chunks)
 
 

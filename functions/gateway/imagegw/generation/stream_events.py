@@ -36,15 +36,24 @@ def frame(event: str, data: dict[str, Any]) -> bytes:
     """One SSE event. A ``b64_json`` that is base64 (``Base64Text``) is written as it is."""
     image = data.get("b64_json")
     if not isinstance(image, Base64Text):
-        return _frame(event, json.dumps(data, ensure_ascii=False).encode("utf-8"))
+        return _frame(event, _json(data))
     marker = f"imagegw-b64-{secrets.token_hex(16)}"
-    text = json.dumps({**data, "b64_json": marker}, ensure_ascii=False).encode("utf-8")
+    text = _json({**data, "b64_json": marker})
     before, found, after = text.partition(marker.encode("ascii"))
     assert found, "the marker is in the text exactly once"
     # The image bytes are joined into the frame once; a JSON string never spans lines.
     return b"".join(
         (b"event: ", event.encode("ascii"), b"\ndata: ", before, image.ascii, after, b"\n\n")
     )
+
+
+def _json(data: dict[str, Any]) -> bytes:
+    """UTF-8 JSON; total: text that is not valid Unicode (a lone surrogate an upstream relayed
+    in a partial image's fields) is written as a JSON escape instead of ending the stream."""
+    try:
+        return json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(data).encode("ascii")
 
 
 def _frame(event: str, data: bytes) -> bytes:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from imagegw.errors import ProviderNotConfigured
 from imagegw.providers.base import GeneratedImage, ImageProvider, ImageRequest, ImageResult
+from imagegw.redaction import remember_config
 
 if TYPE_CHECKING:
     import httpx
@@ -41,6 +42,9 @@ def build_provider(
         raise ProviderNotConfigured(
             f"The provider '{name}' is not available in this deployment of the gateway."
         )
+    # Whatever the provider holds (keys, service-account keys, tokens) is scrubbed from every
+    # relayed message and error from now on (redaction.py), for every provider alike.
+    remember_config(config)
     module_name, function_name = target.split(":")
     factory: ProviderFactory = getattr(importlib.import_module(module_name), function_name)
     return factory(config, settings, http)

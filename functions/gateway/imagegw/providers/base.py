@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import binascii
 import contextlib
+import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from typing import Any
 
 from imagegw.catalog import ModelSpec
 from imagegw.errors import UpstreamBadResponse
+from imagegw.fastpath import upstream_json
 from imagegw.fastpath.base64text import Base64Text
 from imagegw.parameters import Role, names
 from imagegw.providers.inputs import InputImage
@@ -57,6 +60,9 @@ class ImageRequest:
     complexity: str | None = None
     watermark: bool | None = None
     person_generation: str | None = None
+    # The operator's cap on one upstream answer (IMAGEGW_UPSTREAM_MAX_ANSWER_BYTES), set where
+    # providers are called; None: ``answer_limit`` derives it from the model and n.
+    max_answer_bytes: int | None = None
     seed: int | None = None
     negative_prompt: str | None = None
     # Intermediate images asked for with ``stream: true`` (0-3); used only by ``stream``.
@@ -234,3 +240,103 @@ class ImageProvider(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most providers own nothing
         """Release what the provider owns (shared clients are closed by their owner)."""
+
+
+# ------------------------------------------------------------------ what every provider shares
+#
+# The hostile-upstream rules (issue 12), in one place so that every provider gets them: an
+# answer is read with ``fastpath.http_pool.post_for_body(..., max_bytes=answer_limit(request))``,
+# parsed with ``parse_answer`` (success) or ``error_document`` (error bodies), upstream text
+# quoted to the caller goes through ``errors.relayed`` (scrubbed of secrets), and request bodies
+# are encoded with ``json_body``. tests/support/hostile_upstream.py runs every provider against
+# a server that breaks each rule.
+
+_SIZE = re.compile(r"^(\d{1,5})x(\d{1,5})$")
+# Pixels assumed when a model's catalog entry names no size in pixels (aspect ratios only).
+DEFAULT_LARGEST_PIXELS = 4096 * 4096
+# The worst case of an 8-bit image: RGBA that does not compress (PNG of noise), 4 bytes a pixel;
+# base64 makes 4 characters of 3 bytes.
+_BYTES_PER_PIXEL = 4
+_BASE64_GROWTH = 4 / 3
+# Headroom over that worst case (format overheads, metadata, an upstream's own surprises) ...
+ANSWER_HEADROOM = 1.25
+# ... and for the JSON around the images (revised prompts, usage, safety attributes).
+ANSWER_OVERHEAD_BYTES = 1024 * 1024
+
+
+def largest_pixels(spec: ModelSpec) -> int:
+    """The most pixels one image of ``spec`` can have: its largest size, or its free-size bound."""
+    largest = 0
+    for size in spec.sizes:
+        match = _SIZE.match(size)
+        if match is not None:
+            largest = max(largest, int(match.group(1)) * int(match.group(2)))
+    if spec.free_size is not None:
+        largest = max(largest, spec.free_size.max_pixels)
+    return largest or DEFAULT_LARGEST_PIXELS
+
+
+def answer_limit(request: ImageRequest, *, images: int | None = None) -> int:
+    """The most bytes an upstream answer to ``request`` can legitimately have.
+
+    ``images`` per answer (default ``request.n``; a provider that makes one call per image
+    passes 1), each at most the model's largest image as incompressible RGBA in base64, with
+    headroom, plus the JSON around them. ``request.max_answer_bytes`` (the operator's setting)
+    replaces the estimate. Beyond it ``post_for_body`` cuts the answer off with a 502.
+    """
+    if request.max_answer_bytes is not None:
+        return request.max_answer_bytes
+    count = request.n if images is None else images
+    per_image = largest_pixels(request.spec) * _BYTES_PER_PIXEL * _BASE64_GROWTH
+    return int(per_image * max(1, count) * ANSWER_HEADROOM) + ANSWER_OVERHEAD_BYTES
+
+
+def json_body(document: Any) -> bytes:
+    """A request body for an upstream as UTF-8 JSON; total (a lone surrogate is escaped)."""
+    try:
+        return json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(document).encode("ascii")
+
+
+def parse_answer(content: bytes | bytearray, *, upstream: str = "The upstream") -> Any:
+    """A success body as JSON (images as ``Base64Text``), or a 502 ``upstream_bad_response``.
+
+    Total: invalid JSON, a body nested deeper than the parser's recursion limit, NaN and
+    Infinity are all the same 502, never a 500.
+    """
+    try:
+        return upstream_json.loads(content)
+    except upstream_json.NestedTooDeeply as exc:
+        raise UpstreamBadResponse(f"{upstream} answered with JSON nested too deeply.") from exc
+    except ValueError as exc:
+        raise UpstreamBadResponse(f"{upstream} answered with a body that is not JSON.") from exc
+
+
+def error_document(content: bytes | bytearray, *, upstream: str = "The upstream") -> Any:
+    """An error body as JSON, or None when it is not JSON (a proxy's HTML page, say).
+
+    Not JSON is normal for an error (the status still says what happened); JSON nested deeper
+    than the parser's recursion limit is not, and is a 502 ``upstream_bad_response``.
+    """
+    try:
+        return upstream_json.parse(content)
+    except upstream_json.NestedTooDeeply as exc:
+        raise UpstreamBadResponse(
+            f"{upstream} answered an error with JSON nested too deeply."
+        ) from exc
+    except ValueError:
+        return None
+
+
+def upstream_text(value: object) -> str | None:
+    """A string field of an upstream's answer kept for the caller (a revised prompt, a size).
+
+    Text that is not valid Unicode (a lone surrogate) is repaired with U+FFFD, so that it can
+    be written as UTF-8 wherever it goes; empty strings and other types are None.
+    """
+    if not isinstance(value, str) or not value:
+        return None
+    if value.isascii():
+        return value
+    return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")

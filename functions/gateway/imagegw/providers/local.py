@@ -46,7 +46,8 @@ def picture(prompt: str, *, seed_text: str, width: int, height: int, transparent
     """The image, not yet encoded. Pillow is imported here, on first use, not at startup."""
     from PIL import Image, ImageDraw
 
-    seed = hashlib.sha256(f"{seed_text}\x00{prompt}".encode()).digest()
+    # surrogatepass: total for any str (the parser already refuses lone surrogates).
+    seed = hashlib.sha256(f"{seed_text}\x00{prompt}".encode("utf-8", "surrogatepass")).digest()
     first = (seed[0], seed[1], seed[2])
     second = (seed[3], seed[4], seed[5])
     # A two-colour diagonal gradient: drawn tiny, scaled up (cheap even for 4K images).

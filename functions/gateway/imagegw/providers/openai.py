@@ -9,7 +9,6 @@ so ``OPENAI_BASE_URL`` can point at a compatible upstream.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
@@ -30,10 +29,11 @@ from imagegw.errors import (
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnreachable,
+    relayed,
 )
 from imagegw.fastpath import upstream_json
 from imagegw.fastpath.base64text import Base64Text
-from imagegw.fastpath.http_pool import post_for_body
+from imagegw.fastpath.http_pool import ACCEPT_ENCODING, iter_body, post_for_body
 from imagegw.providers.base import (
     MEDIA_TYPES,
     OPENAI_PARAMETERS,
@@ -44,6 +44,11 @@ from imagegw.providers.base import (
     ImageResult,
     PartialImage,
     StreamEvent,
+    answer_limit,
+    error_document,
+    json_body,
+    parse_answer,
+    upstream_text,
 )
 from imagegw.providers.sse import ServerSentEvent, SSEDecoder
 from imagegw.settings import Settings
@@ -169,11 +174,13 @@ def translate_error(status: int, content: bytes, headers: Mapping[str, str]) -> 
                 "Your request was rejected by the upstream provider's safety system.",
                 code="content_policy_violation",
             )
-        message = _str_or_none(error.get("message")) or "The upstream rejected the request."
+        # The upstream's own words, scrubbed of anything that looks like a credential: an
+        # upstream (or a proxy) may echo the request's headers, the gateway's key included.
+        message = relayed(error.get("message")) or "The upstream rejected the request."
         return InvalidRequest(
             f"The upstream rejected the request: {message}",
-            param=_str_or_none(error.get("param")),
-            code=code,
+            param=_name_or_none(error.get("param")),
+            code=_name_or_none(code),
         )
     if status in (401, 403):
         return UpstreamAuthFailed(
@@ -210,7 +217,7 @@ def stream_error(error: object) -> GatewayError:
     details = error if isinstance(error, dict) else {}
     kind = _str_or_none(details.get("type"))
     status = 400 if kind in _REQUEST_ERROR_TYPES else 500
-    return translate_error(status, json.dumps({"error": details}).encode(), {})
+    return translate_error(status, json_body({"error": details}), {})
 
 
 def parse_event(event: ServerSentEvent, request: ImageRequest) -> StreamEvent | None:
@@ -222,7 +229,8 @@ def parse_event(event: ServerSentEvent, request: ImageRequest) -> StreamEvent | 
     if event.data.strip() == b"[DONE]":
         return None
     try:
-        document = json.loads(event.data)
+        # Total: deep nesting, NaN and Infinity are a ValueError too (upstream_json.parse).
+        document = upstream_json.parse(event.data)
     except ValueError as exc:
         raise UpstreamBadResponse("The upstream streamed an event that is not JSON.") from exc
     if not isinstance(document, dict):
@@ -300,6 +308,8 @@ class OpenAIProvider(ImageProvider):
                     content=body,
                     headers={**self._headers, "Content-Type": content_type},
                     timeouts=timeout,
+                    # Cut off beyond what n images of this model can be (issue 12).
+                    max_bytes=answer_limit(request),
                 )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise UpstreamUnreachable(
@@ -313,13 +323,8 @@ class OpenAIProvider(ImageProvider):
             ) from exc
         if response.status_code != 200:
             raise translate_error(response.status_code, bytes(content), response.headers)
-        try:
-            # json.loads(content) with the images left as bytes (upstream_json).
-            payload = upstream_json.loads(content)
-        except ValueError as exc:
-            raise UpstreamBadResponse(
-                "The upstream answered with a body that is not JSON."
-            ) from exc
+        # json.loads(content) with the images left as bytes (upstream_json), total.
+        payload = parse_answer(content)
         # Only the images (views of the answer) keep the answer's bytes from here on.
         del content
         return parse_result(payload, request)
@@ -329,8 +334,7 @@ class OpenAIProvider(ImageProvider):
         if request.is_edit:
             body, content_type = edit_form(request, boundary=secrets.token_hex(16))
             return self._edit_url, body, content_type
-        body = json.dumps(request_body(request), ensure_ascii=False).encode("utf-8")
-        return self._url, body, "application/json"
+        return self._url, json_body(request_body(request)), "application/json"
 
     async def stream(self, request: ImageRequest) -> AsyncGenerator[StreamEvent, None]:
         """The upstream's own stream, each event passed on as soon as it has arrived.
@@ -348,9 +352,11 @@ class OpenAIProvider(ImageProvider):
         outgoing = self._http.build_request(
             "POST",
             self._url,
-            content=json.dumps(stream_body(request), ensure_ascii=False).encode("utf-8"),
+            content=json_body(stream_body(request)),
             headers={
                 **self._headers,
+                # Only encodings the gateway inflates with a bound (http_pool).
+                "Accept-Encoding": ACCEPT_ENCODING,
                 "Content-Type": "application/json",
                 "Accept": "text/event-stream",
             },
@@ -369,8 +375,12 @@ class OpenAIProvider(ImageProvider):
             raise UpstreamError(
                 "The connection to the upstream provider failed while the request was in flight."
             ) from exc
+        chunks: AsyncGenerator[bytes, None] | None = None
         try:
-            chunks = response.aiter_bytes()
+            # Decoded and capped: the partial images and the final ones, with headroom
+            # (answer_limit); beyond it the stream is cut off with a 502.
+            images = request.n * (1 + (request.partial_images or 0))
+            chunks = iter_body(response, answer_limit(request, images=images))
             media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
             if response.status_code != 200 or media_type != "text/event-stream":
                 content = bytearray()
@@ -378,13 +388,7 @@ class OpenAIProvider(ImageProvider):
                     content += chunk
                 if response.status_code != 200:
                     raise translate_error(response.status_code, bytes(content), response.headers)
-                try:
-                    payload = upstream_json.loads(content)
-                except ValueError as exc:
-                    raise UpstreamBadResponse(
-                        "The upstream answered with a body that is neither an event stream "
-                        "nor JSON."
-                    ) from exc
+                payload = parse_answer(content)
                 yield Completed(parse_result(payload, request))
                 return
             decoder = SSEDecoder()
@@ -403,6 +407,8 @@ class OpenAIProvider(ImageProvider):
                         "The upstream's stream ended before the image was complete."
                     )
         finally:
+            if chunks is not None:
+                await chunks.aclose()
             await response.aclose()
 
 
@@ -449,10 +455,7 @@ def build(config: Mapping[str, Any], settings: Settings, http: httpx.AsyncClient
 
 
 def _error_object(content: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(content)
-    except ValueError:
-        return {}
+    document = error_document(content)
     error = document.get("error") if isinstance(document, dict) else None
     return error if isinstance(error, dict) else {}
 
@@ -484,4 +487,10 @@ def _float_or_none(value: str) -> float | None:
 
 
 def _str_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
+    return upstream_text(value)
+
+
+def _name_or_none(value: object) -> str | None:
+    """A parameter name or error code an upstream gave: short, printable, or nothing."""
+    text = upstream_text(value)
+    return text if text is not None and len(text) <= 100 and text.isprintable() else None

@@ -46,6 +46,7 @@ from imagegw.errors import (
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnreachable,
+    render,
 )
 from imagegw.schemas import ImageGenerationRequest
 from imagegw.storage.base import ImageStore, StoredLink
@@ -286,7 +287,7 @@ class Idempotency:
 def stored_error(error: GatewayError) -> StoredResponse:
     return StoredResponse(
         status=error.status,
-        content=json.dumps(error.body(), ensure_ascii=False).encode("utf-8"),
+        content=render(error),
         headers=dict(error.headers),
         should_retry=error.should_retry,
     )

@@ -22,6 +22,9 @@ from imagegw.errors import LinkRefused, NotFound, PayloadTooLarge, StorageUnavai
 from imagegw.storage.base import ImageStore, StoredLink, is_valid_key
 
 FILES_PATH = "/v1/images/files"
+# A Unix time has 10 digits until the year 2286; a link's expiry never needs more than 12.
+_MAX_EXPIRES_DIGITS = 12
+_SIGNATURE_CHARS = 64  # hex of an HMAC-SHA256
 _CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 
@@ -75,8 +78,14 @@ class LocalImageStore(ImageStore):
     def _check(self, key: str, *, expires: str | None, signature: str | None) -> None:
         if not is_valid_key(key):
             raise NotFound("No such image.", code="image_not_found")
-        if not expires or not signature or not (expires.isascii() and expires.isdigit()):
+        if not expires or not signature:
             raise LinkRefused("The image link is incomplete: it needs 'expires' and 'signature'.")
+        # Checked before any conversion: int() of thousands of digits raises, and
+        # compare_digest raises on non-ASCII text. Links this store made pass both.
+        if not (expires.isascii() and expires.isdigit() and len(expires) <= _MAX_EXPIRES_DIGITS):
+            raise LinkRefused("The image link's 'expires' is not a Unix time.")
+        if not (signature.isascii() and len(signature) == _SIGNATURE_CHARS):
+            raise LinkRefused("The image link's signature is not valid.")
         expected = self._sign(key, int(expires))
         if not hmac.compare_digest(expected, signature):
             raise LinkRefused("The image link's signature is not valid.")

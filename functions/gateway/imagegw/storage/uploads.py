@@ -220,7 +220,8 @@ class LocalUploadStore(UploadStore):
 
     def policy(self, file_id: str, *, policy: str, signature: str) -> dict[str, Any]:
         """The upload's signed policy, if the form carries a genuine, current one for it."""
-        if not hmac.compare_digest(self._sign(policy), signature):
+        # compare_digest raises on non-ASCII text: such a signature is simply not genuine.
+        if not signature.isascii() or not hmac.compare_digest(self._sign(policy), signature):
             raise UploadRefused("The upload form's signature is not valid.")
         document: dict[str, Any] = json.loads(base64.b64decode(policy, validate=True))
         if document.get("file_id") != file_id:

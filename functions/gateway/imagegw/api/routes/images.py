@@ -18,6 +18,7 @@ from fastapi.responses import StreamingResponse
 from imagegw.api.context import ApiContext
 from imagegw.api.deps import RuntimeDep, require_scope
 from imagegw.errors import NotFound, PayloadTooLarge, UnsupportedMediaType
+from imagegw.fastpath.content_length import declared_length
 from imagegw.generation.delivery_policy import HTTP_DELIVERY
 from imagegw.state.auth import SCOPE_GENERATE, Principal
 from imagegw.storage.local import FILES_PATH, LocalImageStore
@@ -70,7 +71,9 @@ async def read_json_body(request: Request, limit: int) -> bytes:
         )
     too_large = PayloadTooLarge(f"The request body is larger than {limit} bytes.")
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
+    # declared_length: no int() of thousands of digits (Python's 4,300 limit raises).
+    length = declared_length(declared)
+    if length is not None and length > limit:
         raise too_large
     chunks = []
     size = 0

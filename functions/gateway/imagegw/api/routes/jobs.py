@@ -6,7 +6,6 @@ Only the key that submitted a job may read it (matched by key name); anyone else
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -16,6 +15,7 @@ from imagegw.api.context import ApiContext
 from imagegw.api.deps import RuntimeDep, require_scope
 from imagegw.api.routes.images import gateway_base_url
 from imagegw.errors import NotFound
+from imagegw.fastpath import jsonbody
 from imagegw.state.auth import SCOPE_GENERATE, Principal
 
 if TYPE_CHECKING:
@@ -49,7 +49,8 @@ async def get_job(job_id: str, request: Request, caller: Caller, runtime: Runtim
     )
     # A running job changes; a finished one carries links that expire: never cache either.
     return Response(
-        content=json.dumps(view, ensure_ascii=False).encode("utf-8"),
+        # jsonbody.dumps is total: an upstream's revised prompt may hold a lone surrogate.
+        content=jsonbody.dumps(view),
         media_type="application/json",
         headers={"cache-control": "no-store"},
     )

@@ -33,6 +33,7 @@ from imagegw.errors import (
     UnknownParameter,
     UploadRefused,
 )
+from imagegw.fastpath.content_length import declared_length
 from imagegw.state.auth import SCOPE_GENERATE, Principal
 from imagegw.storage.uploads import (
     FILE_FIELD,
@@ -116,8 +117,9 @@ async def receive_upload(file_id: str, request: Request, runtime: RuntimeDep) ->
     if not isinstance(store, LocalUploadStore):
         raise NotFound("Uploads go to the storage backend, not the gateway.")
     limit = runtime.settings.edit_max_image_bytes + _FORM_OVERHEAD_BYTES
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    # declared_length: ASCII digits only, no int() of thousands of them.
+    declared = declared_length(request.headers.get("content-length"))
+    if declared is not None and declared > limit:
         raise PayloadTooLarge(f"The upload is larger than {limit} bytes.")
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != (
         "multipart/form-data"
@@ -162,10 +164,9 @@ async def receive_upload(file_id: str, request: Request, runtime: RuntimeDep) ->
 
 
 def _object(raw: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise MalformedBody("The request body is not valid JSON.") from exc
-    if not isinstance(document, dict):
-        raise MalformedBody("The request body must be a JSON object.")
+    # Total (schemas.load_json_object): surrogates, huge integers, NaN are 400s naming a field.
+    # Imported here: the request schema is not part of a cold start's import.
+    from imagegw.schemas import load_json_object
+
+    document = load_json_object(raw)
     return {key: value for key, value in document.items() if value is not None}

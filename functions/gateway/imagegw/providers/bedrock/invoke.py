@@ -16,7 +16,7 @@ from typing import Any
 
 from imagegw.errors import UpstreamBadResponse, UpstreamError
 from imagegw.providers.aspect_ratios import RatioChoice
-from imagegw.providers.base import MEDIA_TYPES, GeneratedImage, ImageRequest
+from imagegw.providers.base import MEDIA_TYPES, GeneratedImage, ImageRequest, json_body
 from imagegw.providers.dimensions import image_format
 from imagegw.providers.fanout import Slot
 from imagegw.providers.inputs import image_strength
@@ -39,7 +39,7 @@ def invoke_body(request: ImageRequest, choice: RatioChoice) -> bytes:
         body["seed"] = request.seed
     if request.output_format is not None:
         body["output_format"] = request.output_format
-    return json.dumps(body, ensure_ascii=False).encode("utf-8")
+    return json_body(body)
 
 
 def parse_answer(content: bytes) -> Slot:

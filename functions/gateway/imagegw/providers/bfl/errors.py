@@ -12,7 +12,6 @@ BFL's error bodies are FastAPI's ``{"detail": "..." | [{"loc", "msg"}...]}`` or
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -27,6 +26,7 @@ from imagegw.errors import (
     UpstreamAuthFailed,
     UpstreamError,
 )
+from imagegw.providers.base import error_document
 
 # Used when a 429 says nothing about when to come back.
 DEFAULT_RETRY_AFTER_SECONDS = 5
@@ -140,8 +140,6 @@ def _detail(content: bytes) -> str:
 
 
 def _document(content: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(content)
-    except ValueError:
-        return {}
+    # Total: not JSON is {}; nested too deeply is a 502 (providers/base.py).
+    document = error_document(content, upstream="Black Forest Labs")
     return document if isinstance(document, dict) else {}

@@ -12,14 +12,13 @@ in which a task may already be billed), else the first.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from decimal import Decimal
 
 import httpx
 
 from imagegw.errors import ContentPolicyViolation, GatewayError
-from imagegw.providers.base import MEDIA_TYPES, ImageProvider, ImageRequest, ImageResult
+from imagegw.providers.base import MEDIA_TYPES, ImageProvider, ImageRequest, ImageResult, json_body
 from imagegw.providers.bfl import shapes
 from imagegw.providers.bfl.task import Delivered, Endpoint, Polling, Task
 from imagegw.providers.progress import report_progress
@@ -137,4 +136,4 @@ def _combine(
 
 
 def _encode(body: dict[str, object]) -> bytes:
-    return json.dumps(body, ensure_ascii=False).encode("utf-8")
+    return json_body(body)  # total: a lone surrogate is escaped, never an encode error

@@ -400,8 +400,10 @@ def _download_failed(what: str) -> UpstreamError:
 
 def _json_object(content: bytes) -> dict[str, Any] | None:
     try:
+        # NaN is tolerated here (a task that may be billed is not refused over its cost, which
+        # _cost_usd checks); nesting beyond the recursion limit is not JSON.
         document = json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return document if isinstance(document, dict) else None
 
@@ -411,7 +413,9 @@ def _cost_usd(document: dict[str, Any]) -> Decimal | None:
     cost = document.get("cost")
     if isinstance(cost, bool) or not isinstance(cost, int | float):
         return None
-    if not math.isfinite(cost) or not 0 <= cost < 1_000_000:
+    # The range first: math.isfinite() of an integer of 400 digits raises OverflowError, and
+    # NaN fails every comparison.
+    if not 0 <= cost < 1_000_000 or not math.isfinite(cost):
         return None
     return Decimal(str(cost)) / 100
 

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 
 import httpx
 
+from imagegw.fastpath.content_length import declared_length
+from imagegw.fastpath.http_pool import ACCEPT_ENCODING, iter_body
+
 BFL_DOMAIN = "bfl.ai"
 # Submit and poll answers are a few hundred bytes; anything near this is not BFL's answer.
 MAX_ANSWER_BYTES = 1024 * 1024
@@ -95,6 +98,8 @@ async def fetch(
     httpx's exceptions pass through: what they mean (sent or not, billed or not) depends on
     the call, so the caller maps them. An answer that breaks off once started is ``Truncated``.
     """
+    # Only encodings the gateway inflates with a bound (http_pool).
+    headers = {"Accept-Encoding": ACCEPT_ENCODING, **headers}
     request = http.build_request(method, url, headers=headers, content=content, timeout=timeouts)
     response = await http.send(request, stream=True)
     try:
@@ -113,7 +118,12 @@ async def download(
 ) -> Answer:
     """GET a result link without credentials, following a few redirects that are trusted too."""
     for _ in range(MAX_REDIRECTS + 1):
-        request = http.build_request("GET", url, headers={"Accept": "image/*"}, timeout=timeouts)
+        request = http.build_request(
+            "GET",
+            url,
+            headers={"Accept": "image/*", "Accept-Encoding": ACCEPT_ENCODING},
+            timeout=timeouts,
+        )
         response = await http.send(request, stream=True)
         try:
             location = response.headers.get("location")
@@ -126,15 +136,16 @@ async def download(
 
 
 async def _read(response: httpx.Response, limit: int) -> bytes:
-    declared = response.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(int(declared), limit)
+    declared = declared_length(response.headers.get("content-length"))
+    if declared is not None and declared > limit:
+        raise BodyTooLarge(declared, limit)
     body = bytearray()
     try:
-        async for piece in response.aiter_bytes():
+        # Decoded in bounded pieces (http_pool.iter_body): a gzip bomb stops at the limit.
+        async for piece in iter_body(
+            response, limit, too_large=lambda cap: BodyTooLarge(None, cap)
+        ):
             body += piece
-            if len(body) > limit:
-                raise BodyTooLarge(None, limit)
     except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
         raise Truncated(f"the answer broke off after {len(body)} bytes") from exc
     return bytes(body)

@@ -112,7 +112,7 @@ def _service_account(config: Mapping[str, Any]) -> Mapping[str, Any] | None:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             # Never echo the text: it holds a private key.
             raise ProviderNotConfigured(
                 f"The provider 'google' is not configured: {origin} is not valid JSON."

@@ -9,7 +9,6 @@ or quota are told without it.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -23,7 +22,9 @@ from imagegw.errors import (
     RateLimited,
     UpstreamAuthFailed,
     UpstreamError,
+    relayed,
 )
+from imagegw.providers.base import error_document
 
 # Used when a 429 says nothing about when to come back.
 DEFAULT_RETRY_AFTER_SECONDS = 5
@@ -47,7 +48,8 @@ _AUTH_MESSAGE = (
 
 def translate_error(status: int, content: bytes, headers: Mapping[str, str]) -> GatewayError:
     error = _error_object(content)
-    canonical = _str(error.get("status"))
+    # Quoted in messages: short, scrubbed (relayed), whatever Google's front end sent.
+    canonical = relayed(error.get("status"), limit=60)
     reasons = _reasons(error)
     if status in (401, 403) or any(reason.startswith("API_KEY_") for reason in reasons):
         # The Gemini API answers a bad key with 400 INVALID_ARGUMENT, reason API_KEY_INVALID.
@@ -56,7 +58,8 @@ def translate_error(status: int, content: bytes, headers: Mapping[str, str]) -> 
         if _is_safety_block(error, reasons):
             return ContentPolicyViolation(CONTENT_POLICY_MESSAGE, code="content_policy_violation")
         if canonical == "INVALID_ARGUMENT":
-            message = _str(error.get("message")) or "The request was invalid."
+            # Google's words, scrubbed: a front end may echo the request's key or token.
+            message = relayed(error.get("message")) or "The request was invalid."
             return InvalidRequest(
                 f"Google rejected the request: {message}", code="invalid_argument"
             )
@@ -114,10 +117,7 @@ def _details(error: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def _error_object(content: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(content)
-    except ValueError:
-        return {}
+    document = error_document(content, upstream="Google")
     # Some Google front ends wrap the envelope in a one-element list.
     if isinstance(document, list) and len(document) == 1:
         document = document[0]

@@ -15,7 +15,7 @@ from typing import Any
 
 import imagegw.providers.google.output as output
 from imagegw.errors import InvalidRequest, UpstreamBadResponse
-from imagegw.providers.base import GeneratedImage, ImageRequest
+from imagegw.providers.base import GeneratedImage, ImageRequest, upstream_text
 from imagegw.providers.google.sizes import SizeChoice
 
 # finishReason values that mean "withheld by a safety or policy filter" (python-genai
@@ -92,8 +92,8 @@ def parse_content(payload: Any, request: ImageRequest) -> CallOutcome:
         inline = part.get("inlineData")
         if isinstance(inline, dict) and found is None:
             found = (inline.get("data"), inline.get("mimeType"))
-        elif isinstance(part.get("text"), str):
-            texts.append(part["text"])
+        elif (text := upstream_text(part.get("text"))) is not None:
+            texts.append(text)
     if found is not None:
         revised = output.rewritten_prompt(" ".join(texts) if texts else None, request.prompt)
         return CallOutcome(output.image(*found, revised_prompt=revised), usage)

@@ -11,7 +11,7 @@ from typing import Any
 
 import imagegw.providers.google.output as output
 from imagegw.errors import ContentPolicyViolation, UpstreamBadResponse
-from imagegw.providers.base import MEDIA_TYPES, ImageRequest, ImageResult
+from imagegw.providers.base import MEDIA_TYPES, ImageRequest, ImageResult, upstream_text
 from imagegw.providers.google.errors import CONTENT_POLICY_MESSAGE
 from imagegw.providers.google.sizes import SizeChoice
 
@@ -55,7 +55,7 @@ def parse_predictions(payload: Any, request: ImageRequest, choice: SizeChoice) -
                 prediction["bytesBase64Encoded"],
                 prediction.get("mimeType") or default_type,
                 revised_prompt=output.rewritten_prompt(
-                    _str(prediction.get("prompt")), request.prompt
+                    upstream_text(prediction.get("prompt")), request.prompt
                 ),
             )
         )

@@ -11,7 +11,6 @@ and the caller is told how many are missing and why.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -26,12 +25,19 @@ from imagegw.errors import (
     ContentPolicyViolation,
     GatewayError,
     ProviderNotConfigured,
-    UpstreamBadResponse,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnreachable,
 )
-from imagegw.providers.base import ImageProvider, ImageRequest, ImageResult
+from imagegw.fastpath.http_pool import post_for_body
+from imagegw.providers.base import (
+    ImageProvider,
+    ImageRequest,
+    ImageResult,
+    answer_limit,
+    json_body,
+    parse_answer,
+)
 from imagegw.providers.google.errors import CONTENT_POLICY_MESSAGE, translate_error
 from imagegw.providers.progress import report_progress
 
@@ -134,7 +140,13 @@ class GoogleProvider(ImageProvider):
             # One deadline for the token and the call: httpx's read timeout restarts with every
             # chunk, so a trickling upstream could otherwise outlive API Gateway.
             async with asyncio.timeout(request.timeout_seconds):
-                payload = await self._post(url, body, vertex.headers, request.timeout_seconds)
+                payload = await self._post(
+                    url,
+                    body,
+                    vertex.headers,
+                    request.timeout_seconds,
+                    max_bytes=answer_limit(request),
+                )
         except TimeoutError as exc:
             raise _too_slow(request) from exc
         return imagen.parse_predictions(payload, request, choice)
@@ -163,7 +175,10 @@ class GoogleProvider(ImageProvider):
             nonlocal done
             async with gate:
                 remaining = deadline - loop.time()
-                payload = await self._post(url, body, target.headers, remaining)
+                # One image per call: the cap is one image's worth.
+                payload = await self._post(
+                    url, body, target.headers, remaining, max_bytes=answer_limit(request, images=1)
+                )
             outcome = gemini.parse_content(payload, request)
             if outcome.image is not None:
                 # One call, one image: the fan-out's own count, for a job's progress.
@@ -189,6 +204,8 @@ class GoogleProvider(ImageProvider):
         body: bytes,
         auth_headers: Callable[[], Awaitable[dict[str, str]]],
         timeout_seconds: float,
+        *,
+        max_bytes: int,
     ) -> Any:
         if timeout_seconds <= 0:
             raise UpstreamTimeout("The request's deadline passed before the call to Google.")
@@ -197,7 +214,15 @@ class GoogleProvider(ImageProvider):
             timeout_seconds, connect=min(self._connect_timeout, timeout_seconds)
         )
         try:
-            response = await self._http.post(url, content=body, headers=headers, timeout=timeout)
+            # Read into a buffer that grows with what arrives, cut off beyond ``max_bytes``.
+            response, content = await post_for_body(
+                self._http,
+                url,
+                content=body,
+                headers=headers,
+                timeouts=timeout,
+                max_bytes=max_bytes,
+            )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise UpstreamUnreachable(
                 "The gateway could not connect to Google; the request was not sent."
@@ -212,11 +237,8 @@ class GoogleProvider(ImageProvider):
                 "The connection to Google failed while the request was in flight."
             ) from exc
         if response.status_code != 200:
-            raise translate_error(response.status_code, response.content, response.headers)
-        try:
-            return json.loads(response.content)
-        except ValueError as exc:
-            raise UpstreamBadResponse("Google answered with a body that is not JSON.") from exc
+            raise translate_error(response.status_code, bytes(content), response.headers)
+        return parse_answer(content, upstream="Google")
 
 
 def _combine(
@@ -276,4 +298,4 @@ def _too_slow(request: ImageRequest) -> UpstreamTimeout:
 
 
 def _encode(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, ensure_ascii=False).encode("utf-8")
+    return json_body(body)

@@ -21,6 +21,7 @@ from imagegw.errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
+from imagegw.fastpath.http_pool import ACCEPT_ENCODING, iter_body
 from imagegw.providers import aspect_ratios, fanout
 from imagegw.providers.base import ImageProvider, ImageRequest, ImageResult
 from imagegw.providers.dimensions import image_format, size
@@ -109,7 +110,12 @@ class StabilityProvider(ImageProvider):
             "POST",
             url,
             content=body,
-            headers={**self._headers, "Content-Type": content_type},
+            # Only encodings the gateway inflates with a bound (http_pool).
+            headers={
+                **self._headers,
+                "Content-Type": content_type,
+                "Accept-Encoding": ACCEPT_ENCODING,
+            },
             timeout=timeout,
         )
         answered = False
@@ -144,14 +150,10 @@ class StabilityProvider(ImageProvider):
 
 
 async def _read_capped(response: httpx.Response) -> bytearray:
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
-        raise _too_large()
     content = bytearray()
-    async for piece in response.aiter_bytes():
+    # Decoded in bounded pieces, the declared length checked first (http_pool.iter_body).
+    async for piece in iter_body(response, MAX_ANSWER_BYTES, too_large=lambda _: _too_large()):
         content += piece
-        if len(content) > MAX_ANSWER_BYTES:
-            raise _too_large()
     return content
 
 

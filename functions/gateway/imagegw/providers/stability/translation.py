@@ -10,7 +10,6 @@ image, a blurred one: it is a withheld slot here, never delivered. Errors are
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -26,8 +25,9 @@ from imagegw.errors import (
     UpstreamBadResponse,
     UpstreamError,
 )
+from imagegw.fastpath import upstream_json
 from imagegw.providers.aspect_ratios import RatioChoice
-from imagegw.providers.base import MEDIA_TYPES, GeneratedImage, ImageRequest
+from imagegw.providers.base import MEDIA_TYPES, GeneratedImage, ImageRequest, error_document
 from imagegw.providers.dimensions import image_format
 from imagegw.providers.fanout import Slot
 from imagegw.providers.inputs import image_strength
@@ -74,8 +74,9 @@ def edit_files(request: ImageRequest) -> list[tuple[str, str, str, bytes]]:
 
 def parse_answer(content: bytes | bytearray) -> Slot:
     try:
-        payload = json.loads(content)
-    except (ValueError, RecursionError) as exc:
+        # Total: deep nesting, NaN and Infinity are a ValueError too.
+        payload = upstream_json.parse(content)
+    except ValueError as exc:
         raise UpstreamBadResponse("Stability AI answered with a body that is not JSON.") from exc
     if not isinstance(payload, dict):
         raise UpstreamBadResponse("Stability AI answered with something other than an object.")
@@ -139,10 +140,8 @@ def translate_error(
 
 
 def _error_document(content: bytes | bytearray) -> dict[str, Any]:
-    try:
-        document = json.loads(content)
-    except (ValueError, RecursionError):
-        return {}
+    # Not JSON is {}; nested too deeply is a 502 like every provider's (providers/base.py).
+    document = error_document(content, upstream="Stability AI")
     return document if isinstance(document, dict) else {}
 
 
