@@ -124,7 +124,7 @@ def test_bad_upload_requests(tmp_path: Path) -> None:
     assert_error(unknown, 400, code="unknown_parameter", param="name")
     assert_error(negative, 400, code="invalid_type", param="bytes")
     assert anonymous.status_code == 401
-    assert_error(no_form, 400, code="invalid_json")
+    assert_error(no_form, 400, code="invalid_multipart")
 
 
 def test_a_non_ascii_form_signature_or_a_hostile_ticket_body_is_refused_not_a_500(

@@ -252,8 +252,8 @@ def check_bytecode(*roots: Path) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     "root",
-    [BUILD / "GatewayFunction", BUILD / "WorkerFunction", BUILD / LAYER / "python"],
-    ids=["gateway", "worker", "layer"],
+    [*(BUILD / function for function in FUNCTIONS), BUILD / LAYER / "python"],
+    ids=[*FUNCTIONS, "layer"],
 )
 def test_built_artifact_ships_unchecked_hash_bytecode_for_every_module(root: Path) -> None:
     require_build(root)

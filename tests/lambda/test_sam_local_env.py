@@ -29,7 +29,7 @@ ENV_FILE = REPO / "events" / "env.local.json"
 TEMPLATE = REPO / "template.yaml"
 SAM_PYTHON = REPO / ".venv-sam" / "bin" / "python"
 RESOLVE = REPO / "tests" / "deploy" / "sam_local_env.py"
-FUNCTIONS = ("GatewayFunction", "WorkerFunction")
+FUNCTIONS = ("GatewayFunction", "WorkerFunction", "WebSocketFunction")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

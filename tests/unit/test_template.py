@@ -336,7 +336,10 @@ def test_dependencies_layer_is_built_from_pinned_requirements(template: dict[str
 @pytest.mark.parametrize(
     ("makefile", "targets"),
     [
-        ("functions/gateway/Makefile", ["build-GatewayFunction", "build-WorkerFunction"]),
+        (
+            "functions/gateway/Makefile",
+            ["build-GatewayFunction", "build-WorkerFunction", "build-WebSocketFunction"],
+        ),
         ("layers/deps/Makefile", ["build-DependenciesLayer"]),
     ],
 )
@@ -1095,11 +1098,13 @@ def test_a_message_in_a_failure_queue_raises_an_alarm(template: dict[str, Any], 
     assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
 
 
-@pytest.mark.parametrize("function", ["GatewayFunction", "WorkerFunction"])
+@pytest.mark.parametrize("function", ["GatewayFunction", "WorkerFunction", "WebSocketFunction"])
 @pytest.mark.parametrize("metric", ["Errors", "Throttles"])
 def test_function_errors_and_throttles_raise_alarms(
     template: dict[str, Any], function: str, metric: str
 ) -> None:
+    functions = resources_of_type(template, "AWS::Serverless::Function")
+    assert set(functions) == {"GatewayFunction", "WorkerFunction", "WebSocketFunction"}
     alarm = alarm_on(template, "AWS/Lambda", metric, {"Ref": function})
     assert alarm["Statistic"] == "Sum"
     assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")

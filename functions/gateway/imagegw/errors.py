@@ -11,7 +11,7 @@ delivery raise these; only ``render`` turns one into an HTTP body, always OpenAI
     │   ├── InvalidType                  400 code=invalid_type
     │   ├── InvalidValue                 400 code=invalid_value
     │   ├── PromptTooLong                400 code=string_above_max_length
-    │   ├── MalformedBody                400 code=invalid_json
+    │   ├── MalformedBody                400 code=invalid_json | invalid_multipart
     │   ├── InvalidImage                 400 code=invalid_image | invalid_image_format |
     │   │                                    image_too_large (pixels) | invalid_mask
     │   ├── ForbiddenImageUrl            400 code=image_url_not_allowed (SSRF guard)

@@ -82,7 +82,9 @@ async def _from_multipart(request: Request, max_body_bytes: int) -> EditSubmissi
     try:
         form = await parser.parse()
     except MultiPartException as exc:
-        raise MalformedBody(f"The multipart/form-data body cannot be read: {exc}") from exc
+        raise MalformedBody(
+            f"The multipart/form-data body cannot be read: {exc}", code="invalid_multipart"
+        ) from exc
     try:
         return await _submission_from_form(form.multi_items())
     finally:

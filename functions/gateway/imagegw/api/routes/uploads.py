@@ -124,7 +124,9 @@ async def receive_upload(file_id: str, request: Request, runtime: RuntimeDep) ->
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != (
         "multipart/form-data"
     ):
-        raise MalformedBody("An upload form is sent as multipart/form-data.")
+        raise MalformedBody(
+            "An upload form is sent as multipart/form-data.", code="invalid_multipart"
+        )
 
     async def limited() -> Any:
         size = 0
@@ -138,7 +140,9 @@ async def receive_upload(file_id: str, request: Request, runtime: RuntimeDep) ->
     try:
         form = await parser.parse()
     except MultiPartException as exc:
-        raise MalformedBody(f"The upload form cannot be read: {exc}") from exc
+        raise MalformedBody(
+            f"The upload form cannot be read: {exc}", code="invalid_multipart"
+        ) from exc
     try:
         policy, signature = form.get("policy"), form.get("signature")
         content_type, file = form.get("Content-Type"), form.get(FILE_FIELD)
