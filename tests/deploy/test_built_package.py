@@ -90,10 +90,8 @@ def test_built_function_is_exactly_the_package_source(function: str) -> None:
     built = BUILD / function
     require_build(built)
     # The package and nothing else: no tests, no requirements, no stray files.
-    # run.sh: the streaming function's start script (template.yaml, StreamingFunction).
     assert sorted(path.name for path in built.iterdir() if path.name != "__pycache__") == [
-        "imagegw",
-        "run.sh",
+        "imagegw"
     ]
     package = SOURCE / "imagegw"
     assert source_files(built / "imagegw") == source_files(package)

@@ -338,7 +338,12 @@ def test_dependencies_layer_is_built_from_pinned_requirements(template: dict[str
     [
         (
             "functions/gateway/Makefile",
-            ["build-GatewayFunction", "build-WorkerFunction", "build-WebSocketFunction"],
+            [
+                "build-GatewayFunction",
+                "build-WorkerFunction",
+                "build-WebSocketFunction",
+                "build-StreamingFunction",
+            ],
         ),
         ("layers/deps/Makefile", ["build-DependenciesLayer"]),
     ],
@@ -1079,7 +1084,9 @@ def test_alarms_exist_without_a_topic_and_notify_it_when_given(template: dict[st
     found = alarms(template)
     assert len(found) >= 8
     for name, properties in found.items():
-        assert "Condition" not in template["Resources"][name], name
+        # Alarms exist whatever the topic; only an optional function's come and go with it.
+        condition = template["Resources"][name].get("Condition")
+        assert condition in (None, "StreamingEnabled"), name
         assert properties["AlarmActions"] == TOPIC_ACTIONS, name
         assert properties["OKActions"] == TOPIC_ACTIONS, name
         # A quiet stack has no datapoints; that is not a failure.
@@ -1098,13 +1105,20 @@ def test_a_message_in_a_failure_queue_raises_an_alarm(template: dict[str, Any], 
     assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
 
 
-@pytest.mark.parametrize("function", ["GatewayFunction", "WorkerFunction", "WebSocketFunction"])
+@pytest.mark.parametrize(
+    "function", ["GatewayFunction", "WorkerFunction", "WebSocketFunction", "StreamingFunction"]
+)
 @pytest.mark.parametrize("metric", ["Errors", "Throttles"])
 def test_function_errors_and_throttles_raise_alarms(
     template: dict[str, Any], function: str, metric: str
 ) -> None:
     functions = resources_of_type(template, "AWS::Serverless::Function")
-    assert set(functions) == {"GatewayFunction", "WorkerFunction", "WebSocketFunction"}
+    assert set(functions) == {
+        "GatewayFunction",
+        "WorkerFunction",
+        "WebSocketFunction",
+        "StreamingFunction",
+    }
     alarm = alarm_on(template, "AWS/Lambda", metric, {"Ref": function})
     assert alarm["Statistic"] == "Sum"
     assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
