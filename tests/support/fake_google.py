@@ -715,6 +715,8 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
+    _in_flight = False  # counted in the fake's in_flight (one request per handler)
+
     protocol_version = "HTTP/1.1"
     server_version = "fake-google/1.0"
     timeout = 10
@@ -744,6 +746,7 @@ class _Handler(BaseHTTPRequestHandler):
         with fake._lock:
             fake.in_flight += 1
             fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+        self._in_flight = True
         try:
             try:
                 reply = fake.handle(self.path, headers, body)
@@ -751,8 +754,15 @@ class _Handler(BaseHTTPRequestHandler):
                 reply = refusal.reply
             self._answer(reply, recorded.json)
         finally:
-            with fake._lock:
-                fake.in_flight -= 1
+            self._leave()
+
+    def _leave(self) -> None:
+        """No longer in flight: called before the answer's first byte is written, so a client
+        that starts its next call on receiving it never sees this one still counted."""
+        if self._in_flight:
+            self._in_flight = False
+            with self.server.fake._lock:
+                self.server.fake.in_flight -= 1
 
     def _answer(self, reply: Reply, document: Any) -> None:
         fake = self.server.fake
@@ -764,6 +774,7 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(reply, Hangup):
             return
         status, headers, body = _render(fake, reply, self.path, document)
+        self._leave()
         try:
             self.send_response(status)
             self.send_header("Content-Length", str(len(body)))
