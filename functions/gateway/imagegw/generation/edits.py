@@ -44,11 +44,7 @@ from imagegw.generation.input_images import (
 from imagegw.generation.service import (
     GenerationOutcome,
     PreparedGeneration,
-    _delivered,
-    account,
-    run_generation,
-    served_model,
-    spend_of,
+    deliver_prepared,
 )
 from imagegw.generation.validation import validate
 from imagegw.providers.inputs import InputImage
@@ -237,30 +233,14 @@ async def edit_images(
 ) -> GenerationOutcome:
     """An edit, delivered like a generation (``service.generate_images``, without fallbacks)."""
     prepared = await prepare_edit(runtime, principal, submission, delivery=delivery)
-    assert prepared.body is not None
-    async with runtime.reliability.guard(
+    # Without fallbacks (see the module docstring).
+    return await deliver_prepared(
+        runtime,
         principal,
-        prepared.body,
-        idempotency_key,
-        images=prepared.validated.image_request.n,
-        spend=spend_of(runtime, prepared),
-        budget_seconds=prepared.validated.image_request.timeout_seconds,
-        image_store=lambda: runtime.image_store,
+        prepared,
         base_url=base_url,
-    ) as guard:
-        if guard.replay is not None:
-            return GenerationOutcome(*guard.replay)
-        # No principal: run_generation then uses no fallbacks (see the module docstring).
-        result = await run_generation(runtime, prepared, client=principal.name, deadline=deadline)
-        outcome = await _delivered(
-            runtime, prepared, result, guard.image_store, base_url, response_limit
-        )
-        guard.succeeded(
-            outcome.content,
-            outcome.headers,
-            delivered=len(result.images),
-            model=served_model(prepared, result),
-            cost=outcome.cost,
-        )
-        account(runtime, prepared, result, outcome.cost, key=principal.name)
-        return outcome
+        deadline=deadline,
+        response_limit=response_limit,
+        idempotency_key=idempotency_key,
+        fallbacks=False,
+    )

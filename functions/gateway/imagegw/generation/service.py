@@ -244,8 +244,33 @@ async def generate_images(
 ) -> GenerationOutcome:
     """``response_limit``: the largest serialized Lambda result allowed (None: no limit)."""
     prepared = prepare_generation(runtime, principal, raw_body, delivery=delivery)
+    return await deliver_prepared(
+        runtime,
+        principal,
+        prepared,
+        base_url=base_url,
+        deadline=deadline,
+        response_limit=response_limit,
+        idempotency_key=idempotency_key,
+        fallbacks=True,
+    )
+
+
+async def deliver_prepared(
+    runtime: GenerationContext,
+    principal: Principal,
+    prepared: PreparedGeneration,
+    *,
+    base_url: str,
+    deadline: Deadline | None,
+    response_limit: int | None,
+    idempotency_key: str | None,
+    fallbacks: bool,
+) -> GenerationOutcome:
+    """The paid part of a prepared request (a generation or an edit), guarded: Idempotency-Key
+    replay, per-key limits and spend budgets (reliability.py), the upstream call (with the
+    catalog's fallbacks when ``fallbacks``), delivery, and the accounting of what it cost."""
     assert prepared.body is not None
-    # Idempotency-Key replay and per-key limits around the paid part (reliability.py).
     async with runtime.reliability.guard(
         principal,
         prepared.body,
@@ -259,7 +284,11 @@ async def generate_images(
         if guard.replay is not None:
             return GenerationOutcome(*guard.replay)
         result = await run_generation(
-            runtime, prepared, client=principal.name, deadline=deadline, principal=principal
+            runtime,
+            prepared,
+            client=principal.name,
+            deadline=deadline,
+            principal=principal if fallbacks else None,
         )
         outcome = await _delivered(
             runtime, prepared, result, guard.image_store, base_url, response_limit
