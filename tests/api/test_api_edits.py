@@ -164,8 +164,10 @@ def test_models_publish_their_edit_capabilities(client: TestClient) -> None:
     assert models["local/sketch"]["edits"] == {
         "max_input_images": 16,
         "mask": True,
+        "mask_required": False,
         "input_fidelities": [],
     }
+    assert models["local/sketch"]["generations"] is True
     assert models["google/gemini-3.1-flash-image"]["edits"]["mask"] is False
     assert models["openai/gpt-image-1-mini"]["edits"]["input_fidelities"] == ["low"]
     assert models["local/classic"]["edits"] is None

@@ -1249,6 +1249,33 @@ def bedrock_models() -> set[str]:
     return {spec.upstream_model for spec in load_catalog() if spec.provider == "bedrock"}
 
 
+# A cross-Region inference profile's id starts with its geography ("us.stability...").
+PROFILE_PREFIXES = ("us.", "eu.", "apac.")
+
+
+def bedrock_grants() -> set[str]:
+    """The ARNs the catalog's bedrock/* models need: a foundation model in the chosen Region, or
+    an inference profile there plus its model in every Region the profile routes to."""
+    from imagegw.catalog import load_catalog
+
+    partition = "arn:${AWS::Partition}:bedrock"
+    grants: set[str] = set()
+    for spec in load_catalog():
+        if spec.provider != "bedrock":
+            continue
+        model = spec.upstream_model
+        if not model.startswith(PROFILE_PREFIXES):
+            assert spec.upstream_option("profile_regions") is None
+            grants.add(f"{partition}:${{BedrockRegion}}::foundation-model/{model}")
+            continue
+        regions = (spec.upstream_option("profile_regions") or "").split()
+        assert regions, f"{spec.id}: an inference profile needs upstream_options.profile_regions"
+        grants.add(f"{partition}:${{BedrockRegion}}:${{AWS::AccountId}}:inference-profile/{model}")
+        base = model.split(".", 1)[1]
+        grants.update(f"{partition}:{region}::foundation-model/{base}" for region in regions)
+    return grants
+
+
 def test_bedrock_is_off_by_default_and_one_parameter_enables_it(template: dict[str, Any]) -> None:
     parameter = template["Parameters"]["BedrockRegion"]
     assert parameter["Default"] == ""
@@ -1277,12 +1304,13 @@ def test_bedrock_grant_is_exactly_the_catalogs_models_in_the_chosen_region(
     (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Effect"] == "Allow"
     assert statement["Action"] == "bedrock:InvokeModel"
-    granted = {arn["Fn::Sub"] for arn in statement["Resource"]}
-    assert len(bedrock_models()) == 3
-    assert granted == {
-        f"arn:${{AWS::Partition}}:bedrock:${{BedrockRegion}}::foundation-model/{model}"
-        for model in bedrock_models()
-    }
+    granted = [arn["Fn::Sub"] for arn in statement["Resource"]]
+    assert len(bedrock_models()) == 4
+    assert len(granted) == len(set(granted))
+    assert set(granted) == bedrock_grants()
+    # The inpainting profile and its three Regions, nothing broader (no wildcard).
+    assert len(granted) == 3 + 1 + 3
+    assert not any("*" in arn for arn in granted)
 
 
 def test_no_other_statement_mentions_bedrock(template: dict[str, Any]) -> None:

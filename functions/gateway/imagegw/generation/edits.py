@@ -109,6 +109,12 @@ def check_edit_capabilities(
             "the area to change in the prompt instead, and send the request without 'mask'.",
             param="mask",
         )
+    if submission.mask is None and spec.mask_required:
+        raise MissingParameter(
+            f"The model `{spec.id}` repaints the area a mask marks and needs 'mask': a PNG the "
+            "size of the image whose transparent pixels (alpha 0) are the area to change.",
+            param="mask",
+        )
     if body.stream:
         # Generations stream (generation/streaming.py); edits do not yet, and answering a
         # streamed request with plain JSON would change what was asked.

@@ -20,11 +20,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from imagegw.catalog import Resolution
+from imagegw.catalog import ModelSpec, Resolution
 from imagegw.catalog.prices import Cost, cost_body, cost_header
 from imagegw.errors import (
     ContentPolicyViolation,
     GatewayError,
+    InvalidValue,
     MissingParameter,
     PayloadTooLarge,
     StorageUnavailable,
@@ -104,6 +105,7 @@ def prepare_generation(
             )
         resolution = runtime.catalog.resolve(requested, runtime.today())
         principal.require_model(resolution.spec.id)
+        check_generates(runtime, resolution.spec)
         validated = validate(
             body,
             resolution,
@@ -119,6 +121,24 @@ def prepare_generation(
         )
         raise
     return PreparedGeneration(resolution, validated, body)
+
+
+def check_generates(runtime: GenerationContext, spec: ModelSpec) -> None:
+    """An edit-only model (catalog: ``generations = false``) refuses a generation, saying where
+    it is served, rather than failing upstream or editing nothing."""
+    if spec.generations:
+        return
+    today = runtime.today()
+    generators = [s.id for s in runtime.catalog if s.generations and not s.is_retired(today)]
+    shown = ", ".join(generators[:8]) + (", ..." if len(generators) > 8 else "")
+    raise InvalidValue(
+        f"The model `{spec.id}` only edits images: it cannot serve /v1/images/generations. "
+        "Send it to POST /v1/images/edits (client.images.edit) with an image"
+        f"{' and a mask' if spec.mask_required else ''}, or generate with a model that "
+        f"generates: {shown or '(none)'} (GET /v1/models: capabilities.generations).",
+        param="model",
+        code="model_only_edits",
+    )
 
 
 async def run_generation(
