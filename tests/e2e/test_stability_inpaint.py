@@ -213,6 +213,10 @@ def test_url_delivery_and_extensions(oai: openai.OpenAI, upstream: Upstream) -> 
     )
 
     assert len(response.data) == 2
+    # Priced per delivered image (docs/costs.md): 5 credits on Stability's API, 0.07 on Bedrock.
+    price = {"stability": 0.1, "bedrock": 0.14}[upstream.name]
+    cost = (response.model_extra or {})["cost"]
+    assert (cost["amount"], cost["currency"], cost["estimated"]) == (price, "USD", True)
     for item in response.data:
         assert item.b64_json is None
         assert item.url is not None
