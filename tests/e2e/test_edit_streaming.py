@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from e2e.conftest import CLIENT_KEY
+from e2e.test_streaming import decoded
 
 from support.edit_images import alpha_mask, gradient
 from support.fake_openai import FakeOpenAI, Stream
@@ -24,13 +25,6 @@ from support.servers import GatewayServer
 
 PARTIAL = "image_edit.partial_image"
 COMPLETED = "image_edit.completed"
-
-
-def decoded(b64: str | None) -> Image.Image:
-    assert b64 is not None
-    image = Image.open(io.BytesIO(base64.b64decode(b64, validate=True)))
-    image.load()
-    return image
 
 
 def test_openais_edit_stream_is_asked_for_in_the_form_and_relayed_event_by_event(

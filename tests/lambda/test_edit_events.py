@@ -10,10 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import httpx2
-import openai
 from lambda_harness import FakeLambdaContext, header, load_event, response_body
 from PIL import Image
+from test_lambda_streaming import sdk_answered_by
 
 from support.edit_images import alpha_mask, gradient
 
@@ -64,28 +63,15 @@ def test_a_multipart_edit_event_is_served(
 
 
 def test_the_sdk_streams_an_edit_through_the_buffered_handler(
-    cold_handler: Handler, lambda_context: FakeLambdaContext
+    cold_handler: Handler,
 ) -> None:
     """``images.edit(stream=True)`` against the Lambda handler (Mangum buffers the stream):
     the SDK's own multipart request, delivered as API Gateway would, read back as events."""
     results: list[dict[str, Any]] = []
-
-    def answer(request: httpx2.Request) -> httpx2.Response:
-        event = _edit_event(request.read(), request.headers["content-type"])
-        result = cold_handler(event, lambda_context)
-        results.append(result)
-        headers = {
-            name: value
-            for name, value in (result.get("headers") or {}).items()
-            if name.lower() != "content-length"
-        }
-        return httpx2.Response(result["statusCode"], headers=headers, content=response_body(result))
-
-    client = openai.OpenAI(
-        api_key="sk-imagegw-dev",
-        base_url="https://1234567890.execute-api.us-east-1.amazonaws.com/Prod/v1",
-        http_client=httpx2.Client(transport=httpx2.MockTransport(answer)),
-        max_retries=0,
+    client = sdk_answered_by(
+        cold_handler,
+        lambda request: _edit_event(request.read(), request.headers["content-type"]),
+        results,
     )
     events = list(
         client.images.edit(

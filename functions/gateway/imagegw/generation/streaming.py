@@ -52,9 +52,9 @@ from imagegw.generation.service import (
     _delivered,
     _never_empty,
     account,
+    guard_of,
     prepare_generation,
     served_model,
-    spend_of,
 )
 from imagegw.providers.base import Completed, PartialImage
 from imagegw.state.auth import Principal
@@ -109,21 +109,10 @@ async def stream_prepared(
 ) -> ImageStream:
     """The stream of a prepared request: a generation (``image_generation.*`` events) or an
     edit (``image_edit.*``, generation/edits.py), guarded like ``service.deliver_prepared``."""
-    assert prepared.body is not None
-    request = prepared.validated.image_request
-    names = stream_events.event_names(is_edit=request.is_edit)
+    names = stream_events.event_names(is_edit=prepared.validated.image_request.is_edit)
     stack = AsyncExitStack()
     guard = await stack.enter_async_context(
-        runtime.reliability.guard(
-            principal,
-            prepared.body,
-            idempotency_key,
-            images=request.n,
-            spend=spend_of(runtime, prepared),
-            budget_seconds=request.timeout_seconds,
-            image_store=lambda: runtime.image_store,
-            base_url=base_url,
-        )
+        guard_of(runtime, principal, prepared, idempotency_key, base_url)
     )
     if guard.replay is not None:
         await stack.aclose()
