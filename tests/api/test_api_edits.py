@@ -230,7 +230,9 @@ def test_seventeen_images_are_refused_before_reading_them(client: TestClient) ->
         ({"input_fidelity": "high"}, "unsupported_parameter", "input_fidelity"),
         ({"n": "two"}, "invalid_type", "n"),
         ({"stream": "yes"}, "invalid_type", "stream"),
-        ({"stream": "true", "partial_images": "2"}, "unsupported_parameter", "stream"),
+        # OpenAI's own rule for streams, as for generations.
+        ({"stream": "true", "n": "2"}, "unsupported_parameter", "input"),
+        ({"stream": "true", "partial_images": "4"}, "invalid_value", "partial_images"),
         ({"partial_images": "1"}, "invalid_value", "partial_images"),
         ({"style": "vivid"}, "unknown_parameter", "style"),
         ({"size": "999x999"}, "invalid_value", "size"),
