@@ -241,6 +241,19 @@ def test_url_delivery_and_extensions(oai: openai.OpenAI, upstream: Upstream) -> 
     )
 
 
+def test_a_streamed_inpaint_sends_the_completed_event(
+    oai: openai.OpenAI, upstream: Upstream
+) -> None:
+    events = list(_edit(oai, upstream.model, stream=True))
+
+    assert [event.type for event in events] == ["image_edit.completed"]
+    (completed,) = events
+    with Image.open(io.BytesIO(base64.b64decode(completed.b64_json))) as image:
+        assert image.size == (WIDTH, HEIGHT)
+    (mask,) = upstream.masks()
+    assert Image.open(io.BytesIO(mask)).tobytes() == _white_for_change(_mask())
+
+
 def test_an_edit_job_inpaints_too(gateway: GatewayServer, upstream: Upstream) -> None:
     headers = {"Authorization": f"Bearer {CLIENT_KEY}", "Prefer": "respond-async"}
     submitted = httpx.post(
