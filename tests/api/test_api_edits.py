@@ -432,6 +432,22 @@ def test_urls_elsewhere_are_not_fetched_unless_allowed(
     assert hits == []
 
 
+def test_s3_references_are_for_events_not_for_http_callers(client: TestClient) -> None:
+    # Over HTTP an image of the bucket is read only through a link the gateway signed.
+    response = client.post(
+        EDITS,
+        json={
+            "model": "local/sketch",
+            "prompt": "x",
+            "images": [{"image_url": "s3://imagegw-images/images/" + "0" * 32 + ".png"}],
+        },
+        headers=AUTH,
+    )
+
+    message = assert_error(response, 400, code="image_url_not_allowed", param="images[0].image_url")
+    assert "events" in message
+
+
 @pytest.mark.parametrize(
     "template",
     [

@@ -52,7 +52,7 @@ UPLOAD_OBJECTS = {
     ]
 }
 # Edits read their inputs (earlier images, uploads); edit jobs keep theirs as uploads.
-EDIT_INPUT_GRANTS = ("ReadEditInputs", "KeepEditJobInputs", "ReadEditJobInputs")
+EDIT_INPUT_GRANTS = ("ReadEditInputs", "KeepEditJobInputs")
 IDEMPOTENT_ANSWERS = {
     "Fn::Sub": [
         "${Arn}/${Prefix}*",
@@ -900,8 +900,7 @@ def test_functions_only_write_objects_under_the_image_prefix(
             for statement in statements(role)
             if any(action.startswith("s3:") for action in as_list(statement["Action"]))
             and as_list(statement["Resource"]) != [IDEMPOTENT_ANSWERS]
-            and statement.get("Sid")
-            not in ("ReadEditInputs", "KeepEditJobInputs", "ReadEditJobInputs")
+            and statement.get("Sid") not in EDIT_INPUT_GRANTS
         ]
         assert s3_statements, "the role must be able to store images"
         for statement in s3_statements:
@@ -910,24 +909,20 @@ def test_functions_only_write_objects_under_the_image_prefix(
             assert as_list(statement["Resource"]) == [IMAGE_OBJECTS]
 
 
-def test_only_the_gateway_reads_edit_inputs_and_only_images_and_uploads(
+def test_edit_inputs_are_read_from_images_and_uploads_and_kept_only_as_uploads(
     template: dict[str, Any], gateway_role: dict[str, Any], worker_role: dict[str, Any]
 ) -> None:
-    (read,) = [s for s in statements(gateway_role) if s.get("Sid") == "ReadEditInputs"]
-    assert as_list(read["Action"]) == ["s3:GetObject"]
-    assert as_list(read["Resource"]) == [IMAGE_OBJECTS, UPLOAD_OBJECTS]
-    assert not [s for s in statements(worker_role) if s.get("Sid") == "ReadEditInputs"]
-    # Edit jobs: the gateway keeps the inputs as uploads, the worker reads them back.
-    (keep,) = [s for s in statements(gateway_role) if s.get("Sid") == "KeepEditJobInputs"]
-    assert (as_list(keep["Action"]), as_list(keep["Resource"])) == (
-        ["s3:PutObject"],
-        [UPLOAD_OBJECTS],
-    )
-    (job_read,) = [s for s in statements(worker_role) if s.get("Sid") == "ReadEditJobInputs"]
-    assert (as_list(job_read["Action"]), as_list(job_read["Resource"])) == (
-        ["s3:GetObject"],
-        [UPLOAD_OBJECTS],
-    )
+    # The gateway accepts edits (HTTP, events) and keeps job inputs as uploads; the worker
+    # reads them back, and accepts edits sent as SQS messages the same way.
+    for role in (gateway_role, worker_role):
+        (read,) = [s for s in statements(role) if s.get("Sid") == "ReadEditInputs"]
+        assert as_list(read["Action"]) == ["s3:GetObject"]
+        assert as_list(read["Resource"]) == [IMAGE_OBJECTS, UPLOAD_OBJECTS]
+        (keep,) = [s for s in statements(role) if s.get("Sid") == "KeepEditJobInputs"]
+        assert (as_list(keep["Action"]), as_list(keep["Resource"])) == (
+            ["s3:PutObject"],
+            [UPLOAD_OBJECTS],
+        )
     prefixes = template["Mappings"]["Images"]["Storage"]
     assert len({prefixes["Prefix"], prefixes["UploadsPrefix"], prefixes["IdempotencyPrefix"]}) == 3
     rules = template["Resources"]["ImagesBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]

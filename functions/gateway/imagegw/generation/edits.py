@@ -65,7 +65,10 @@ def input_limits(runtime: EditContext) -> InputLimits:
     )
 
 
-def image_reader(runtime: EditContext, principal: Principal) -> ImageReader:
+def image_reader(
+    runtime: EditContext, principal: Principal, *, events: bool = False
+) -> ImageReader:
+    """How ``principal``'s inputs are read; ``events``: an event's references (image_refs)."""
     settings = runtime.settings
     return ImageReader(
         owner=principal.name,
@@ -76,6 +79,7 @@ def image_reader(runtime: EditContext, principal: Principal) -> ImageReader:
         max_bytes=settings.edit_max_image_bytes,
         fetch_https=settings.edit_fetch_https_urls,
         fetch_timeout_seconds=settings.edit_fetch_timeout_seconds,
+        events=events,
     )
 
 
