@@ -11,7 +11,8 @@ sources: about 20 ms of every cold start) for a reader this small. Values are th
 strings, validated by pydantic as before: same defaults, same constraints, same errors.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: pydantic would compile every field's annotation
+# from a string when the class is built, on every cold start (bench/RESULTS.md, round 6).
 
 import os
 from functools import lru_cache
@@ -231,7 +232,7 @@ class Settings(BaseModel):
         return [name.strip() for name in self.enabled_models.split(",") if name.strip()]
 
     @model_validator(mode="after")
-    def _jobs_do_not_outlive_their_images(self) -> Settings:
+    def _jobs_do_not_outlive_their_images(self) -> "Settings":
         images = self.image_retention_days
         if images is not None and (self.jobs_retention_seconds or 0) > images * DAY_SECONDS:
             raise ValueError(

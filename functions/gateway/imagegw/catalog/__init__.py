@@ -4,7 +4,8 @@ The catalog is data (``models.toml``); this module only reads and checks it. Not
 a provider by name: capabilities travel with each ``ModelSpec``.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: pydantic would compile every field's annotation
+# from a string when the class is built, on every cold start (bench/RESULTS.md, round 6).
 
 import datetime as dt
 import hashlib
@@ -154,7 +155,7 @@ class ModelSpec(BaseModel):
         return tuple(sorted(value.items())) if isinstance(value, dict) else value
 
     @model_validator(mode="after")
-    def _consistent(self) -> ModelSpec:
+    def _consistent(self) -> "ModelSpec":
         if "/" not in self.id:
             raise ValueError(f"model id {self.id!r} must be 'provider/name'")
         unknown = self.parameters - set(MODEL_PARAMETERS)
@@ -328,7 +329,7 @@ class Catalog:
                     "serve this model's generations"
                 )
 
-    def with_enabled(self, model_ids: Iterable[str]) -> Catalog:
+    def with_enabled(self, model_ids: Iterable[str]) -> "Catalog":
         """This catalog with the named models enabled (ids not in it are returned by
         ``unknown_ids``, so the operator's typo can be reported rather than ignored)."""
         wanted = {_qualified(model_id) for model_id in model_ids}

@@ -24,7 +24,8 @@ gave them (``estimated`` False), else from the catalog rows for the settings the
 Money is ``Decimal`` (USD); counters hold whole micro-dollars (``to_micros``).
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: pydantic would compile every field's annotation
+# from a string when the class is built, on every cold start (bench/RESULTS.md, round 6).
 
 import datetime as dt
 import math
@@ -95,7 +96,7 @@ class Price(BaseModel):
     billed_per_image: bool = False
 
     @model_validator(mode="after")
-    def _complete(self) -> Price:
+    def _complete(self) -> "Price":
         if not self.per_image and self.megapixels is None:
             # Tokens alone cannot say what an image will cost before it is made: a hold needs
             # the per-image rows too.
@@ -155,7 +156,7 @@ class Cost:
     def micros(self) -> int:
         return to_micros(self.amount)
 
-    def __add__(self, other: Cost) -> Cost:
+    def __add__(self, other: "Cost") -> "Cost":
         return Cost(self.amount + other.amount, self.estimated or other.estimated)
 
 
