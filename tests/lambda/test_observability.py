@@ -1,4 +1,4 @@
-"""What the gateway writes to stdout under Lambda: Powertools JSON logs and EMF metrics.
+"""What the gateway writes to stdout under Lambda: JSON logs and EMF metrics.
 
 CloudWatch reads both from the function's output, so the tests read the same output.
 """

@@ -5,24 +5,29 @@ counts, timings. Image bytes, secrets and link signatures are never passed to a 
 only when the operator sets ``IMAGEGW_LOG_PROMPTS``.
 
 Every record carries ``correlation_id``: the ``x-request-id`` of an HTTP request, the job id of
-a job, the event id of an event. Under uvicorn the lines come from ``JsonFormatter``; under
-Lambda from Powertools Logger (same fields, plus the Lambda context: cold start, function
-request id, X-Ray trace id), installed on the ``imagegw`` logger so that every module's
-``logging.getLogger(__name__)`` goes through it.
+a job, the event id of an event. The lines come from ``JsonFormatter``; under Lambda
+(``lambda_logging``) on the ``imagegw`` logger, so that every module's
+``logging.getLogger(__name__)`` goes through it, with the fields Powertools Logger wrote
+(``timestamp``, ``service``, the invocation's ``cold_start``, ``function_name``,
+``function_memory_size``, ``function_arn``, ``function_request_id``, ``xray_trace_id``).
+Powertools itself is not imported for it: its package costs about 9 ms of every cold start
+(it imports botocore and jmespath), which the gateway's own formatter does not need
+(bench/RESULTS.md, round 6).
 """
 
 from __future__ import annotations
 
 import contextvars
+import datetime as dt
 import json
 import logging
+import os
 import sys
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from aws_lambda_powertools import Logger
+from collections.abc import Mapping
+from typing import Any
 
 PACKAGE_LOGGER = "imagegw"
+SERVICE = "imagegw"
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -39,7 +44,11 @@ _WIRE_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3", "httpx", "httpcor
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "imagegw_correlation_id", default=None
 )
-_powertools_logger: Logger | None = None
+# The Lambda invocation's fields, stamped on every record logged while it runs.
+invocation: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
+    "imagegw_invocation", default=None
+)
+_lambda_handler: logging.Handler | None = None
 
 
 class CorrelationFilter(logging.Filter):
@@ -49,6 +58,20 @@ class CorrelationFilter(logging.Filter):
         current = correlation_id.get()
         if current is not None and not hasattr(record, "correlation_id"):
             record.correlation_id = current
+        return True
+
+
+class InvocationFilter(logging.Filter):
+    """Stamps the time, the service and the current Lambda invocation's fields on a record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.timestamp = dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
+            timespec="milliseconds"
+        )
+        record.service = SERVICE
+        for name, value in (invocation.get() or {}).items():
+            if not hasattr(record, name):
+                setattr(record, name, value)
         return True
 
 
@@ -71,7 +94,7 @@ def configure_logging(level: str) -> None:
     for name in _WIRE_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     root = logging.getLogger()
-    if not root.handlers and _powertools_logger is None:
+    if not root.handlers and _lambda_handler is None:
         handler = logging.StreamHandler()
         handler.setFormatter(JsonFormatter())
         handler.addFilter(CorrelationFilter())
@@ -86,15 +109,50 @@ class _StdoutHandler(logging.StreamHandler[Any]):
         super().emit(record)
 
 
-def lambda_logger(level: str) -> Logger:
-    """Powertools Logger on the package logger, created once per process (imported lazily)."""
-    global _powertools_logger
-    if _powertools_logger is None:
-        from aws_lambda_powertools import Logger
+def lambda_logging(level: str) -> None:
+    """JSON lines on stdout from the ``imagegw`` logger under Lambda, installed once per process.
 
+    The Lambda runtime's own root handler (awslambdaric's ``LambdaLoggerHandler``) would write
+    every line a second time, as plain text: it is told to leave the package's records alone,
+    as Powertools Logger told it. Other handlers a process installs (a test's log guard) still
+    see every record.
+    """
+    global _lambda_handler
+    package = logging.getLogger(PACKAGE_LOGGER)
+    package.setLevel(level.upper())
+    if _lambda_handler is None:
         handler = _StdoutHandler()
+        handler.setFormatter(JsonFormatter())
         handler.addFilter(CorrelationFilter())
-        _powertools_logger = Logger(
-            service=PACKAGE_LOGGER, level=level.upper(), logger_handler=handler
-        )
-    return _powertools_logger
+        handler.addFilter(InvocationFilter())
+        package.addHandler(handler)
+        for other in logging.getLogger().handlers:
+            if type(other).__name__.startswith("LambdaLoggerHandler"):
+                other.addFilter(_NotThePackage())
+        _lambda_handler = handler
+
+
+class _NotThePackage(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name != PACKAGE_LOGGER and not record.name.startswith(PACKAGE_LOGGER + ".")
+
+
+_cold = True
+
+
+def invocation_fields(context: Any) -> dict[str, Any]:
+    """What every line of one invocation says about it (the fields Powertools Logger wrote)."""
+    global _cold
+    fields = {
+        "cold_start": _cold,
+        "function_name": getattr(context, "function_name", None),
+        "function_memory_size": getattr(context, "memory_limit_in_mb", None),
+        "function_arn": getattr(context, "invoked_function_arn", None),
+        "function_request_id": getattr(context, "aws_request_id", None),
+    }
+    _cold = False
+    trace = os.environ.get("_X_AMZN_TRACE_ID", "")
+    root = next((part for part in trace.split(";") if part.startswith("Root=")), None)
+    if root is not None:
+        fields["xray_trace_id"] = root.removeprefix("Root=")
+    return fields

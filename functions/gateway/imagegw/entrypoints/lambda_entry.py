@@ -1,18 +1,20 @@
-"""What every Lambda entry point shares: Powertools logging and tracing around the handler,
-and the event loop the async code runs on.
+"""What every Lambda entry point shares: logging and tracing around the handler, and the event
+loop the async code runs on.
 
-The Logger adds the Lambda context (cold start, function request id, X-Ray trace id) to every
-line and never logs the event (it holds prompts and Authorization headers). The Tracer, when
-``IMAGEGW_TRACING`` is on, records the invocation without its response (images, links).
+Every line an invocation logs carries its Lambda context (cold start, function request id,
+X-Ray trace id; ``logs.lambda_logging``); the event itself is never logged (it holds prompts
+and Authorization headers). The Powertools Tracer, when ``IMAGEGW_TRACING`` is on, records the
+invocation without its response (images, links).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from imagegw.logs import lambda_logger
+from imagegw.logs import invocation, invocation_fields, lambda_logging
 from imagegw.observability import tracer
 from imagegw.settings import Settings
 
@@ -21,13 +23,21 @@ LambdaHandler = Callable[[Any, Any], Any]
 
 
 def instrument(handler: LambdaHandler, settings: Settings) -> LambdaHandler:
-    logger = lambda_logger(settings.log_level)
-    wrapped: LambdaHandler = logger.inject_lambda_context(
-        handler, clear_state=True, log_event=False
-    )
+    lambda_logging(settings.log_level)
+
+    # wraps: the tracer names the invocation's segment after the handler ("## dispatch").
+    @functools.wraps(handler)
+    def wrapped(event: Any, context: Any) -> Any:
+        token = invocation.set(invocation_fields(context))
+        try:
+            return handler(event, context)
+        finally:
+            invocation.reset(token)
+
+    instrumented: LambdaHandler = wrapped
     if settings.tracing:
-        wrapped = tracer().capture_lambda_handler(wrapped, capture_response=False)
-    return wrapped
+        instrumented = tracer().capture_lambda_handler(wrapped, capture_response=False)
+    return instrumented
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
