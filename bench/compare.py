@@ -243,14 +243,17 @@ def compare(plan: ComparePlan, baseline: Revision, work: Path) -> list[str]:
     _concurrency(plan, revisions, sides, work)
     old, new = sides["baseline"], sides["now"]
 
+    def line(figure: str, b: float, a: float, unit: str) -> str:
+        # A baseline of zero (CPU ticks of a two-request smoke run) has no ratio.
+        ratio = f"{a / b:.2f}" if b else "n/a"
+        return f"| {figure} | {b:.2f}{unit} | {a:.2f}{unit} | {ratio} |"
+
     def row(figure: str, before: list[float], after: list[float], unit: str, scale: float) -> str:
-        b, a = percentile(before, 0.5) * scale, percentile(after, 0.5) * scale
-        return f"| {figure} | {b:.2f}{unit} | {a:.2f}{unit} | {a / b:.2f} |"
+        return line(figure, percentile(before, 0.5) * scale, percentile(after, 0.5) * scale, unit)
 
     def mean_row(figure: str, before: list[float], after: list[float], unit: str) -> str:
         # CPU time is counted in clock ticks (10 ms): only the mean over many requests says much.
-        b, a = sum(before) / len(before), sum(after) / len(after)
-        return f"| {figure} | {b:.2f}{unit} | {a:.2f}{unit} | {a / b:.2f} |"
+        return line(figure, sum(before) / len(before), sum(after) / len(after), unit)
 
     return [
         "| figure (p50) | round 3 code | this checkout | this / round 3 |",
