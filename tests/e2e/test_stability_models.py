@@ -34,6 +34,7 @@ from support import fake_bedrock, fake_stability
 from support.fake_bedrock import FakeBedrock
 from support.fake_stability import FakeStability
 from support.fakes import FakeClock
+from support.jobs import finished_job_over_http
 from support.scripted_http import Delay, Hangup, Raw, Truncated
 from support.servers import GatewayServer
 
@@ -464,12 +465,9 @@ def test_an_async_job_runs_to_completion(gateway: GatewayServer, upstream: Upstr
         headers=headers,
     )
     assert submitted.status_code == 202, submitted.text
-    location = submitted.headers["location"]
-    for _ in range(500):
-        view = httpx.get(location, headers={"Authorization": f"Bearer {CLIENT_KEY}"}).json()
-        if view["status"] in ("succeeded", "failed"):
-            break
-        time.sleep(0.02)
+    view = finished_job_over_http(
+        submitted.headers["location"], {"Authorization": f"Bearer {CLIENT_KEY}"}
+    )
     assert view["status"] == "succeeded", view
     result = view["result"]
     assert len(result["data"]) == 2
