@@ -103,13 +103,11 @@ async def test_bedrock_sd35_edit_is_image_to_image_in_the_invoke_body(
     bedrock: FakeBedrock, make_request: MakeRequest
 ) -> None:
     image = _input(gradient(64, 48))
-    provider = BedrockProvider("us-west-2", read_timeout_seconds=10, connect_timeout_seconds=2)
-    try:
+    async with httpx.AsyncClient() as http:
+        provider = BedrockProvider(http, "us-west-2", connect_timeout_seconds=2)
         result = await provider.generate(
             make_request("bedrock/sd3.5-large", prompt="make it winter", images=(image,))
         )
-    finally:
-        await provider.aclose()
 
     (sent,) = bedrock.calls()
     assert sent.json == {
