@@ -104,3 +104,26 @@ def test_a_bad_edit_is_refused_at_submission_not_as_a_failed_job(tmp_path: Path)
 
     assert_error(bomb, 400, code="image_too_large", param="image")
     assert_error(inline, 400, code="invalid_value", param="response_format")
+
+
+def test_a_streamed_edit_job_keeps_its_partial_images_as_links(tmp_path: Path) -> None:
+    with _client(tmp_path) as client:
+        response = client.post(
+            EDITS,
+            data={
+                "model": "local/sketch",
+                "prompt": "a moon",
+                "stream": "true",
+                "partial_images": "2",
+            },
+            files=[("image", ("a.png", gradient(64, 48), "image/png"))],
+            headers=ASYNC,
+        )
+        assert response.status_code == 202, response.text
+        done = _wait(client, response.headers["location"])
+        assert done["status"] == "succeeded", done
+        partials = done["progress"]["partial_images"]
+        assert [partial["index"] for partial in partials] == [0, 1]
+        images = [Image.open(io.BytesIO(client.get(p["url"]).content)) for p in partials]
+
+    assert [image.size for image in images] == [(64, 48), (64, 48)]  # partials of the edit

@@ -164,8 +164,10 @@ def test_models_publish_their_edit_capabilities(client: TestClient) -> None:
     assert models["local/sketch"]["edits"] == {
         "max_input_images": 16,
         "mask": True,
+        "mask_required": False,
         "input_fidelities": [],
     }
+    assert models["local/sketch"]["generations"] is True
     assert models["google/gemini-3.1-flash-image"]["edits"]["mask"] is False
     assert models["openai/gpt-image-1-mini"]["edits"]["input_fidelities"] == ["low"]
     assert models["local/classic"]["edits"] is None
@@ -228,7 +230,9 @@ def test_seventeen_images_are_refused_before_reading_them(client: TestClient) ->
         ({"input_fidelity": "high"}, "unsupported_parameter", "input_fidelity"),
         ({"n": "two"}, "invalid_type", "n"),
         ({"stream": "yes"}, "invalid_type", "stream"),
-        ({"stream": "true", "partial_images": "2"}, "unsupported_parameter", "stream"),
+        # OpenAI's own rule for streams, as for generations.
+        ({"stream": "true", "n": "2"}, "unsupported_parameter", "input"),
+        ({"stream": "true", "partial_images": "4"}, "invalid_value", "partial_images"),
         ({"partial_images": "1"}, "invalid_value", "partial_images"),
         ({"style": "vivid"}, "unknown_parameter", "style"),
         ({"size": "999x999"}, "invalid_value", "size"),
@@ -426,6 +430,22 @@ def test_urls_elsewhere_are_not_fetched_unless_allowed(
     message = assert_error(response, 400, code="image_url_not_allowed", param="images[0].image_url")
     assert "/v1/images/uploads" in message
     assert hits == []
+
+
+def test_s3_references_are_for_events_not_for_http_callers(client: TestClient) -> None:
+    # Over HTTP an image of the bucket is read only through a link the gateway signed.
+    response = client.post(
+        EDITS,
+        json={
+            "model": "local/sketch",
+            "prompt": "x",
+            "images": [{"image_url": "s3://imagegw-images/images/" + "0" * 32 + ".png"}],
+        },
+        headers=AUTH,
+    )
+
+    message = assert_error(response, 400, code="image_url_not_allowed", param="images[0].image_url")
+    assert "events" in message
 
 
 @pytest.mark.parametrize(

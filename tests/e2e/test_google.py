@@ -26,6 +26,7 @@ from imagegw.entrypoints.app import create_app
 from imagegw.entrypoints.runtime import Runtime
 from imagegw.settings import Settings
 
+from support.edit_images import gradient
 from support.fake_google import (
     GEMINI_3_SIZES,
     IMAGEN_SIZES,
@@ -434,3 +435,23 @@ def test_gemini_streams_the_completed_image_and_invents_no_partials(
     assert _size(completed.b64_json) == "1024x1024"
     assert completed.model == GEMINI  # type: ignore[attr-defined]
     assert len(google.calls("generateContent")) == 1
+
+
+def test_a_gemini_edit_streams_the_completed_image_only(
+    oai: openai.OpenAI, google: FakeGoogle
+) -> None:
+    source = gradient(64, 48)
+
+    events = list(
+        oai.images.edit(
+            model=GEMINI, image=source, prompt="make it blue", stream=True, partial_images=2
+        )
+    )
+
+    # As for generations: no upstream stream, no invented partials; the edit's event name.
+    assert [event.type for event in events] == ["image_edit.completed"]
+    assert events[0].model == GEMINI  # type: ignore[attr-defined]
+    (sent,) = google.calls("generateContent")
+    parts = sent.json["contents"][0]["parts"]
+    assert parts[0]["inlineData"]["data"] == base64.b64encode(source).decode()
+    assert parts[-1] == {"text": "make it blue"}

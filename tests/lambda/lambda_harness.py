@@ -20,6 +20,8 @@ GENERATE_EVENTS = ("rest-v1-generate", "http-v2-generate", "function-url-generat
 V2_EVENTS = ("http-v2-generate", "function-url-generate")
 # Samples of the other ways the functions are invoked (handler: gateway; sqs: the worker).
 NON_HTTP_EVENTS = ("eventbridge-generate", "invoke-generate", "sqs-generate")
+# The same three carrying an edit ("action": "edit"; tests/lambda/test_edit_job_events.py).
+EDIT_EVENTS = ("eventbridge-edit", "invoke-edit", "sqs-edit")
 
 
 def load_event(name: str) -> dict[str, Any]:

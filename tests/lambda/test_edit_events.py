@@ -10,8 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from lambda_harness import FakeLambdaContext, load_event, response_body
+from lambda_harness import FakeLambdaContext, header, load_event, response_body
 from PIL import Image
+from test_lambda_streaming import sdk_answered_by
 
 from support.edit_images import alpha_mask, gradient
 
@@ -59,3 +60,35 @@ def test_a_multipart_edit_event_is_served(
         edited.convert("RGB").crop(right).tobytes() == original.convert("RGB").crop(right).tobytes()
     )
     assert body["size"] == "64x48"
+
+
+def test_the_sdk_streams_an_edit_through_the_buffered_handler(
+    cold_handler: Handler,
+) -> None:
+    """``images.edit(stream=True)`` against the Lambda handler (Mangum buffers the stream):
+    the SDK's own multipart request, delivered as API Gateway would, read back as events."""
+    results: list[dict[str, Any]] = []
+    client = sdk_answered_by(
+        cold_handler,
+        lambda request: _edit_event(request.read(), request.headers["content-type"]),
+        results,
+    )
+    events = list(
+        client.images.edit(
+            model="local/sketch",
+            image=("a.png", gradient(64, 48), "image/png"),
+            prompt="a moon",
+            stream=True,
+            partial_images=2,
+        )
+    )
+
+    assert [event.type for event in events] == [
+        "image_edit.partial_image",
+        "image_edit.partial_image",
+        "image_edit.completed",
+    ]
+    (result,) = results
+    assert (header(result, "content-type") or "").startswith("text/event-stream")
+    completed = Image.open(io.BytesIO(base64.b64decode(events[-1].b64_json)))
+    assert completed.size == (64, 48)

@@ -24,9 +24,23 @@ Handler = Callable[[Any, Any], dict[str, Any]]
 
 def sdk_through(handler: Handler, event_name: str, results: list[dict[str, Any]]) -> openai.OpenAI:
     """The official client, its requests answered by ``handler`` as API Gateway would."""
+    return sdk_answered_by(
+        handler,
+        lambda request: with_body(load_event(event_name), json.loads(request.content)),
+        results,
+    )
+
+
+def sdk_answered_by(
+    handler: Handler,
+    to_event: Callable[[httpx2.Request], dict[str, Any]],
+    results: list[dict[str, Any]],
+) -> openai.OpenAI:
+    """The official client whose requests become events (``to_event``) for ``handler``; each
+    result is kept in ``results`` and turned back into the response the SDK reads."""
 
     def answer(request: httpx2.Request) -> httpx2.Response:
-        event = with_body(load_event(event_name), json.loads(request.content))
+        event = to_event(request)
         result = handler(event, FakeLambdaContext())
         results.append(result)
         headers = {

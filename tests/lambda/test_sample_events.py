@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from lambda_harness import (
     DEV_API_KEY,
+    EDIT_EVENTS,
     EVENTS_DIR,
     GENERATE_EVENTS,
     NON_HTTP_EVENTS,
@@ -64,7 +65,7 @@ SAM_LOCAL_ENV = "env.local"
 
 
 def test_the_events_folder_holds_exactly_the_documented_samples() -> None:
-    expected = [*ALL_EVENTS, *NON_HTTP_EVENTS, SAM_LOCAL_ENV]
+    expected = [*ALL_EVENTS, *NON_HTTP_EVENTS, *EDIT_EVENTS, SAM_LOCAL_ENV]
     assert sorted(path.stem for path in EVENTS_DIR.glob("*.json")) == sorted(expected)
 
 
@@ -77,6 +78,22 @@ def test_non_http_samples_carry_the_same_generation_request() -> None:
     assert record["eventSource"] == "aws:sqs"
     assert json.loads(record["body"])["request"] == GENERATION_REQUEST
     # SQS checksums the body with MD5 (a checksum, not security).
+    checksum = hashlib.md5(record["body"].encode(), usedforsecurity=False).hexdigest()
+    assert record["md5OfBody"] == checksum
+
+
+def test_edit_samples_carry_the_same_edit_by_reference() -> None:
+    invoke = load_event("invoke-edit")
+    request = invoke["request"]
+    assert invoke["action"] == "edit"
+    assert set(request["images"][0]) == {"image_url"}
+    assert request["images"][0]["image_url"].startswith("s3://")
+    assert set(request["mask"]) == {"file_id"}
+    eventbridge = load_event("eventbridge-edit")
+    assert (eventbridge["detail"]["action"], eventbridge["detail"]["request"]) == ("edit", request)
+    (record,) = load_event("sqs-edit")["Records"]
+    body = json.loads(record["body"])
+    assert (body["action"], body["request"]) == ("edit", request)
     checksum = hashlib.md5(record["body"].encode(), usedforsecurity=False).hexdigest()
     assert record["md5OfBody"] == checksum
 

@@ -15,14 +15,17 @@ import httpx
 import pytest
 from botocore.credentials import Credentials
 
+from imagegw.generation.input_images import InputLimits, inspect_image
 from imagegw.providers.base import ImageProvider
 from imagegw.providers.bedrock.provider import BedrockProvider
 from imagegw.providers.bfl.provider import BflProvider
 from imagegw.providers.bfl.task import Endpoint
 from imagegw.providers.google.provider import GeminiApi, GoogleProvider, Vertex
+from imagegw.providers.inputs import InputImage
 from imagegw.providers.openai import OpenAIProvider
 from imagegw.providers.stability.provider import StabilityProvider
 
+from support.edit_images import alpha_mask, gradient
 from support.hostile_upstream import (
     ABUSES,
     Abuse,
@@ -81,6 +84,14 @@ def _stability(origin: str, http: httpx.AsyncClient) -> ImageProvider:
     return StabilityProvider(http, api_key=STABILITY_KEY, base_url=origin)
 
 
+_INPUT_LIMITS = InputLimits(max_bytes=10**7, max_total_bytes=10**8, max_pixels=10**8)
+_MASK = alpha_mask(64, 48, change=(0, 0, 32, 48))
+
+
+def _input(data: bytes) -> InputImage:
+    return inspect_image(data, param="image", limits=_INPUT_LIMITS)
+
+
 def _stability_error(message: str) -> bytes:
     return json.dumps({"name": "bad_request", "errors": [message]}).encode()
 
@@ -132,6 +143,25 @@ PROVIDER_TARGETS: list[ProviderTarget] = [
         "bedrock",
         _bedrock,
         lambda: catalog_request("bedrock/stable-image-core"),
+        secrets=(AWS_ACCESS_KEY,),
+        error_body=_bedrock_error,
+    ),
+    # The inpainting service: another endpoint, a multipart body with the image and the mask.
+    ProviderTarget(
+        "stability-inpaint",
+        _stability,
+        lambda: catalog_request(
+            "stability/stable-image-inpaint", images=(_input(gradient()),), mask=_input(_MASK)
+        ),
+        secrets=(STABILITY_KEY,),
+        error_body=_stability_error,
+    ),
+    ProviderTarget(
+        "bedrock-inpaint",
+        _bedrock,
+        lambda: catalog_request(
+            "bedrock/stable-image-inpaint", images=(_input(gradient()),), mask=_input(_MASK)
+        ),
         secrets=(AWS_ACCESS_KEY,),
         error_body=_bedrock_error,
     ),

@@ -7,9 +7,12 @@ dummy credentials below. What it checks, as Bedrock would:
   key, a signature over the body as received: ``support.sigv4.header_refusal``), else 403
   ``InvalidSignatureException`` / ``UnrecognizedClientException``;
 - ``Content-Type`` and ``Accept`` ``application/json``;
-- the model: one of the three Stability generators (else 404 ``ResourceNotFoundException``);
+- the model: one of the three Stability generators, or the inpainting Image Service through
+  its ``us.`` inference profile (its base id is refused on demand, as Bedrock does; anything
+  else is 404 ``ResourceNotFoundException``);
 - the body: Stability's flat envelope with only its fields, values from its lists
-  (else 400 ``ValidationException`` with Bedrock's "Malformed input request" text).
+  (else 400 ``ValidationException`` with Bedrock's "Malformed input request" text); inpainting:
+  ``image`` and ``mask`` in base64, the mask a PNG of the image's size.
 
 Replies: ``Generated`` (a real PNG/JPEG of the SD3 ladder's size for the ratio asked, in
 ``{"seeds", "finish_reasons": [null], "images"}``), ``Filtered`` (HTTP 200, a filter's
@@ -20,12 +23,15 @@ plus the wire-level ``Raw``, ``Truncated``, ``Delay`` and ``Hangup`` of ``script
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
+
+from PIL import Image
 
 from support import sigv4
 from support.fake_openai import RecordedRequest, encode_image
@@ -39,6 +45,9 @@ MODELS = (
     "stability.stable-image-core-v1:1",
     "stability.sd3-5-large-v1:0",
 )
+# Stability's inpainting Image Service: only through the US cross-Region inference profile.
+INPAINT_PROFILE = "us.stability.stable-image-inpaint-v1:0"
+PROFILE_ONLY = {"stability.stable-image-inpaint-v1:0": INPAINT_PROFILE}
 # Written out from the reference (providers-2.md §1.3), independently of the gateway's table.
 LADDER = {
     "1:1": "1024x1024",
@@ -162,7 +171,15 @@ class FakeBedrock(ScriptedServer):
         if match is None:
             raise _Refusal(AwsError(404, "UnknownOperationException", recorded.path))
         model = unquote(match.group(1))
-        if model not in MODELS:
+        if model in PROFILE_ONLY:
+            raise _Refusal(
+                validation(
+                    f"Invocation of model ID {model} with on-demand throughput isn't supported. "
+                    "Retry your request with the ID or ARN of an inference profile that contains "
+                    "this model."
+                )
+            )
+        if model not in (*MODELS, INPAINT_PROFILE):
             raise _Refusal(
                 AwsError(
                     404,
@@ -179,7 +196,10 @@ class FakeBedrock(ScriptedServer):
             raise _Refusal(
                 validation("Malformed input request, please reformat your input and try again.")
             ) from None
-        _check_body(document)
+        if model == INPAINT_PROFILE:
+            _check_inpaint_body(document)
+        else:
+            _check_body(document)
         self.accepted.append(recorded)
 
     def render(self, reply: Any, recorded: RecordedRequest) -> Rendered:
@@ -235,6 +255,66 @@ def _check_body(document: Any) -> None:
         )
 
 
+_INPAINT_FIELDS = {
+    "prompt",
+    "negative_prompt",
+    "seed",
+    "output_format",
+    "image",
+    "mask",
+    "grow_mask",
+    "style_preset",
+}
+
+
+def _decoded(document: dict[str, Any], name: str) -> bytes:
+    value = document.get(name)
+    try:
+        return base64.b64decode(value, validate=True) if isinstance(value, str) else b""
+    except ValueError:
+        return b""
+
+
+def _dimensions(data: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size
+
+
+def _check_inpaint_body(document: Any) -> None:
+    def malformed(detail: str) -> _Refusal:
+        return _Refusal(
+            validation(
+                f"Malformed input request: {detail}, please reformat your input and try again."
+            )
+        )
+
+    if not isinstance(document, dict):
+        raise malformed("expected an object")
+    unknown = set(document) - _INPAINT_FIELDS
+    if unknown:
+        raise malformed(f"extraneous key [{sorted(unknown)[0]}] is not permitted")
+    prompt = document.get("prompt")
+    if not isinstance(prompt, str) or not 1 <= len(prompt) <= 10000:
+        raise malformed("#/prompt: expected a string of 1 to 10000 characters")
+    image, mask = _decoded(document, "image"), _decoded(document, "mask")
+    if not image.startswith((b"\x89PNG", b"\xff\xd8\xff", b"RIFF")):
+        raise malformed("#/image: expected a base64 encoded png, jpeg or webp image")
+    if not mask.startswith(b"\x89PNG"):
+        raise malformed("#/mask: expected a base64 encoded png image")
+    if _dimensions(mask) != _dimensions(image):
+        raise malformed("#/mask: must have the dimensions of the image")
+    grow = document.get("grow_mask", 5)
+    if not isinstance(grow, int) or isinstance(grow, bool) or not 0 <= grow <= 100:
+        raise malformed("#/grow_mask: expected an integer from 0 to 100")
+    seed = document.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= 4294967294:
+        raise malformed("#/seed: expected an integer from 0 to 4294967294")
+    if document.get("output_format", "png") not in ("png", "jpeg"):
+        raise malformed(
+            f"#/output_format: {document.get('output_format')} is not a valid enum value"
+        )
+
+
 def _render(reply: Any, document: Any) -> Rendered:
     if isinstance(reply, AwsError):
         headers = {
@@ -262,7 +342,10 @@ def _render(reply: Any, document: Any) -> Rendered:
     if isinstance(reply, Generated):
         ratio = document.get("aspect_ratio", "1:1")
         output_format = document.get("output_format", "png")
-        image = encode_image(reply.size or LADDER[ratio], output_format, 2)
+        size = reply.size or LADDER[ratio]
+        if "mask" in document and reply.size is None:  # inpainting keeps the input's size
+            size = "x".join(str(side) for side in _dimensions(_decoded(document, "image")))
+        image = encode_image(size, output_format, 2)
         answer = {
             "seeds": [document.get("seed") or reply.seed],
             "finish_reasons": [None],

@@ -430,7 +430,12 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(reply, Hangup):
             return  # the connection closes when the handler returns
         if isinstance(reply, Stream):
-            self._stream(reply, document if isinstance(document, dict) else {})
+            request = document if isinstance(document, dict) else {}
+            if not _asks_to_stream(request):
+                # As api.openai.com: only a request that says stream=true gets a stream.
+                self._answer(Images(), document)
+                return
+            self._stream(reply, request)
             return
         if isinstance(reply, Trickle):
             status, headers, body = _render(reply.then, document)
@@ -459,6 +464,9 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             fake.undelivered += 1
             return
+        # OpenAI's edit endpoint names its events image_edit.*, the generation endpoint
+        # image_generation.*; the shapes are the same.
+        kind = "image_edit" if self.path.split("?", 1)[0].endswith("/edits") else "image_generation"
         final = images_payload(Images(), request)
         settings = {
             "size": request.get("size") or "auto",
@@ -473,7 +481,7 @@ class _Handler(BaseHTTPRequestHandler):
             if index and fake.wait(reply.interval):
                 return
             partial = {
-                "type": "image_generation.partial_image",
+                "type": f"{kind}.partial_image",
                 "b64_json": base64.b64encode(
                     encode_image(size, final["output_format"], index + 1)
                 ).decode("ascii"),
@@ -481,7 +489,7 @@ class _Handler(BaseHTTPRequestHandler):
                 **settings,
                 "partial_image_index": index,
             }
-            if not self._event("image_generation.partial_image", partial):
+            if not self._event(f"{kind}.partial_image", partial):
                 return
             if index == 0 and reply.hold is not None:
                 reply.hold.wait(10)
@@ -493,7 +501,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._event("error", {"type": "error", "error": reply.error})
         else:
             completed = {
-                "type": "image_generation.completed",
+                "type": f"{kind}.completed",
                 "b64_json": final["data"][0]["b64_json"],
                 "created_at": final["created"],
                 "size": final["size"],
@@ -502,7 +510,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "output_format": final["output_format"],
                 "usage": final["usage"],
             }
-            self._event("image_generation.completed", completed)
+            self._event(f"{kind}.completed", completed)
         if reply.done_marker:
             self._write(b"data: [DONE]\n\n")
         with fake._lock:
@@ -532,6 +540,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.fake.undelivered += 1
             return False
         return True
+
+
+def _asks_to_stream(request: dict[str, Any]) -> bool:
+    """``"stream": true`` in a JSON body, ``stream=true`` in a form (the SDK's spelling)."""
+    return request.get("stream") in (True, "true")
 
 
 def _render(reply: Reply, document: Any) -> tuple[int, dict[str, str], bytes]:

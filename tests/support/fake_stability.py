@@ -1,4 +1,5 @@
-"""A fake Stability AI REST API (v2beta) on 127.0.0.1: ``POST /v2beta/stable-image/generate/*``.
+"""A fake Stability AI REST API (v2beta) on 127.0.0.1: ``POST /v2beta/stable-image/generate/*``
+and the inpainting service ``POST /v2beta/stable-image/edit/inpaint``.
 
 What it checks, as Stability would (shared/reference/providers-2.md §3):
 
@@ -6,17 +7,21 @@ What it checks, as Stability would (shared/reference/providers-2.md §3):
 - ``accept: application/json`` (the gateway asks for base64 JSON, never raw bytes);
 - a ``multipart/form-data`` body, parsed here with the standard library's MIME parser
   (independently of the gateway's encoder): only the endpoint's fields, each a form-data part,
-  values from Stability's lists; the sd3 endpoint needs ``model`` (else 400 with ``errors``).
+  values from Stability's lists; the sd3 endpoint needs ``model`` (else 400 with ``errors``);
+- inpaint: an ``image`` file and a ``mask`` file, the mask a PNG of the image's size (the
+  files' bytes are kept in ``files``, in the order of ``accepted``, for pixel-exact checks).
 
-Replies: ``Generated`` (a real image of the SD3 ladder's size for the ratio asked, in the
-requested format, ``finish_reason: SUCCESS``), ``ContentFiltered`` (a 200 with
-``CONTENT_FILTERED`` and a blurred image), ``StabilityError`` (``{"id", "name", "errors"}`` at a
-status), plus the wire-level ``Raw``, ``Truncated``, ``Delay`` and ``Hangup`` of ``scripted_http``.
+Replies: ``Generated`` (a real image of the SD3 ladder's size for the ratio asked, or of the
+input's size for inpaint, in the requested format, ``finish_reason: SUCCESS``),
+``ContentFiltered`` (a 200 with ``CONTENT_FILTERED`` and a blurred image), ``StabilityError``
+(``{"id", "name", "errors"}`` at a status), plus the wire-level ``Raw``, ``Truncated``,
+``Delay`` and ``Hangup`` of ``scripted_http``.
 """
 
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -24,6 +29,8 @@ from email.message import Message
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
+
+from PIL import Image
 
 from support.fake_bedrock import LADDER
 from support.fake_openai import RecordedRequest, encode_image
@@ -35,7 +42,10 @@ FIELDS = {
     "ultra": _COMMON | {"image", "strength"},
     "core": _COMMON | {"style_preset"},
     "sd3": _COMMON | {"model", "mode", "image", "strength", "cfg_scale"},
+    # /v2beta/stable-image/edit/inpaint (no aspect ratio: the output keeps the input's size).
+    "inpaint": (_COMMON - {"aspect_ratio"}) | {"image", "mask", "grow_mask", "style_preset"},
 }
+_PATHS = re.compile(r"/v2beta/stable-image/(?:generate/(ultra|core|sd3)|edit/(inpaint))")
 SD3_MODELS = {"sd3.5-large", "sd3.5-large-turbo", "sd3.5-medium", "sd3-large", "sd3-medium"}
 
 
@@ -85,27 +95,33 @@ class FakeStability(ScriptedServer):
         self.api_key = api_key
         self.default = Generated()
         self.accepted: list[tuple[str, dict[str, str]]] = []  # (endpoint, form fields)
+        self.files: list[dict[str, bytes]] = []  # the file parts of each accepted request
 
     def reset(self, default: Any = None) -> None:
         super().reset(Generated() if default is None else default)
         self.accepted.clear()
+        self.files.clear()
 
     def handle(self, recorded: RecordedRequest) -> Any:
         if recorded.headers.get("authorization") != f"Bearer {self.api_key}":
             return StabilityError(401, "unauthorized", ["authorization: invalid or missing key"])
-        match = re.fullmatch(r"/v2beta/stable-image/generate/(ultra|core|sd3)", recorded.path)
+        match = _PATHS.fullmatch(recorded.path)
         if match is None:
             return StabilityError(404, "not_found", [f"{recorded.path} not found"])
-        endpoint = match.group(1)
+        endpoint = match.group(1) or match.group(2)
         if recorded.headers.get("accept") != "application/json":
             return _bad("accept: this test double only answers application/json")
         fields = _form(recorded)
         if isinstance(fields, StabilityError):
             return fields
         problem = _check(endpoint, fields)
+        files = _files(recorded)
+        if problem is None and endpoint == "inpaint":
+            problem = _check_inpaint(files)
         if problem is not None:
             return _bad(problem)
         self.accepted.append((endpoint, fields))
+        self.files.append(files)
         return self.next_reply()
 
     def render(self, reply: Any, recorded: RecordedRequest) -> Rendered:
@@ -116,7 +132,11 @@ class FakeStability(ScriptedServer):
         fields = _form(recorded)
         assert isinstance(fields, dict)
         output_format = fields.get("output_format", "png")
-        size = LADDER[fields.get("aspect_ratio", "1:1")]
+        image_file = _files(recorded).get("image")
+        if "mask" in fields and image_file is not None:
+            size = "x".join(str(side) for side in _dimensions(image_file))
+        else:
+            size = LADDER[fields.get("aspect_ratio", "1:1")]
         image = base64.b64encode(encode_image(size, output_format, 3)).decode("ascii")
         if isinstance(reply, ContentFiltered):
             answer = {"image": image, "finish_reason": "CONTENT_FILTERED", "seed": 1}
@@ -151,12 +171,50 @@ def _form(recorded: RecordedRequest) -> dict[str, str] | StabilityError:
             return _bad("body: every part needs one unique name")
         if part.get_filename() is not None:
             # A file (the input image of image-to-image): checked here, kept out of the text.
-            if name != "image" or not payload.startswith((b"\x89PNG", b"\xff\xd8\xff", b"RIFF")):
+            if name not in ("image", "mask") or not payload.startswith(
+                (b"\x89PNG", b"\xff\xd8\xff", b"RIFF")
+            ):
                 return _bad(f"{name}: expected an image file (png, jpeg, webp)")
             fields[name] = f"<file of {len(payload)} bytes>"
             continue
         fields[name] = payload.decode("utf-8")
     return fields
+
+
+def _files(recorded: RecordedRequest) -> dict[str, bytes]:
+    """The file parts of a multipart body, by field name (parsed again, independently)."""
+    content_type = recorded.headers.get("content-type", "")
+    document = b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + recorded.body
+    message = BytesParser(policy=HTTP).parsebytes(document)
+    files: dict[str, bytes] = {}
+    for part in message.iter_parts():
+        assert isinstance(part, Message)
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if part.get_filename() is not None and isinstance(name, str):
+            assert isinstance(payload, bytes)
+            files[name] = payload
+    return files
+
+
+def _dimensions(data: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size
+
+
+def _check_inpaint(files: dict[str, bytes]) -> str | None:
+    if "image" not in files:
+        return "image: required"
+    if "mask" not in files:
+        return "mask: required (this test double does not read the image's alpha)"
+    if not files["mask"].startswith(b"\x89PNG"):
+        return "mask: expected a png"
+    width, height = _dimensions(files["image"])
+    if min(width, height) < 64:
+        return "image: every side must be at least 64 pixels"
+    if _dimensions(files["mask"]) != (width, height):
+        return "mask: must have the dimensions of the image"
+    return None
 
 
 def _check(endpoint: str, fields: dict[str, str]) -> str | None:
@@ -167,7 +225,11 @@ def _check(endpoint: str, fields: dict[str, str]) -> str | None:
         return "prompt: cannot be blank, at most 10000 characters"
     if len(fields.get("negative_prompt", "")) > 10000:
         return "negative_prompt: at most 10000 characters"
-    if "image" in fields:
+    if endpoint == "inpaint":
+        grow = fields.get("grow_mask", "5")
+        if not grow.isdigit() or int(grow) > 100:
+            return "grow_mask: must be an integer from 0 to 100"
+    elif "image" in fields:
         if endpoint == "sd3" and fields.get("mode") != "image-to-image":
             return "mode: image-to-image is required with an image"
         if "aspect_ratio" in fields:

@@ -280,6 +280,48 @@ def test_alias_resolves_to_its_model() -> None:
         ),
         pytest.param({"models": [_model("test/a", n_max=0)]}, "n_max", id="n-max-zero"),
         pytest.param({"models": [_model("test/a", colour="red")]}, "colour", id="unknown-key"),
+        pytest.param(
+            {"models": [_model("test/a", generations=False)]},
+            "must edit",
+            id="edit-only-model-that-does-not-edit",
+        ),
+        pytest.param(
+            {"models": [_model("test/a", max_input_images=1, mask_required=True)]},
+            "mask_required needs masks",
+            id="mask-required-without-masks",
+        ),
+        pytest.param(
+            {
+                "models": [
+                    _model("test/a", generations=False, max_input_images=1, fallbacks=["test/b"]),
+                    _model("test/b"),
+                ]
+            },
+            "no fallbacks",
+            id="edit-only-model-with-fallbacks",
+        ),
+        pytest.param(
+            {
+                "models": [
+                    _model("test/a", fallbacks=["test/b"]),
+                    _model("test/b", generations=False, max_input_images=1),
+                ]
+            },
+            "only edits",
+            id="fallback-that-only-edits",
+        ),
+        pytest.param(
+            {
+                "models": [
+                    _model(
+                        "test/a", shutdown_date="2026-01-01", replacement="test/b", redirect=True
+                    ),
+                    _model("test/b", generations=False, max_input_images=1),
+                ]
+            },
+            "only edits",
+            id="redirect-to-a-model-that-only-edits",
+        ),
     ],
 )
 def test_invalid_catalog_raises_catalog_error(document: dict[str, Any], mentions: str) -> None:
@@ -433,6 +475,28 @@ def test_enabling_a_model_serves_it_and_leaves_the_others_alone() -> None:
     with pytest.raises(ModelUnavailable):
         catalog.resolve("acme/next", NOW)  # the original is unchanged
     assert catalog.unknown_ids(["acme/next", "acme/typo"]) == ["acme/typo"]
+
+
+def test_the_stability_inpainting_models_only_edit_and_need_a_mask(catalog: Catalog) -> None:
+    for model_id in ("stability/stable-image-inpaint", "bedrock/stable-image-inpaint"):
+        spec = catalog.get(model_id)
+        assert spec is not None
+        assert (spec.generations, spec.edits, spec.masks, spec.mask_required) == (
+            False,
+            True,
+            True,
+            True,
+        )
+        assert spec.max_input_images == 1
+        assert "size" not in spec.parameters  # the output keeps the input's size
+        assert spec.price is not None
+    # Bedrock's Image Services are invoked through the US profile, whatever id is sent.
+    for alias in ("bedrock/stability.stable-image-inpaint-v1:0", "bedrock/stable-image-inpaint"):
+        resolved = catalog.resolve(alias, dt.date(2026, 12, 7))
+        assert resolved.upstream_model == "us.stability.stable-image-inpaint-v1:0"
+    generators = [spec for spec in catalog if spec.generations]
+    assert all(spec.id != "stability/stable-image-inpaint" for spec in generators)
+    assert len(generators) == len(catalog) - 2
 
 
 def test_legacy_and_lifecycle_note_are_published() -> None:

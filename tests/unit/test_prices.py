@@ -250,6 +250,8 @@ PINNED = {
     ("stability/sd3.5-large", None, None): "0.065",
     ("stability/sd3.5-large-turbo", None, None): "0.04",
     ("stability/sd3.5-medium", None, None): "0.035",
+    ("stability/stable-image-inpaint", None, None): "0.05",
+    ("bedrock/stable-image-inpaint", None, None): "0.07",
 }
 
 

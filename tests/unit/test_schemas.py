@@ -41,6 +41,7 @@ def test_every_documented_field_is_parsed() -> None:
         "person_generation": "allow_adult",
         "seed": 42,
         "negative_prompt": "blurry",
+        "grow_mask": 0,
         "stream": False,
         "partial_images": 0,
     }

@@ -52,7 +52,7 @@ UPLOAD_OBJECTS = {
     ]
 }
 # Edits read their inputs (earlier images, uploads); edit jobs keep theirs as uploads.
-EDIT_INPUT_GRANTS = ("ReadEditInputs", "KeepEditJobInputs", "ReadEditJobInputs")
+EDIT_INPUT_GRANTS = ("ReadEditInputs", "KeepEditJobInputs")
 IDEMPOTENT_ANSWERS = {
     "Fn::Sub": [
         "${Arn}/${Prefix}*",
@@ -900,8 +900,7 @@ def test_functions_only_write_objects_under_the_image_prefix(
             for statement in statements(role)
             if any(action.startswith("s3:") for action in as_list(statement["Action"]))
             and as_list(statement["Resource"]) != [IDEMPOTENT_ANSWERS]
-            and statement.get("Sid")
-            not in ("ReadEditInputs", "KeepEditJobInputs", "ReadEditJobInputs")
+            and statement.get("Sid") not in EDIT_INPUT_GRANTS
         ]
         assert s3_statements, "the role must be able to store images"
         for statement in s3_statements:
@@ -910,24 +909,20 @@ def test_functions_only_write_objects_under_the_image_prefix(
             assert as_list(statement["Resource"]) == [IMAGE_OBJECTS]
 
 
-def test_only_the_gateway_reads_edit_inputs_and_only_images_and_uploads(
+def test_edit_inputs_are_read_from_images_and_uploads_and_kept_only_as_uploads(
     template: dict[str, Any], gateway_role: dict[str, Any], worker_role: dict[str, Any]
 ) -> None:
-    (read,) = [s for s in statements(gateway_role) if s.get("Sid") == "ReadEditInputs"]
-    assert as_list(read["Action"]) == ["s3:GetObject"]
-    assert as_list(read["Resource"]) == [IMAGE_OBJECTS, UPLOAD_OBJECTS]
-    assert not [s for s in statements(worker_role) if s.get("Sid") == "ReadEditInputs"]
-    # Edit jobs: the gateway keeps the inputs as uploads, the worker reads them back.
-    (keep,) = [s for s in statements(gateway_role) if s.get("Sid") == "KeepEditJobInputs"]
-    assert (as_list(keep["Action"]), as_list(keep["Resource"])) == (
-        ["s3:PutObject"],
-        [UPLOAD_OBJECTS],
-    )
-    (job_read,) = [s for s in statements(worker_role) if s.get("Sid") == "ReadEditJobInputs"]
-    assert (as_list(job_read["Action"]), as_list(job_read["Resource"])) == (
-        ["s3:GetObject"],
-        [UPLOAD_OBJECTS],
-    )
+    # The gateway accepts edits (HTTP, events) and keeps job inputs as uploads; the worker
+    # reads them back, and accepts edits sent as SQS messages the same way.
+    for role in (gateway_role, worker_role):
+        (read,) = [s for s in statements(role) if s.get("Sid") == "ReadEditInputs"]
+        assert as_list(read["Action"]) == ["s3:GetObject"]
+        assert as_list(read["Resource"]) == [IMAGE_OBJECTS, UPLOAD_OBJECTS]
+        (keep,) = [s for s in statements(role) if s.get("Sid") == "KeepEditJobInputs"]
+        assert (as_list(keep["Action"]), as_list(keep["Resource"])) == (
+            ["s3:PutObject"],
+            [UPLOAD_OBJECTS],
+        )
     prefixes = template["Mappings"]["Images"]["Storage"]
     assert len({prefixes["Prefix"], prefixes["UploadsPrefix"], prefixes["IdempotencyPrefix"]}) == 3
     rules = template["Resources"]["ImagesBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
@@ -1249,6 +1244,33 @@ def bedrock_models() -> set[str]:
     return {spec.upstream_model for spec in load_catalog() if spec.provider == "bedrock"}
 
 
+# A cross-Region inference profile's id starts with its geography ("us.stability...").
+PROFILE_PREFIXES = ("us.", "eu.", "apac.")
+
+
+def bedrock_grants() -> set[str]:
+    """The ARNs the catalog's bedrock/* models need: a foundation model in the chosen Region, or
+    an inference profile there plus its model in every Region the profile routes to."""
+    from imagegw.catalog import load_catalog
+
+    partition = "arn:${AWS::Partition}:bedrock"
+    grants: set[str] = set()
+    for spec in load_catalog():
+        if spec.provider != "bedrock":
+            continue
+        model = spec.upstream_model
+        if not model.startswith(PROFILE_PREFIXES):
+            assert spec.upstream_option("profile_regions") is None
+            grants.add(f"{partition}:${{BedrockRegion}}::foundation-model/{model}")
+            continue
+        regions = (spec.upstream_option("profile_regions") or "").split()
+        assert regions, f"{spec.id}: an inference profile needs upstream_options.profile_regions"
+        grants.add(f"{partition}:${{BedrockRegion}}:${{AWS::AccountId}}:inference-profile/{model}")
+        base = model.split(".", 1)[1]
+        grants.update(f"{partition}:{region}::foundation-model/{base}" for region in regions)
+    return grants
+
+
 def test_bedrock_is_off_by_default_and_one_parameter_enables_it(template: dict[str, Any]) -> None:
     parameter = template["Parameters"]["BedrockRegion"]
     assert parameter["Default"] == ""
@@ -1277,12 +1299,13 @@ def test_bedrock_grant_is_exactly_the_catalogs_models_in_the_chosen_region(
     (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Effect"] == "Allow"
     assert statement["Action"] == "bedrock:InvokeModel"
-    granted = {arn["Fn::Sub"] for arn in statement["Resource"]}
-    assert len(bedrock_models()) == 3
-    assert granted == {
-        f"arn:${{AWS::Partition}}:bedrock:${{BedrockRegion}}::foundation-model/{model}"
-        for model in bedrock_models()
-    }
+    granted = [arn["Fn::Sub"] for arn in statement["Resource"]]
+    assert len(bedrock_models()) == 4
+    assert len(granted) == len(set(granted))
+    assert set(granted) == bedrock_grants()
+    # The inpainting profile and its three Regions, nothing broader (no wildcard).
+    assert len(granted) == 3 + 1 + 3
+    assert not any("*" in arn for arn in granted)
 
 
 def test_no_other_statement_mentions_bedrock(template: dict[str, Any]) -> None:

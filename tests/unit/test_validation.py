@@ -426,6 +426,7 @@ _SAMPLE_VALUES: dict[str, Any] = {
     "watermark": False,
     "seed": 42,
     "negative_prompt": "blurry, low contrast",
+    "grow_mask": 0,
 }
 
 

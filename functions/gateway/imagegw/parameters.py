@@ -74,6 +74,9 @@ PARAMETERS: tuple[Parameter, ...] = (
     # Stability's seed (0 to 4294967294, 0 meaning random) and negative prompt.
     Parameter("seed", int, Role.EXTENSION, minimum=0, maximum=4_294_967_294),
     Parameter("negative_prompt", str, Role.EXTENSION),
+    # Stability's inpainting: pixels the mask is grown by (and feathered over) before the edit;
+    # not sent: Stability's default (5).
+    Parameter("grow_mask", int, Role.EXTENSION, minimum=0, maximum=100),
     Parameter("stream", bool, Role.STREAMING),
     Parameter("partial_images", int, Role.STREAMING, minimum=0, maximum=3),
 )

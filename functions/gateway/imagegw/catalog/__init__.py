@@ -119,7 +119,13 @@ class ModelSpec(BaseModel):
     # edit), whether it takes a mask, and the input_fidelity values it takes (none: refused).
     max_input_images: int = Field(default=0, ge=0, le=16)
     masks: bool = False
+    # The model repaints only what a mask marks (an inpainting model): an edit without one is
+    # refused rather than sent to do nothing, or the whole image.
+    mask_required: bool = False
     input_fidelities: tuple[str, ...] = ()
+    # False: an edit-only model (Stability's inpainting services): it serves POST
+    # /v1/images/edits and refuses generations with a 400 that says so.
+    generations: bool = True
     # How the provider reaches the model (which API, which size table): read only by the
     # provider named in ``provider``, so a new upstream model of a known kind is a data edit.
     # Written as a TOML table; held as sorted pairs so the spec stays hashable.
@@ -165,6 +171,14 @@ class ModelSpec(BaseModel):
             raise ValueError(f"{self.id}: default_size must be one of sizes")
         if (self.masks or self.input_fidelities) and not self.max_input_images:
             raise ValueError(f"{self.id}: masks and input_fidelities need max_input_images")
+        if self.mask_required and not self.masks:
+            raise ValueError(f"{self.id}: mask_required needs masks")
+        if not self.generations:
+            if not self.edits:
+                raise ValueError(f"{self.id}: a model that does not generate must edit")
+            if self.fallbacks:
+                # Edits never fall back (generation/edits.py): fallbacks would never be used.
+                raise ValueError(f"{self.id}: an edit-only model has no fallbacks")
         return self
 
     def is_retired(self, today: dt.date) -> bool:
@@ -192,6 +206,7 @@ class ModelSpec(BaseModel):
         return {
             "max_input_images": self.max_input_images,
             "mask": self.masks,
+            "mask_required": self.mask_required,
             "input_fidelities": list(self.input_fidelities),
         }
 
@@ -205,6 +220,8 @@ class ModelSpec(BaseModel):
         published: dict[str, Any] = {
             "provider": self.provider,
             "description": self.description,
+            # False: the model only edits (POST /v1/images/edits); generations are refused.
+            "generations": self.generations,
             "n": {"min": 1, "max": self.n_max},
             "free_size": self.free_size.model_dump() if self.free_size else None,
         }
@@ -299,6 +316,17 @@ class Catalog:
                     raise CatalogError(
                         f"{spec.id}: fallback {fallback!r} must be another model of the catalog"
                     )
+                if not self._specs[fallback].generations:
+                    raise CatalogError(
+                        f"{spec.id}: fallback {fallback!r} only edits; it cannot serve a generation"
+                    )
+            replacement = self._specs.get(spec.replacement or "")
+            edits_only = replacement is not None and not replacement.generations
+            if spec.redirect and spec.generations and edits_only:
+                raise CatalogError(
+                    f"{spec.id}: redirect target {spec.replacement!r} only edits; it cannot "
+                    "serve this model's generations"
+                )
 
     def with_enabled(self, model_ids: Iterable[str]) -> Catalog:
         """This catalog with the named models enabled (ids not in it are returned by

@@ -12,6 +12,10 @@ and SQS messages sent by other services (the message body)::
 A direct invocation may also be the bare OpenAI body (``{"model": ..., "prompt": ...}``), and may
 carry ``"action": "generate"``. Non-HTTP invocations carry no bearer key: they are trusted
 because IAM let the sender invoke the function or write to the queue, and run with every scope.
+
+``"action": "edit"`` makes the request an edit in OpenAI's JSON form (``images``: references
+``{"image_url": ...}`` or ``{"file_id": ...}``, optional ``mask``), run as a job like a
+generation event (generation/edit_jobs.py: ``submit_edit_request``).
 """
 
 from __future__ import annotations
@@ -30,13 +34,23 @@ from imagegw.state.auth import ALL_SCOPES, Principal
 
 _FIELDS = frozenset({"request", "job_id", "client", "action"})
 _MAX_CLIENT = 128
+GENERATE = "generate"
+EDIT = "edit"
+_ACTIONS = (GENERATE, EDIT)
 
 
 @dataclass(frozen=True)
 class GenerationEvent:
+    """The request an event carries (a generation, or with ``action`` edit an edit)."""
+
     request: bytes  # the OpenAI body as JSON bytes, parsed and checked by the service
     job_id: str | None
     client: str | None
+    action: str = GENERATE  # or EDIT: the request is an edit's JSON form
+
+    @property
+    def is_edit(self) -> bool:
+        return self.action == EDIT
 
 
 def event_principal(source: str) -> Principal:
@@ -84,24 +98,36 @@ def generation_event(payload: Any, *, where: str, bare_allowed: bool = False) ->
             f"body), got {type(payload).__name__}."
         )
     if "request" not in payload and bare_allowed and "prompt" in payload:
-        payload = {"request": {k: v for k, v in payload.items() if k != "action"}}
+        bare = {k: v for k, v in payload.items() if k != "action"}
+        payload = {
+            "request": bare,
+            **({"action": payload["action"]} if "action" in payload else {}),
+        }
     unknown = sorted(set(payload) - _FIELDS)
     if unknown:
         raise MalformedEvent(
-            f"Unknown field in the {where}: '{unknown[0]}'. Fields: request, job_id, client.",
+            f"Unknown field in the {where}: '{unknown[0]}'. Fields: request, job_id, client, "
+            "action.",
             param=unknown[0],
         )
-    action = payload.get("action", "generate")
-    if action != "generate":
+    action = payload.get("action", GENERATE)
+    if action not in _ACTIONS:
+        shown = repr(action)[:60]
         raise MalformedEvent(
-            f"Unknown action in the {where}: {action!r}. The only action is 'generate'.",
+            f"Unknown action in the {where}: {shown}. The actions are 'generate' (the "
+            "default) and 'edit'.",
             param="action",
         )
     request = payload.get("request")
     if not isinstance(request, Mapping):
+        body = (
+            "OpenAI's image edit in its JSON form (model, prompt, images: "
+            '[{"image_url": ...} or {"file_id": ...}], ...)'
+            if action == EDIT
+            else "OpenAI's image generation body (model, prompt, ...)"
+        )
         raise MalformedEvent(
-            f"The {where} needs 'request': an object with OpenAI's image generation body "
-            "(model, prompt, ...).",
+            f"The {where} needs 'request': an object with {body}.",
             param="request",
         )
     job_id = payload.get("job_id")
@@ -129,6 +155,7 @@ def generation_event(payload: Any, *, where: str, bare_allowed: bool = False) ->
         request=json.dumps(request).encode("ascii"),
         job_id=job_id,
         client=client,
+        action=action,
     )
 
 

@@ -39,9 +39,17 @@ from imagegw.entrypoints.events import (
 from imagegw.entrypoints.runtime import Runtime
 from imagegw.errors import GatewayError, JobConflict, MalformedEvent, UnknownClient
 from imagegw.generation.deadline import lambda_deadline
+from imagegw.generation.edit_jobs import submit_edit_request
 from imagegw.generation.job_runner import job_principal, process_job, submit_job
 from imagegw.state.auth import SCOPE_GENERATE, Principal, principal_named
-from imagegw.state.jobs.model import FAILED, Job, is_valid_job_id, new_job_id
+from imagegw.state.jobs.model import (
+    EDIT,
+    FAILED,
+    GENERATION,
+    Job,
+    is_valid_job_id,
+    new_job_id,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +102,10 @@ async def accept_event_job(
     if owner is None:
         owner = job_principal(generation.client) if generation.client else event_principal(source)
     try:
+        if generation.is_edit:
+            return await submit_edit_request(
+                runtime, owner, generation.request, source=source, job_id=job_id, enqueue=enqueue
+            )
         return await submit_job(
             runtime, owner, generation.request, source=source, job_id=job_id, enqueue=enqueue
         )
@@ -145,6 +157,7 @@ async def record_failed_job(
         client=client,
         status=FAILED,
         request=generation.request.decode("utf-8"),
+        kind=EDIT if generation.is_edit else GENERATION,
         source=source,
         created_at=now,
         updated_at=now,
@@ -154,7 +167,7 @@ async def record_failed_job(
     if not await runtime.job_store.create(job):
         existing = await runtime.job_store.get(job_id)
         if existing is not None:
-            if (existing.client, existing.request) != (job.client, job.request):
+            if not existing.same_submission(job.client, job.request):
                 # The id is taken by another request: never answer with that one's outcome.
                 raise JobConflict(
                     f"The job id '{job_id}' is already used by another request.", param="job_id"

@@ -44,8 +44,12 @@ EDIT_PARAMETERS = (
     "complexity",
     "stream",
     "partial_images",
+    # Extensions of the models that take them (Stability: seed, negative_prompt, grow_mask).
+    "seed",
+    "negative_prompt",
+    "grow_mask",
 )
-INTEGER_PARAMETERS = frozenset({"n", "output_compression", "partial_images"})
+INTEGER_PARAMETERS = frozenset({"n", "output_compression", "partial_images", "seed", "grow_mask"})
 BOOLEAN_PARAMETERS = frozenset({"stream"})
 MAX_INPUT_IMAGES = 16  # OpenAI's limit; a model's own may be lower (catalog: max_input_images)
 MASK_FIELD = "mask"

@@ -10,6 +10,9 @@ additions, cheapest first so that nothing is fetched or decoded for a request th
    and inspected as untrusted (``input_images``), within per-file, per-request and pixel limits;
 3. the mask must be a PNG with alpha, the size of the first image.
 
+``stream: true`` streams an edit as a generation streams (``stream_edit``), with OpenAI's
+``image_edit.*`` event names.
+
 Edits never fall back to another model: a fallback would have to be re-checked for every edit
 capability and the inputs re-sent, and an edit the caller did not choose is not the same edit.
 """
@@ -46,6 +49,7 @@ from imagegw.generation.service import (
     PreparedGeneration,
     deliver_prepared,
 )
+from imagegw.generation.streaming import ImageStream, stream_prepared
 from imagegw.generation.validation import validate
 from imagegw.providers.inputs import InputImage
 from imagegw.schemas import _first_problem
@@ -61,7 +65,10 @@ def input_limits(runtime: EditContext) -> InputLimits:
     )
 
 
-def image_reader(runtime: EditContext, principal: Principal) -> ImageReader:
+def image_reader(
+    runtime: EditContext, principal: Principal, *, events: bool = False
+) -> ImageReader:
+    """How ``principal``'s inputs are read; ``events``: an event's references (image_refs)."""
     settings = runtime.settings
     return ImageReader(
         owner=principal.name,
@@ -72,6 +79,7 @@ def image_reader(runtime: EditContext, principal: Principal) -> ImageReader:
         max_bytes=settings.edit_max_image_bytes,
         fetch_https=settings.edit_fetch_https_urls,
         fetch_timeout_seconds=settings.edit_fetch_timeout_seconds,
+        events=events,
     )
 
 
@@ -109,13 +117,11 @@ def check_edit_capabilities(
             "the area to change in the prompt instead, and send the request without 'mask'.",
             param="mask",
         )
-    if body.stream:
-        # Generations stream (generation/streaming.py); edits do not yet, and answering a
-        # streamed request with plain JSON would change what was asked.
-        raise UnsupportedParameter(
-            "Streaming edits ('stream': true) are not supported by this gateway yet. Send the "
-            "edit without 'stream' (and 'partial_images') to receive the finished images.",
-            param="stream",
+    if submission.mask is None and spec.mask_required:
+        raise MissingParameter(
+            f"The model `{spec.id}` repaints the area a mask marks and needs 'mask': a PNG the "
+            "size of the image whose transparent pixels (alpha 0) are the area to change.",
+            param="mask",
         )
     if body.input_fidelity is not None:
         if not spec.input_fidelities:
@@ -243,4 +249,29 @@ async def edit_images(
         response_limit=response_limit,
         idempotency_key=idempotency_key,
         fallbacks=False,
+    )
+
+
+async def stream_edit(
+    runtime: EditContext,
+    principal: Principal,
+    submission: EditSubmission,
+    *,
+    base_url: str,
+    delivery: DeliveryPolicy,
+    deadline: Deadline | None = None,
+    response_limit: int | None = None,
+    idempotency_key: str | None = None,
+) -> ImageStream:
+    """An edit with ``stream: true``: OpenAI's ``image_edit.*`` event stream, made as a
+    generation's is (``streaming.stream_prepared``: same guards, partial images, errors)."""
+    prepared = await prepare_edit(runtime, principal, submission, delivery=delivery)
+    return await stream_prepared(
+        runtime,
+        principal,
+        prepared,
+        base_url=base_url,
+        deadline=deadline,
+        response_limit=response_limit,
+        idempotency_key=idempotency_key,
     )

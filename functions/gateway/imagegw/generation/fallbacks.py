@@ -82,7 +82,14 @@ def candidates(
     resolution: Resolution,
     validated: ValidatedRequest,
 ) -> Iterator[tuple[Resolution, ValidatedRequest]]:
-    """The fallbacks that would serve this request identically, in the catalog's order."""
+    """The fallbacks that would serve this request identically, in the catalog's order.
+
+    None for an edit: ``validate`` checks the body, not the input images, so a fallback's
+    request would lack them (and whether it edits, with this many images and a mask, is not
+    checked here). An edit is served by the model asked for, or fails (generation/edits.py).
+    """
+    if validated.image_request.is_edit:
+        return
     today = runtime.today()
     for model_id in resolution.spec.fallbacks:
         spec = runtime.catalog.get(model_id)

@@ -12,6 +12,12 @@ the upload store), or an ``image_url``, which is, in order:
    allows it, through the SSRF guard of ``remote_images``; otherwise refused with a 400 that
    says how to send the image instead.
 
+An edit that arrives as an event (SQS, EventBridge, a direct invocation: ``events``) carries
+references, not bytes: a ``data:`` URL is refused, and an image of the gateway's own bucket may
+also be named by its object, ``s3://<bucket>/<image prefix><key>`` (read with the gateway's role;
+only its image prefix, as for presigned links). Over HTTP ``s3://`` is refused: a key holder
+gets an image of the bucket through a link the gateway signed, never by naming an object.
+
 Every failure is a 4xx naming where the image was given (``images[1].image_url``, ``mask``).
 """
 
@@ -57,6 +63,8 @@ class ImageReader:
     fetch_https: bool = False
     fetch_timeout_seconds: float = 10.0
     resolver: Resolver = system_resolver
+    # An event's edit: references only (no data: URLs), s3:// objects of the gateway's bucket.
+    events: bool = False
 
     async def read(self, source: ImageSource) -> bytes:
         if source.data is not None:
@@ -80,11 +88,46 @@ class ImageReader:
         except PayloadTooLarge as exc:
             raise PayloadTooLarge(exc.message, param=f"{param}.file_id") from exc
 
+    async def _bucket_object(self, store: ImageStore, where: str, url: str) -> bytes:
+        if not self.events:
+            raise ForbiddenImageUrl(
+                f"Invalid '{where}': s3:// references are read only in events (SQS, "
+                "EventBridge, direct invocations). Over HTTP, give the link the gateway "
+                "returned for the image, a file_id, or the image itself.",
+                param=where,
+            )
+        key = store.key_of_bucket_url(url)
+        if key is None:
+            raise ForbiddenImageUrl(
+                f"Invalid '{where}': an s3:// reference must name an image of this gateway's "
+                "bucket under its image prefix (s3://<bucket>/<prefix><key>, as the gateway "
+                "stored it).",
+                param=where,
+            )
+        try:
+            return await store.read(key, max_bytes=self.max_bytes)
+        except NotFound as exc:
+            raise InvalidImage(
+                f"Invalid '{where}': {exc.message}", param=where, code=exc.code
+            ) from exc
+        except PayloadTooLarge as exc:
+            raise PayloadTooLarge(exc.message, param=where) from exc
+
     async def _url(self, param: str, url: str) -> bytes:
         where = f"{param}.image_url"
-        if url[:5].lower() == "data:":
+        scheme = url[:5].lower()
+        if scheme == "data:":
+            if self.events:
+                raise ForbiddenImageUrl(
+                    f"Invalid '{where}': an event names its images by reference, not with "
+                    "their bytes (a data: URL). Give a file_id (POST /v1/images/uploads), a "
+                    "link or s3:// object of this gateway's bucket, or an https URL.",
+                    param=where,
+                )
             return decode_data_url(url, param=where, max_bytes=self.max_bytes)
         store = self.image_store()
+        if scheme == "s3://":
+            return await self._bucket_object(store, where, url)
         try:
             key = store.key_of_link(url, now=self.clock())
             if key is not None:

@@ -155,12 +155,16 @@ async def record_job(
     source: str = "api",
     job_id: str | None = None,
     enqueue: bool = True,
+    submitted: str | None = None,
 ) -> Job:
     """Record a checked request (``prepared``) as a queued job of ``kind``; with ``enqueue``,
-    queue it. ``request`` is the JSON text the worker prepares again when it runs the job."""
+    queue it. ``request`` is the JSON text the worker prepares again when it runs the job;
+    ``submitted``, the sender's own text when ``request`` rewrites it (``Job.submitted``)."""
     job = _new_job(runtime, job_id or new_job_id(), principal, request, source, kind)
     job = dataclasses.replace(
-        job, progress=job_progress.initial(prepared.validated.image_request.n)
+        job,
+        progress=job_progress.initial(prepared.validated.image_request.n),
+        submitted=submitted,
     )
     # Jobs count against the key's limits and budgets like synchronous calls: n images and the
     # most the request may cost are taken now, at submission, and settled when the job ends.
@@ -173,7 +177,7 @@ async def record_job(
     if not await store.create(job):
         await reliability.give_back(taken, delivered=0, cost=None, succeeded=False)
         existing = await store.get(job.id)
-        if existing is None or (existing.client, existing.request) != (job.client, job.request):
+        if existing is None or not existing.same_submission(job.client, job.submitted or request):
             raise JobConflict(
                 f"The job id '{job.id}' is already used by another request.", param="job_id"
             )

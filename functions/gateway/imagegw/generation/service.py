@@ -17,14 +17,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from imagegw.catalog import Resolution
+from imagegw.catalog import ModelSpec, Resolution
 from imagegw.catalog.prices import Cost, cost_body, cost_header
 from imagegw.errors import (
     ContentPolicyViolation,
     GatewayError,
+    InvalidValue,
     MissingParameter,
     PayloadTooLarge,
     StorageUnavailable,
@@ -45,6 +47,9 @@ from imagegw.schemas import ImageGenerationRequest, parse_generation_request
 from imagegw.state.auth import Principal
 from imagegw.state.budgets import SpendCeiling
 from imagegw.storage import ImageStore
+
+if TYPE_CHECKING:
+    from imagegw.generation.reliability import Guard
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +109,7 @@ def prepare_generation(
             )
         resolution = runtime.catalog.resolve(requested, runtime.today())
         principal.require_model(resolution.spec.id)
+        check_generates(runtime, resolution.spec)
         validated = validate(
             body,
             resolution,
@@ -119,6 +125,24 @@ def prepare_generation(
         )
         raise
     return PreparedGeneration(resolution, validated, body)
+
+
+def check_generates(runtime: GenerationContext, spec: ModelSpec) -> None:
+    """An edit-only model (catalog: ``generations = false``) refuses a generation, saying where
+    it is served, rather than failing upstream or editing nothing."""
+    if spec.generations:
+        return
+    today = runtime.today()
+    generators = [s.id for s in runtime.catalog if s.generations and not s.is_retired(today)]
+    shown = ", ".join(generators[:8]) + (", ..." if len(generators) > 8 else "")
+    raise InvalidValue(
+        f"The model `{spec.id}` only edits images: it cannot serve /v1/images/generations. "
+        "Send it to POST /v1/images/edits (client.images.edit) with an image"
+        f"{' and a mask' if spec.mask_required else ''}, or generate with a model that "
+        f"generates: {shown or '(none)'} (GET /v1/models: capabilities.generations).",
+        param="model",
+        code="model_only_edits",
+    )
 
 
 async def run_generation(
@@ -270,17 +294,7 @@ async def deliver_prepared(
     """The paid part of a prepared request (a generation or an edit), guarded: Idempotency-Key
     replay, per-key limits and spend budgets (reliability.py), the upstream call (with the
     catalog's fallbacks when ``fallbacks``), delivery, and the accounting of what it cost."""
-    assert prepared.body is not None
-    async with runtime.reliability.guard(
-        principal,
-        prepared.body,
-        idempotency_key,
-        images=prepared.validated.image_request.n,
-        spend=spend_of(runtime, prepared),
-        budget_seconds=prepared.validated.image_request.timeout_seconds,
-        image_store=lambda: runtime.image_store,
-        base_url=base_url,
-    ) as guard:
+    async with guard_of(runtime, principal, prepared, idempotency_key, base_url) as guard:
         if guard.replay is not None:
             return GenerationOutcome(*guard.replay)
         result = await run_generation(
@@ -302,6 +316,29 @@ async def deliver_prepared(
         )
         account(runtime, prepared, result, outcome.cost, key=principal.name)
         return outcome
+
+
+def guard_of(
+    runtime: GenerationContext,
+    principal: Principal,
+    prepared: PreparedGeneration,
+    idempotency_key: str | None,
+    base_url: str,
+) -> AbstractAsyncContextManager[Guard]:
+    """The guard of a prepared request's paid part, streamed or not (reliability.py):
+    Idempotency-Key replay, the key's limits for its n images, its spend ceiling."""
+    assert prepared.body is not None
+    request = prepared.validated.image_request
+    return runtime.reliability.guard(
+        principal,
+        prepared.body,
+        idempotency_key,
+        images=request.n,
+        spend=spend_of(runtime, prepared),
+        budget_seconds=request.timeout_seconds,
+        image_store=lambda: runtime.image_store,
+        base_url=base_url,
+    )
 
 
 def spend_of(runtime: GenerationContext, prepared: PreparedGeneration) -> SpendCeiling:

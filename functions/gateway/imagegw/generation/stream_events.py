@@ -6,6 +6,9 @@
     event: image_generation.completed
     data: {"type":"image_generation.completed","b64_json":"...","usage":{...},...}
 
+An edit's stream is the same with its own event names (``image_edit.partial_image``,
+``image_edit.completed``: ``EDIT_EVENTS``), as OpenAI's edit endpoint sends them.
+
 A failure after the stream started is an ``error`` event whose data has a top-level ``error``
 object (OpenAI's envelope): the openai SDK raises ``APIError`` on exactly that. The stream ends
 with no ``[DONE]`` (OpenAI sends none; the SDK stops at the end of the connection).
@@ -18,15 +21,32 @@ from __future__ import annotations
 
 import json
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from imagegw.errors import GatewayError
 from imagegw.fastpath.base64text import Base64Text
 
 MEDIA_TYPE = "text/event-stream"
-PARTIAL_IMAGE = "image_generation.partial_image"
-COMPLETED = "image_generation.completed"
 ERROR = "error"
+
+
+@dataclass(frozen=True)
+class EventNames:
+    """The event types of one kind of stream (also the data's ``type``)."""
+
+    partial_image: str
+    completed: str
+
+
+GENERATION_EVENTS = EventNames("image_generation.partial_image", "image_generation.completed")
+EDIT_EVENTS = EventNames("image_edit.partial_image", "image_edit.completed")
+
+
+def event_names(*, is_edit: bool) -> EventNames:
+    return EDIT_EVENTS if is_edit else GENERATION_EVENTS
+
+
 # What the completed event carries besides the image and the resolved settings: the gateway's
 # own fields of a non-streamed response (which model served, what was ignored, ...).
 _NOT_COPIED = frozenset({"created", "data"})
@@ -61,11 +81,15 @@ def _frame(event: str, data: bytes) -> bytes:
 
 
 def partial_image_event(
-    image: Base64Text, index: int, settings: dict[str, Any], created_at: int
+    image: Base64Text,
+    index: int,
+    settings: dict[str, Any],
+    created_at: int,
+    names: EventNames,
 ) -> dict[str, Any]:
     """``settings``: size, quality, background and output_format as requested (may be "auto")."""
     return {
-        "type": PARTIAL_IMAGE,
+        "type": names.partial_image,
         "b64_json": image,
         "created_at": created_at,
         **settings,
@@ -73,7 +97,9 @@ def partial_image_event(
     }
 
 
-def completed_event(body: dict[str, Any], requested: dict[str, Any]) -> dict[str, Any]:
+def completed_event(
+    body: dict[str, Any], requested: dict[str, Any], names: EventNames
+) -> dict[str, Any]:
     """The completed event of a generation whose non-streamed answer would be ``body``.
 
     The image item (``b64_json``, or ``url`` and ``expires_at`` for ``response_format=url``)
@@ -82,7 +108,11 @@ def completed_event(body: dict[str, Any], requested: dict[str, Any]) -> dict[str
     none (Google, local): no token counts are made up.
     """
     items = body.get("data") or [{}]
-    event: dict[str, Any] = {"type": COMPLETED, **items[0], "created_at": body.get("created")}
+    event: dict[str, Any] = {
+        "type": names.completed,
+        **items[0],
+        "created_at": body.get("created"),
+    }
     for name in ("size", "quality", "background", "output_format"):
         event[name] = body.get(name, requested.get(name))
     event["usage"] = body.get("usage")

@@ -1,4 +1,4 @@
-"""``stream: true``: the generation as OpenAI's image-generation event stream.
+"""``stream: true``: the generation (or edit) as OpenAI's image event stream.
 
 ``stream_images`` does everything that can fail with a plain HTTP error first: validation,
 the Idempotency-Key, the key's limits, and the upstream call up to its first event (with the
@@ -12,6 +12,9 @@ headers and the frames, which the route sends as they come:
 - one ``image_generation.completed`` with the final image, delivered as asked (``url``: the
   link and ``expires_at``), and the same gateway fields as a non-streamed answer;
 - or, on a failure after the first event, one ``error`` event with OpenAI's error object.
+
+An edit (``stream_prepared`` with a request prepared by ``generation.edits``) streams the same
+way with ``image_edit.*`` event names; like a non-streamed edit it never falls back.
 
 The idempotency record and the key's limits are settled when the stream ends, however it
 ends: a finished stream keeps its answer (a repeat gets the completed event, without partial
@@ -49,9 +52,9 @@ from imagegw.generation.service import (
     _delivered,
     _never_empty,
     account,
+    guard_of,
     prepare_generation,
     served_model,
-    spend_of,
 )
 from imagegw.providers.base import Completed, PartialImage
 from imagegw.state.auth import Principal
@@ -83,28 +86,41 @@ async def stream_images(
     idempotency_key: str | None = None,
 ) -> ImageStream:
     prepared = prepare_generation(runtime, principal, raw_body, delivery=delivery)
-    assert prepared.body is not None
-    request = prepared.validated.image_request
+    return await stream_prepared(
+        runtime,
+        principal,
+        prepared,
+        base_url=base_url,
+        deadline=deadline,
+        response_limit=response_limit,
+        idempotency_key=idempotency_key,
+    )
+
+
+async def stream_prepared(
+    runtime: GenerationContext,
+    principal: Principal,
+    prepared: PreparedGeneration,
+    *,
+    base_url: str,
+    deadline: Deadline | None,
+    response_limit: int | None,
+    idempotency_key: str | None,
+) -> ImageStream:
+    """The stream of a prepared request: a generation (``image_generation.*`` events) or an
+    edit (``image_edit.*``, generation/edits.py), guarded like ``service.deliver_prepared``."""
+    names = stream_events.event_names(is_edit=prepared.validated.image_request.is_edit)
     stack = AsyncExitStack()
     guard = await stack.enter_async_context(
-        runtime.reliability.guard(
-            principal,
-            prepared.body,
-            idempotency_key,
-            images=request.n,
-            spend=spend_of(runtime, prepared),
-            budget_seconds=request.timeout_seconds,
-            image_store=lambda: runtime.image_store,
-            base_url=base_url,
-        )
+        guard_of(runtime, principal, prepared, idempotency_key, base_url)
     )
     if guard.replay is not None:
         await stack.aclose()
         body, headers, _ = guard.replay
-        replayed = stream_events.completed_event(body, _requested(prepared))
+        replayed = stream_events.completed_event(body, _requested(prepared), names)
         return ImageStream(
             {**headers, **STREAM_HEADERS},
-            _once(stream_events.frame(stream_events.COMPLETED, replayed)),
+            _once(stream_events.frame(names.completed, replayed)),
         )
     started = time.perf_counter()
     try:
@@ -191,6 +207,7 @@ async def _frames(
     telemetry = runtime.telemetry
     provider, model = served.resolution.spec.provider, served.resolution.spec.id
     requested = _requested(prepared)
+    names = stream_events.event_names(is_edit=prepared.validated.image_request.is_edit)
     created = int(runtime.clock())
     sent = ENVELOPE_ALLOWANCE  # what a buffered result holds so far, headers included
     partials = 0
@@ -206,9 +223,9 @@ async def _frames(
                 fields = {**requested, **event.fields}
                 created_at = fields.pop("created_at", created)
                 data = stream_events.frame(
-                    stream_events.PARTIAL_IMAGE,
+                    names.partial_image,
                     stream_events.partial_image_event(
-                        event.image.b64_text(), event.index, fields, created_at
+                        event.image.b64_text(), event.index, fields, created_at, names
                     ),
                 )
                 cost = stream_events.frame_cost(data)
@@ -235,12 +252,12 @@ async def _frames(
                     cost=outcome.cost,
                 )
                 account(runtime, prepared, result, outcome.cost, key=principal.name)
-                completed = stream_events.completed_event(outcome.body, requested)
+                completed = stream_events.completed_event(outcome.body, requested, names)
                 if "x-imagegw-delivery" in outcome.headers:
                     # Said in a header when not streamed; the headers have gone out already.
                     completed["delivery"] = outcome.headers["x-imagegw-delivery"]
                 _finished(runtime, principal, prepared, served, started, partials)
-                yield stream_events.frame(stream_events.COMPLETED, completed)
+                yield stream_events.frame(names.completed, completed)
                 return
             # Progress: OpenAI's stream has no such event, and nothing is invented for it.
             try:

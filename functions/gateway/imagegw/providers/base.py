@@ -65,6 +65,7 @@ class ImageRequest:
     max_answer_bytes: int | None = None
     seed: int | None = None
     negative_prompt: str | None = None
+    grow_mask: int | None = None
     # Intermediate images asked for with ``stream: true`` (0-3); used only by ``stream``.
     partial_images: int = 0
     # An edit (POST /v1/images/edits): the input images, checked (generation/input_images.py),

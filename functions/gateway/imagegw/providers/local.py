@@ -177,6 +177,28 @@ def edit(
     return result.convert(mode)
 
 
+def edit_coarse(
+    request: ImageRequest, *, width: int, height: int, output_format: str, factor: int
+) -> bytes:
+    """The (first) edit at 1/``factor`` of its resolution, shown at full size: a partial image
+    that is the final edit at a coarser stage, as ``draw_coarse`` is for a generation."""
+    from PIL import Image
+
+    final = edit(
+        request,
+        index=0,
+        width=width,
+        height=height,
+        transparent=request.background == "transparent",
+    )
+    small = final.resize((max(1, width // factor), max(1, height // factor)), Image.Resampling.BOX)
+    return encode(
+        small.resize((width, height), Image.Resampling.NEAREST),
+        output_format,
+        request.output_compression,
+    )
+
+
 def edit_size(request: ImageRequest) -> str:
     """An edit keeps the first image's size unless a size was asked for."""
     if request.size is None or request.size == "auto":
@@ -252,6 +274,10 @@ class LocalProvider(ImageProvider):
         """Partial images first, coarse to fine, each rendered as it is sent; then the result.
 
         Streams carry one image (``n`` is 1: OpenAI's rule, checked before the provider)."""
+        if request.is_edit:
+            async for event in self._stream_edit(request):
+                yield event
+            return
         size = resolved_size(request)
         width, height = (int(side) for side in size.split("x"))
         output_format = request.output_format or "png"
@@ -266,6 +292,24 @@ class LocalProvider(ImageProvider):
                 output_format=output_format,
                 transparent=request.background == "transparent",
                 compression=request.output_compression,
+                factor=coarseness(index, request.partial_images),
+            )
+            yield PartialImage(index, GeneratedImage(media_type=media_type, data=data))
+        yield Completed(await self.generate(request))
+
+    async def _stream_edit(self, request: ImageRequest) -> AsyncGenerator[StreamEvent, None]:
+        """An edit's partial images: the edit itself at coarser stages (``edit_coarse``)."""
+        size = edit_size(request)
+        width, height = (int(side) for side in size.split("x"))
+        output_format = request.output_format or "png"
+        media_type = MEDIA_TYPES[output_format]
+        for index in range(request.partial_images):
+            data = await asyncio.to_thread(
+                edit_coarse,
+                request,
+                width=width,
+                height=height,
+                output_format=output_format,
                 factor=coarseness(index, request.partial_images),
             )
             yield PartialImage(index, GeneratedImage(media_type=media_type, data=data))

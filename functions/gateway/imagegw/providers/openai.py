@@ -93,18 +93,22 @@ _EDIT_FIELDS = ("n", *OPENAI_PARAMETERS, "input_fidelity")
 _NOT_IN_EDIT_FORM = frozenset({"moderation", "style"})
 
 
-def edit_form(request: ImageRequest, *, boundary: str) -> tuple[bytes, str]:
+def edit_form(request: ImageRequest, *, boundary: str, stream: bool = False) -> tuple[bytes, str]:
     """The multipart/form-data body of ``POST /images/edits`` and its Content-Type.
 
     One image goes as ``image``, several as repeated ``image[]`` (what the OpenAI SDK sends);
     the mask as ``mask``, unchanged (OpenAI's own convention). Files get neutral names: the
-    caller's file names are not passed on.
+    caller's file names are not passed on. With ``stream``, the form also asks for the event
+    stream (``stream=true``, ``partial_images``), as the SDK's ``images.edit(stream=True)`` does.
     """
     data: dict[str, str] = {"model": request.upstream_model, "prompt": request.prompt}
     for name in _EDIT_FIELDS:
         value = getattr(request, name)
         if value is not None and name not in _NOT_IN_EDIT_FORM:
             data[name] = str(value)
+    if stream:
+        data["stream"] = "true"
+        data["partial_images"] = str(request.partial_images)
     field = "image" if len(request.images) == 1 else "image[]"
     files: list[tuple[str, tuple[str, bytes, str]]] = [
         (field, (image.filename(f"image-{index}"), image.data, image.media_type))
@@ -329,15 +333,20 @@ class OpenAIProvider(ImageProvider):
         del content
         return parse_result(payload, request)
 
-    def _encoded(self, request: ImageRequest) -> tuple[httpx.URL, bytes, str]:
-        """Where the request goes, its body and Content-Type: JSON, or a form for an edit."""
+    def _encoded(
+        self, request: ImageRequest, *, stream: bool = False
+    ) -> tuple[httpx.URL, bytes, str]:
+        """Where the request goes, its body and Content-Type: JSON, or a form for an edit;
+        with ``stream``, asking for the upstream's event stream."""
         if request.is_edit:
-            body, content_type = edit_form(request, boundary=secrets.token_hex(16))
+            body, content_type = edit_form(request, boundary=secrets.token_hex(16), stream=stream)
             return self._edit_url, body, content_type
-        return self._url, json_body(request_body(request)), "application/json"
+        document = stream_body(request) if stream else request_body(request)
+        return self._url, json_body(document), "application/json"
 
     async def stream(self, request: ImageRequest) -> AsyncGenerator[StreamEvent, None]:
-        """The upstream's own stream, each event passed on as soon as it has arrived.
+        """The upstream's own stream, each event passed on as soon as it has arrived: of
+        ``/images/generations``, or of ``/images/edits`` for an edit (``image_edit.*`` events).
 
         DALL-E models do not stream: they get the default (the result when it is ready). An
         OpenAI-compatible upstream that answers a streamed request with plain JSON is served
@@ -349,15 +358,16 @@ class OpenAIProvider(ImageProvider):
             return
         deadline = asyncio.get_running_loop().time() + request.timeout_seconds
         too_slow = _too_slow(request)
+        url, body, content_type = self._encoded(request, stream=True)
         outgoing = self._http.build_request(
             "POST",
-            self._url,
-            content=json_body(stream_body(request)),
+            url,
+            content=body,
             headers={
                 **self._headers,
                 # Only encodings the gateway inflates with a bound (http_pool).
                 "Accept-Encoding": ACCEPT_ENCODING,
-                "Content-Type": "application/json",
+                "Content-Type": content_type,
                 "Accept": "text/event-stream",
             },
             timeout=self._timeouts(request),

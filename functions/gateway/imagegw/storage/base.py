@@ -59,6 +59,12 @@ class ImageStore(ABC):
         """
         return None
 
+    def key_of_bucket_url(self, url: str) -> str | None:
+        """The key behind ``s3://<bucket>/<object>`` if it names an image of this store (its
+        bucket, under its image prefix, a key the gateway made); None otherwise, and always for
+        stores without a bucket. Lets an event name a stored image without a link."""
+        return None
+
     async def read(self, key: str, *, max_bytes: int) -> bytes:
         """The bytes stored under ``key`` (an image of an earlier answer, edited now).
 

@@ -130,6 +130,15 @@ class S3ImageStore(ImageStore):
         check_presigned_lifetime(url, now=now)
         return key
 
+    def key_of_bucket_url(self, url: str) -> str | None:
+        bucket, _, object_key = url[len("s3://") :].partition("/")
+        if url[:5].lower() != "s3://" or bucket != self._bucket:
+            return None
+        if not object_key.startswith(self._prefix):
+            return None
+        key = object_key[len(self._prefix) :]
+        return key if is_valid_key(key) else None
+
     async def read(self, key: str, *, max_bytes: int) -> bytes:
         if not is_valid_key(key):
             raise NotFound("No such image.", code="image_not_found")

@@ -11,6 +11,7 @@ import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import StreamingResponse
 
 from imagegw.api.context import ApiContext
 from imagegw.api.deps import RuntimeDep, require_scope
@@ -43,6 +44,8 @@ _SCALARS: dict[str, Any] = {
     "response_format": {"type": "string"},
     "user": {"type": "string"},
     "safety_identifier": {"type": "string"},
+    "stream": {"type": "boolean"},
+    "partial_images": {"type": "integer", "minimum": 0, "maximum": 3},
 }
 _EDIT_DOCUMENTATION: dict[str, Any] = {
     "requestBody": {
@@ -101,6 +104,10 @@ async def create_edit(request: Request, caller: Caller, runtime: RuntimeDep) -> 
     if prefers_async(request.headers.get("prefer")) and runtime.job_queue is not None:
         return await submit_edit(runtime, caller, submission, base_url=base_url)
     limited = settings.enforce_response_limit or "aws.event" in request.scope
+    if submission.fields.get("stream") is True:
+        return await stream_edit_response(
+            request, caller, runtime, submission, base_url=base_url, limited=limited
+        )
     outcome = await edit_images(
         runtime,
         caller,
@@ -116,6 +123,34 @@ async def create_edit(request: Request, caller: Caller, runtime: RuntimeDep) -> 
         media_type="application/json",
         headers=outcome.headers,
     )
+
+
+async def stream_edit_response(
+    request: Request,
+    caller: Principal,
+    runtime: ApiContext,
+    submission: EditSubmission,
+    *,
+    base_url: str,
+    limited: bool,
+) -> Response:
+    """OpenAI's ``image_edit.*`` event stream, sent as a generation's is (routes/images.py:
+    live under uvicorn, buffered through Mangum)."""
+    from imagegw.generation.edits import stream_edit
+    from imagegw.generation.stream_events import MEDIA_TYPE
+
+    settings = runtime.settings
+    streamed = await stream_edit(
+        runtime,
+        caller,
+        submission,
+        base_url=base_url,
+        delivery=HTTP_DELIVERY,
+        deadline=request_deadline(request, runtime),
+        response_limit=settings.max_response_bytes if limited else None,
+        idempotency_key=request.headers.get("idempotency-key"),
+    )
+    return StreamingResponse(streamed.frames, media_type=MEDIA_TYPE, headers=streamed.headers)
 
 
 async def submit_edit(

@@ -38,6 +38,7 @@ from imagegw.fastpath.http_pool import ACCEPT_ENCODING, iter_body
 from imagegw.providers import aspect_ratios, fanout
 from imagegw.providers.base import ImageProvider, ImageRequest, ImageResult, answer_limit
 from imagegw.providers.bedrock.errors import CONTENT_POLICY_MESSAGE, error_of_answer
+from imagegw.providers.bedrock.image_services import INPAINT_TASK, TASKS, inpaint_body
 from imagegw.providers.bedrock.invoke import invoke_body, parse_answer
 from imagegw.providers.dimensions import image_format, size
 
@@ -77,17 +78,14 @@ class BedrockProvider(ImageProvider):
 
     async def generate(self, request: ImageRequest) -> ImageResult:
         spec = request.spec
-        table = spec.upstream_option("size_table")
-        if spec.upstream_option("api") != "invoke_model" or table not in aspect_ratios.SIZE_TABLES:
-            raise ProviderNotConfigured(
-                f"The catalog entry of `{spec.id}` does not say how to reach it: it needs "
-                "upstream_options.api = 'invoke_model' and upstream_options.size_table = "
-                f"one of {', '.join(aspect_ratios.SIZE_TABLES)}."
-            )
-        choice = aspect_ratios.choose(
-            table, request.size or spec.default_size or "1024x1024", model_id=spec.id
-        )
-        body = invoke_body(request, choice)
+        choice: aspect_ratios.RatioChoice | None = None
+        if spec.upstream_option("task") == INPAINT_TASK:
+            # An Image Services edit: the output keeps the input's size, so no aspect ratio.
+            # Converting the mask is CPU work: off the event loop.
+            body = await asyncio.to_thread(inpaint_body, request)
+        else:
+            choice = _ratio(request)
+            body = invoke_body(request, choice)
         model = request.upstream_model
         # The model id is one path segment: its ":" (and anything else) percent-encoded, as
         # botocore encodes it (and signs it encoded once more).
@@ -110,12 +108,12 @@ class BedrockProvider(ImageProvider):
         )
         images = collected.images
         found = size(images[0].b64())
-        extra: dict[str, Any] = {"aspect_ratio": choice.aspect_ratio}
+        extra: dict[str, Any] = {"aspect_ratio": choice.aspect_ratio} if choice else {}
         if any(seed is not None for seed in collected.seeds):
             extra["seeds"] = collected.seeds
         return ImageResult(
             images=images,
-            size=found or choice.nominal,
+            size=found or (choice.nominal if choice else None),
             output_format=image_format(images[0].b64()),
             filtered=len(collected.filter_reasons),
             failed=len(collected.failures),
@@ -187,6 +185,22 @@ def _checked_endpoint(url: str) -> str:
             "(AWS_ENDPOINT_URL_BEDROCK_RUNTIME or AWS_ENDPOINT_URL)."
         )
     return url.rstrip("/")
+
+
+def _ratio(request: ImageRequest) -> aspect_ratios.RatioChoice:
+    """The aspect ratio of a generator's call (its catalog entry says how sizes map)."""
+    spec = request.spec
+    table = spec.upstream_option("size_table")
+    if spec.upstream_option("api") != "invoke_model" or table not in aspect_ratios.SIZE_TABLES:
+        raise ProviderNotConfigured(
+            f"The catalog entry of `{spec.id}` does not say how to reach it: it needs "
+            "upstream_options.api = 'invoke_model' and either upstream_options.size_table = "
+            f"one of {', '.join(aspect_ratios.SIZE_TABLES)} or upstream_options.task = one of "
+            f"{', '.join(TASKS)}."
+        )
+    return aspect_ratios.choose(
+        table, request.size or spec.default_size or "1024x1024", model_id=spec.id
+    )
 
 
 def _too_slow(request: ImageRequest) -> GatewayError:

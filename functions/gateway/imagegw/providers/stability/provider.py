@@ -1,5 +1,9 @@
 """The stability provider: Stability AI's own REST API (v2beta), over the shared HTTP client.
 
+Generators (``/v2beta/stable-image/generate/{ultra,core,sd3}``, image-to-image edits there too)
+and the inpainting service (``/v2beta/stable-image/edit/inpaint``: an image and its mask, an
+edit-only model in the catalog).
+
 One image per call: ``n`` images are ``n`` calls, bounded and under the request's deadline
 (``fanout``), each a multipart POST with ``accept: application/json`` (base64 back, as every other
 upstream). Nothing is repeated here: the retry wrapper repeats only what cannot bill twice.
@@ -27,8 +31,11 @@ from imagegw.providers.base import ImageProvider, ImageRequest, ImageResult, ans
 from imagegw.providers.dimensions import image_format, size
 from imagegw.providers.stability.translation import (
     CONTENT_POLICY_MESSAGE,
+    INPAINT_ENDPOINT,
     edit_files,
     form_fields,
+    inpaint_fields,
+    inpaint_files,
     parse_answer,
     translate_error,
 )
@@ -57,24 +64,23 @@ class StabilityProvider(ImageProvider):
     async def generate(self, request: ImageRequest) -> ImageResult:
         spec = request.spec
         endpoint = spec.upstream_option("endpoint")
-        table = spec.upstream_option("size_table")
-        if endpoint not in ENDPOINTS or table not in aspect_ratios.SIZE_TABLES:
-            raise ProviderNotConfigured(
-                f"The catalog entry of `{spec.id}` does not say how to reach it: it needs "
-                f"upstream_options.endpoint (one of {', '.join(ENDPOINTS)}) and "
-                f"upstream_options.size_table (one of {', '.join(aspect_ratios.SIZE_TABLES)})."
-            )
-        choice = aspect_ratios.choose(
-            table, request.size or spec.default_size or "1024x1024", model_id=spec.id
-        )
-        url = f"{self._base_url}/v2beta/stable-image/generate/{endpoint}"
-        fields = form_fields(request, choice, endpoint)
-        files = edit_files(request)
+        if endpoint == INPAINT_ENDPOINT:
+            # An edit service: the output keeps the input's size, so no aspect ratio.
+            choice = None
+            url = f"{self._base_url}/v2beta/stable-image/edit/{endpoint}"
+            fields = inpaint_fields(request)
+            # Decoding and re-encoding the mask is CPU work: off the event loop.
+            files = await asyncio.to_thread(inpaint_files, request)
+        else:
+            choice = self._ratio(request)
+            url = f"{self._base_url}/v2beta/stable-image/generate/{endpoint}"
+            fields = form_fields(request, choice, str(endpoint))
+            files = edit_files(request)
         # One image per call: the cap is one image's worth (or the operator's setting).
         limit = answer_limit(request, images=1)
 
         async def one_image(seconds_left: float) -> fanout.Slot:
-            # A fresh boundary per call; the body is small (text fields only).
+            # A fresh boundary per call (one that none of the parts contains).
             body, content_type = multipart.encode(fields, files)
             content = await self._post(url, body, content_type, seconds_left, limit)
             return parse_answer(content)
@@ -90,16 +96,31 @@ class StabilityProvider(ImageProvider):
         )
         images = collected.images
         found = size(images[0].b64())
-        extra: dict[str, Any] = {"aspect_ratio": choice.aspect_ratio}
+        extra: dict[str, Any] = {"aspect_ratio": choice.aspect_ratio} if choice else {}
         if any(seed is not None for seed in collected.seeds):
             extra["seeds"] = collected.seeds
         return ImageResult(
             images=images,
-            size=found or choice.nominal,
+            size=found or (choice.nominal if choice else None),
             output_format=image_format(images[0].b64()),
             filtered=len(collected.filter_reasons),
             failed=len(collected.failures),
             extra=extra,
+        )
+
+    def _ratio(self, request: ImageRequest) -> aspect_ratios.RatioChoice:
+        spec = request.spec
+        endpoint = spec.upstream_option("endpoint")
+        table = spec.upstream_option("size_table")
+        if endpoint not in ENDPOINTS or table not in aspect_ratios.SIZE_TABLES:
+            raise ProviderNotConfigured(
+                f"The catalog entry of `{spec.id}` does not say how to reach it: it needs "
+                f"upstream_options.endpoint (one of {', '.join(ENDPOINTS)}, or "
+                f"{INPAINT_ENDPOINT}) and upstream_options.size_table (one of "
+                f"{', '.join(aspect_ratios.SIZE_TABLES)})."
+            )
+        return aspect_ratios.choose(
+            table, request.size or spec.default_size or "1024x1024", model_id=spec.id
         )
 
     async def _post(

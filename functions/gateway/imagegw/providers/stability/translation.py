@@ -1,8 +1,9 @@
-"""The Stability AI REST API v2beta: one generate call's form fields, its answer and its errors.
+"""The Stability AI REST API v2beta: one call's form fields, its answer and its errors.
 
 ``POST {base}/v2beta/stable-image/generate/{ultra|core|sd3}`` (shared/reference/providers-2.md
-§3) with ``accept: application/json`` answers ``{"image": "<base64>", "finish_reason":
-"SUCCESS" | "CONTENT_FILTERED", "seed": n}``. ``CONTENT_FILTERED`` is a 200 that still carries an
+§3), or ``POST {base}/v2beta/stable-image/edit/inpaint`` (image, mask, prompt ...), with
+``accept: application/json`` answers ``{"image": "<base64>", "finish_reason": "SUCCESS" |
+"CONTENT_FILTERED", "seed": n}``. ``CONTENT_FILTERED`` is a 200 that still carries an
 image, a blurred one: it is a withheld slot here, never delivered. Errors are
 ``{"id", "name", "errors": [...]}``: 400/422 invalid input, 402 out of credits, 403
 ``content_moderation``, 429 rate limit (150 requests per 10 s), 5xx.
@@ -31,8 +32,12 @@ from imagegw.providers.base import MEDIA_TYPES, GeneratedImage, ImageRequest, er
 from imagegw.providers.dimensions import image_format
 from imagegw.providers.fanout import Slot
 from imagegw.providers.inputs import image_strength
+from imagegw.providers.masks import WHITE_FOR_CHANGE, mask_bytes
 
 SD3_ENDPOINT = "sd3"
+# The edit service of ``POST {base}/v2beta/stable-image/edit/inpaint``: the same answer and
+# errors as the generators.
+INPAINT_ENDPOINT = "inpaint"
 FILTERED = "CONTENT_FILTERED"
 # Stability's published limit is 150 requests in 10 s: a 429 without Retry-After waits that long.
 DEFAULT_RETRY_AFTER_SECONDS = 10
@@ -69,6 +74,38 @@ def edit_files(request: ImageRequest) -> list[tuple[str, str, str, bytes]]:
     """An edit's input image as the ``image`` file part (one image: the catalog's limit)."""
     return [
         ("image", image.filename("image"), image.media_type, image.data) for image in request.images
+    ]
+
+
+def inpaint_fields(request: ImageRequest) -> dict[str, str]:
+    """The text fields of an inpainting call: no aspect ratio or strength (the output keeps the
+    input's size; the mask says what changes), ``grow_mask`` only when the caller set it."""
+    fields = {"prompt": request.prompt}
+    if request.negative_prompt:
+        fields["negative_prompt"] = request.negative_prompt
+    if request.seed is not None:
+        fields["seed"] = str(request.seed)
+    if request.grow_mask is not None:
+        fields["grow_mask"] = str(request.grow_mask)
+    fields["output_format"] = request.output_format or "png"
+    return fields
+
+
+def inpaint_files(request: ImageRequest) -> list[tuple[str, str, str, bytes]]:
+    """The image unchanged and the mask in Stability's convention: a grayscale PNG, white =
+    change (``providers.masks``: 255 - OpenAI's alpha, pixel by pixel)."""
+    if len(request.images) != 1 or request.mask is None:
+        # The catalog says so (one image, mask required) and generation/edits.py checks it.
+        raise InvalidRequest(
+            f"The model `{request.spec.id}` repaints one image where its mask says: send one "
+            "image and a mask to POST /v1/images/edits.",
+            param="mask",
+        )
+    (image,) = request.images
+    mask, media_type = mask_bytes(request.mask, WHITE_FOR_CHANGE)
+    return [
+        ("image", image.filename("image"), image.media_type, image.data),
+        ("mask", "mask.png", media_type, mask),
     ]
 
 

@@ -76,7 +76,16 @@ class Job:
     # How far the job has come (generation/job_progress.py): {"stage", "images", "images_done",
     # "percent"?, "upstream_stage"?, "partial_images"?: [{"index", "key"}]}. Written as it runs.
     progress: dict[str, Any] | None = None
+    # The request as its sender gave it, when ``request`` is a rewritten form of it (an edit
+    # event's image references, read and kept as uploads: generation/edit_jobs.py). None: the
+    # same as ``request``.
+    submitted: str | None = None
 
     @property
     def finished(self) -> bool:
         return self.status in TERMINAL
+
+    def same_submission(self, client: str, request: str) -> bool:
+        """Whether ``client`` sending ``request`` under this job's id is this job again (a
+        retried event, a lost 202) rather than another request reusing the id."""
+        return (self.client, self.submitted or self.request) == (client, request)

@@ -91,12 +91,16 @@
     state.models = (listed.data || []).filter((model) => model && model.capabilities);
     const select = $("model");
     select.replaceChildren();
+    // The playground generates: edit-only models (capabilities.generations false) are listed,
+    // but cannot be chosen.
+    const generates = (model) => model.status !== "retired" && model.capabilities.generations !== false;
     for (const model of state.models) {
-      const usable = model.status !== "retired";
-      const label = usable ? model.id : `${model.id} (${model.status})`;
+      const usable = generates(model);
+      const why = model.status === "retired" ? model.status : "edits only";
+      const label = usable ? model.id : `${model.id} (${why})`;
       select.append(element("option", { value: model.id, text: label, disabled: !usable }));
     }
-    const first = state.models.find((model) => model.status !== "retired");
+    const first = state.models.find(generates);
     if (first) select.value = first.id;
     setStatus("setup-status", `${state.models.length} models.`);
     $("request").hidden = false;
