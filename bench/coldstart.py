@@ -20,8 +20,9 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
-from bench.procs import REPO, child_environment
+from bench.procs import PACKAGE_DIR, REPO, child_environment
 from bench.stats import percentile
 
 PROBE = r"""
@@ -80,9 +81,10 @@ def _normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def blocked_modules() -> list[str]:
-    """Top-level modules of the installed distributions a Lambda function would not have."""
-    requirements = (REPO / "layers" / "deps" / "requirements.txt").read_text(encoding="utf-8")
+def blocked_modules(repo: Path = REPO) -> list[str]:
+    """Top-level modules of the installed distributions a Lambda function would not have (with
+    the layer of the checkout at ``repo``)."""
+    requirements = (repo / "layers" / "deps" / "requirements.txt").read_text(encoding="utf-8")
     allowed = {_normalize(d) for d in RUNTIME_DISTRIBUTIONS}
     for line in requirements.splitlines():
         match = re.match(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
@@ -107,9 +109,12 @@ class Sample:
         return self.import_s + self.first_event_s
 
 
-def sample(module: str, event_name: str, storage_dir: str, blocked: str) -> Sample:
+def sample(
+    module: str, event_name: str, storage_dir: str, blocked: str, *, package_dir: Path = PACKAGE_DIR
+) -> Sample:
     environment = child_environment(
-        {"IMAGEGW_API_KEYS": "sk-imagegw-dev", "IMAGEGW_LOCAL_STORAGE_DIR": storage_dir}
+        {"IMAGEGW_API_KEYS": "sk-imagegw-dev", "IMAGEGW_LOCAL_STORAGE_DIR": storage_dir},
+        package_dir=package_dir,
     )
     # Both sides read .pyc files written by the warm-up. Inherited PYTHONDONTWRITEBYTECODE would
     # have the gateway compile its modules in every sample (about 20 ms more), the minimal

@@ -35,15 +35,22 @@ _START_TIMEOUT = 20.0
 GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=134217728"
 
 
-def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This environment without proxies or IMAGEGW_* settings, plus ``extra``."""
+# The gateway as this checkout serves it; bench/compare.py also starts an earlier revision's.
+APP = "imagegw.entrypoints.app:create_app"
+
+
+def child_environment(
+    extra: Mapping[str, str] | None = None, *, package_dir: Path = PACKAGE_DIR
+) -> dict[str, str]:
+    """This environment without proxies or IMAGEGW_* settings, plus ``extra``; ``imagegw`` is
+    imported from ``package_dir``."""
     environment = {
         name: value
         for name, value in os.environ.items()
         if not name.startswith("IMAGEGW_")
         and name.lower() not in {"http_proxy", "https_proxy", "all_proxy"}
     }
-    environment["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_DIR), str(REPO)])
+    environment["PYTHONPATH"] = os.pathsep.join([str(package_dir), str(REPO)])
     environment.update(extra or {})
     return environment
 
@@ -102,7 +109,9 @@ def gateway_settings(upstream_url: str, storage_dir: Path) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def gateway(settings: Mapping[str, str]) -> Iterator[Gateway]:
+def gateway(
+    settings: Mapping[str, str], *, package_dir: Path = PACKAGE_DIR, app: str = APP
+) -> Iterator[Gateway]:
     with contextlib.ExitStack() as stack:
         directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="imagegw-bench-")))
         port = free_port()
@@ -110,7 +119,7 @@ def gateway(settings: Mapping[str, str]) -> Iterator[Gateway]:
             sys.executable,
             "-m",
             "uvicorn",
-            "imagegw.entrypoints.app:create_app",
+            app,
             "--factory",
             "--host",
             "127.0.0.1",
@@ -130,7 +139,7 @@ def gateway(settings: Mapping[str, str]) -> Iterator[Gateway]:
         log_file = stack.enter_context(log.open("wb"))
         process = subprocess.Popen(
             command,
-            env=child_environment(settings),
+            env=child_environment(settings, package_dir=package_dir),
             cwd=directory,
             stdout=log_file,
             stderr=subprocess.STDOUT,

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import coldstart, concurrency, latency, memory, plots, procs
+from bench import coldstart, compare, concurrency, latency, memory, plots, procs
 from bench.figures import ColdStartCase, Figures, LatencyCase, MemoryPoint, ThroughputPoint
 from bench.images import noise_png, tiny_png
 from bench.stats import percentile, verdict
@@ -49,6 +49,8 @@ class Plan:
     delayed_rounds: int
     s3: bool
     quick: bool = False
+    # Section 7: the round 3 code beside this checkout (None: not run, e.g. no git history).
+    baseline: compare.ComparePlan | None = compare.FULL_COMPARE
     # The throughput chart: requests in flight at once (32x32 PNG, upstream delay 200 ms).
     throughput_levels: tuple[int, ...] = (1, 4, 16, 64)
     # The memory chart: n of a b64_json request, each in a fresh gateway process.
@@ -75,6 +77,7 @@ QUICK = Plan(
     1,
     s3=procs.s3_store_available(),
     quick=True,
+    baseline=compare.QUICK_COMPARE,
     throughput_levels=(1, 8),
     memory_ns=(1, 10),
 )
@@ -379,6 +382,17 @@ def run(plan: Plan) -> tuple[str, Figures]:
         lines += parallel
         lines += ["", "### 6. Charts (`bench/plots/`, from `bench/figures.json`)", ""]
         lines += [line for chart in plots.markdown() for line in (chart, "")]
+        if plan.baseline is not None:
+            lines += [
+                f"### 7. Against the round 3 code (`{compare.BASELINE_COMMIT}`), in this run",
+                "",
+                "Both revisions side by side, interleaved, against the same upstream "
+                "(`bench/compare.py`); the figures of issue 11's bar.",
+                "",
+            ]
+            with compare.at_commit(compare.BASELINE_COMMIT) as baseline:
+                lines += compare.compare(plan.baseline, baseline, work)
+            lines += [""]
         lines += [f"Whole run: {time.perf_counter() - started:.0f} s.", ""]
     return "\n".join(lines), figures
 
@@ -397,10 +411,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a few iterations only")
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     parser.add_argument("--no-s3", action="store_true", help="skip the S3 runs")
+    parser.add_argument(
+        "--no-compare", action="store_true", help="skip the run of the round 3 code (section 7)"
+    )
     arguments = parser.parse_args()
     plan = QUICK if arguments.quick else FULL
     if arguments.no_s3:
         plan = dataclasses.replace(plan, s3=False)
+    if arguments.no_compare:
+        plan = dataclasses.replace(plan, baseline=None)
     report, figures = run(plan)
     print(report)
     if arguments.write:

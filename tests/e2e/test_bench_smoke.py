@@ -6,9 +6,10 @@ gateway changes under it: every step must still get correct answers through the 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
-from bench import coldstart, concurrency, latency, memory, procs
+from bench import coldstart, compare, concurrency, latency, memory, procs
 from bench.images import tiny_png
 
 
@@ -37,3 +38,20 @@ def test_every_benchmark_runs_once_through_the_real_stack(tmp_path: Path) -> Non
         coldstart.HANDLERS["gateway"], "rest-v1-models", str(tmp_path), "[]"
     )  # raises unless the first event is answered with 200
     assert sample.import_s > 0
+
+
+def test_the_same_run_comparison_runs_once_against_a_baseline_revision(tmp_path: Path) -> None:
+    """Section 7 of `make bench` (bench/compare.py), with this checkout as its own baseline
+    (CI clones need not have the baseline commit): every figure is measured and reported."""
+    (tmp_path / "noise.png").write_bytes(tiny_png())
+    (tmp_path / "tiny.png").write_bytes(tiny_png())
+    itself = compare.current()
+    lines = compare.compare(compare.QUICK_COMPARE, itself, tmp_path)
+    rows = [line for line in lines if line.startswith("| ") and not line.startswith("| figure")]
+    assert len(rows) == 6
+    for index, row in enumerate(rows):
+        cells = [cell.strip() for cell in row.strip("|").split("|")[1:]]
+        values = [float(cell.split()[0].rstrip("x")) for cell in cells]
+        assert all(math.isfinite(value) for value in values), row
+        if index > 0:  # added latency (row 0) may be below zero in two noisy rounds
+            assert all(value > 0 for value in values), row

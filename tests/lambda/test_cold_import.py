@@ -39,6 +39,7 @@ def audit(event, args):
 
 sys.addaudithook(audit)
 
+import gc
 import imagegw.entrypoints.handler
 from imagegw.settings import get_settings
 
@@ -51,6 +52,9 @@ print(json.dumps({
         if name in sys.modules
     ),
     "io": io_events,
+    "collector_enabled": gc.isenabled(),
+    "frozen": gc.get_freeze_count(),
+    "gateway_modules": sorted(name for name in sys.modules if name.startswith("imagegw.")),
 }))
 """
 
@@ -83,3 +87,20 @@ def test_importing_the_handler_in_a_fresh_process_builds_nothing_and_does_no_io(
     assert "httpx" not in report["modules"]  # loaded with the first upstream call
     assert report["io"] == []
     assert completed.stderr == ""
+    # The collector is off while the handler's imports run and back on after them, with what
+    # they made frozen (bench/RESULTS.md, round 6).
+    assert report["collector_enabled"] is True
+    assert report["frozen"] > 10_000
+    # Modules that serve other routes than a cold start's first request load on first use.
+    lazy = {
+        "imagegw.api.progress_socket",
+        "imagegw.api.realtime",
+        "imagegw.generation.service",
+        "imagegw.providers",
+        "imagegw.schemas",
+        "imagegw.state.jobs.model",
+        "imagegw.state.usage",
+        "imagegw.storage.presign",
+        "imagegw.storage.uploads",
+    }
+    assert lazy.isdisjoint(report["gateway_modules"]), lazy & set(report["gateway_modules"])

@@ -18,6 +18,7 @@ process was configured with (a handful of strings).
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Iterable, Mapping
@@ -33,24 +34,30 @@ _CREDENTIAL_FIELDS = (
     r"private[_-]?key|client[_-]?secret|x-amz-signature|x-amz-credential|"
     r"x-amz-security-token|signature|sig|key)"
 )
-_PATTERNS: tuple[re.Pattern[str], ...] = (
-    # PEM private keys, whole (or to the end of a cut-off message).
-    re.compile(
-        r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.S
-    ),
-    # A secret-named field and its value: "x-goog-api-key: AIza...", '"api_key": "..."',
-    # "?key=...", "token=...". The name stays, so the message still says what was wrong.
-    re.compile(
-        r"(?i)(?P<name>\b" + _CREDENTIAL_FIELDS + r")(?P<sep>\\?[\"']?\s*[:=]\s*\\?[\"']?)"
-        r"(?P<value>(?:bearer\s+|basic\s+)?[^\s\"'&,;)\]}\\]{4,})"
-    ),
-    re.compile(r"(?i)\b(?:bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}"),
-    re.compile(r"\b(?:sk|rk)[-_][A-Za-z0-9_-]{8,}"),
-    re.compile(r"\b(?:AKIA|ASIA|AIDA|AROA)[0-9A-Z]{16}\b"),
-    re.compile(r"\bAIza[0-9A-Za-z_-]{20,}"),
-    re.compile(r"\bya29\.[0-9A-Za-z._-]+"),
-    re.compile(r"\beyJ[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]*"),
-)
+
+
+@functools.cache
+def _patterns() -> tuple[re.Pattern[str], ...]:
+    # Compiled on the first scrub, not at import: a cold start that raises nothing skips them.
+    return (
+        # PEM private keys, whole (or to the end of a cut-off message).
+        re.compile(
+            r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.S
+        ),
+        # A secret-named field and its value: "x-goog-api-key: AIza...", '"api_key": "..."',
+        # "?key=...", "token=...". The name stays, so the message still says what was wrong.
+        re.compile(
+            r"(?i)(?P<name>\b" + _CREDENTIAL_FIELDS + r")(?P<sep>\\?[\"']?\s*[:=]\s*\\?[\"']?)"
+            r"(?P<value>(?:bearer\s+|basic\s+)?[^\s\"'&,;)\]}\\]{4,})"
+        ),
+        re.compile(r"(?i)\b(?:bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}"),
+        re.compile(r"\b(?:sk|rk)[-_][A-Za-z0-9_-]{8,}"),
+        re.compile(r"\b(?:AKIA|ASIA|AIDA|AROA)[0-9A-Z]{16}\b"),
+        re.compile(r"\bAIza[0-9A-Za-z_-]{20,}"),
+        re.compile(r"\bya29\.[0-9A-Za-z._-]+"),
+        re.compile(r"\beyJ[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]*"),
+    )
+
 
 _lock = threading.Lock()
 _known: set[str] = set()
@@ -108,6 +115,6 @@ def scrub(text: str) -> str:
     pattern = _known_pattern
     if pattern is not None:
         text = pattern.sub(REDACTED, text)
-    for index, shape in enumerate(_PATTERNS):
+    for index, shape in enumerate(_patterns()):
         text = shape.sub(_named_value if index == 1 else REDACTED, text)
     return text

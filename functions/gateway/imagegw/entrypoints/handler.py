@@ -23,6 +23,14 @@ process: importing this module does no I/O and builds nothing.
 from __future__ import annotations
 
 import gc
+
+# The imports below create some 50,000 objects (FastAPI, pydantic, the gateway's modules) and
+# none of them is garbage, but each collection the allocations trigger walks the ones made so
+# far: on a cold start that was 40 to 60 ms of collections that freed nothing (bench/RESULTS.md,
+# round 6). The collector is off until they are done, then everything imported is frozen
+# (below) and collection resumes for what requests create.
+gc.disable()
+
 import logging
 from typing import TYPE_CHECKING, Any, cast
 
@@ -52,12 +60,12 @@ _entry: LambdaHandler | None = None
 
 __all__ = ["handler", "is_http_event"]
 
-# Everything imported so far (FastAPI, pydantic, the gateway's modules: some 50,000 tracked
-# objects, none of them garbage) lives as long as the process. Left in the collector's
-# generations, they make the first full collection, which the first event's imports
-# trigger, walk all of them to free nothing: 25 to 30 ms of the cold start. Frozen,
+# Everything imported so far lives as long as the process. Left in the collector's
+# generations, it would make the first full collection, which the first event's imports
+# trigger, walk all of it to free nothing: 25 to 30 ms of the cold start. Frozen,
 # collections only ever look at newer objects.
 gc.freeze()
+gc.enable()
 
 
 def _http_adapter() -> Mangum:

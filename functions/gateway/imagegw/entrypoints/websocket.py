@@ -67,7 +67,7 @@ async def dispatch(runtime: Runtime, event: dict[str, Any]) -> dict[str, Any]:
 
 
 async def on_connect(runtime: Runtime, connection_id: str, event: dict[str, Any]) -> dict[str, Any]:
-    from imagegw.api.routes.realtime import connection_client
+    from imagegw.api.progress_socket import connection_client
 
     raw_headers = event.get("headers") or {}
     headers = {str(name).lower(): str(value) for name, value in raw_headers.items()}

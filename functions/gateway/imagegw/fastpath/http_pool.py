@@ -216,6 +216,8 @@ def upstream_client(
     return client
 
 
+# A declared length is allocated at once when at least this fraction of it has arrived.
+CREDIBLE_FRACTION = 8
 # Encodings the gateway asks for: the ones it can decode with a bound on what comes out (zlib).
 # httpx would also offer br and zstd when their packages are installed, and decode them without
 # one: a few kilobytes of compressed zeros would become gigabytes.
@@ -288,10 +290,54 @@ def answer_too_large(limit: int) -> UpstreamBadResponse:
 
 
 async def _read_body(response: httpx.Response, max_bytes: int | None) -> bytearray:
-    body = bytearray()
+    """The answer in one buffer, sized once what has arrived makes its declared length credible.
+
+    A buffer grown piece by piece is copied each time it outgrows its block, and the blocks it
+    leaves behind stay resident: for a 19 MB answer that was 13 MiB more peak memory than one
+    buffer of the right size (bench/RESULTS.md, round 6). So the first pieces are kept as they
+    are, and once 1/``CREDIBLE_FRACTION`` of a declared length has arrived the buffer for all
+    of it is allocated, the pieces copied in, and the rest read into it: a buffer is never more
+    than ``CREDIBLE_FRACTION`` times what was received (a gigabyte declared and ten bytes sent
+    cost ten bytes), and never more than the cap.
+    """
+    declared = _identity_length(response)
+    pieces: list[bytes] = []
+    received = 0
+    body: bytearray | None = None
+    view: memoryview | None = None
     async for piece in iter_body(response, max_bytes):
-        body += piece
+        if view is not None:
+            if received + len(piece) > len(view):
+                raise UpstreamBadResponse("The upstream sent more than the length it declared.")
+            view[received : received + len(piece)] = piece
+            received += len(piece)
+            continue
+        pieces.append(piece)
+        received += len(piece)
+        if (
+            declared is not None
+            and declared >= received
+            and (received * CREDIBLE_FRACTION >= declared)
+        ):
+            body = bytearray(declared)
+            view = memoryview(body)
+            view[:received] = b"".join(pieces) if len(pieces) > 1 else pieces[0]
+            pieces.clear()
+    if body is None or view is None:
+        return bytearray().join(pieces)
+    view.release()
+    # h11 delivers exactly the declared length or fails; a transport that does not is trimmed.
+    del body[received:]
     return body
+
+
+def _identity_length(response: httpx.Response) -> int | None:
+    """The declared length of an uncompressed answer still to be read (else None)."""
+    if response.is_stream_consumed:
+        return None
+    if response.headers.get("content-encoding", "").strip().lower() not in ("", "identity"):
+        return None
+    return declared_length(response.headers.get("content-length"))
 
 
 async def iter_body(

@@ -300,7 +300,6 @@ class OpenAIProvider(ImageProvider):
 
     async def generate(self, request: ImageRequest) -> ImageResult:
         timeout = self._timeouts(request)
-        too_slow = _too_slow(request)
         try:
             # httpx's read timeout restarts with every chunk; the deadline bounds the whole call
             # so a slowly trickling upstream cannot outlive API Gateway's 29 s.
@@ -320,7 +319,7 @@ class OpenAIProvider(ImageProvider):
                 "The gateway could not connect to the upstream provider; the request was not sent."
             ) from exc
         except (httpx.TimeoutException, TimeoutError) as exc:
-            raise too_slow from exc
+            raise _too_slow(request) from exc
         except httpx.HTTPError as exc:
             raise UpstreamError(
                 "The connection to the upstream provider failed while the request was in flight."
@@ -357,7 +356,6 @@ class OpenAIProvider(ImageProvider):
                 yield event
             return
         deadline = asyncio.get_running_loop().time() + request.timeout_seconds
-        too_slow = _too_slow(request)
         url, body, content_type = self._encoded(request, stream=True)
         outgoing = self._http.build_request(
             "POST",
@@ -380,7 +378,7 @@ class OpenAIProvider(ImageProvider):
                 "The gateway could not connect to the upstream provider; the request was not sent."
             ) from exc
         except (httpx.TimeoutException, TimeoutError) as exc:
-            raise too_slow from exc
+            raise _too_slow(request) from exc
         except httpx.HTTPError as exc:
             raise UpstreamError(
                 "The connection to the upstream provider failed while the request was in flight."
@@ -394,7 +392,7 @@ class OpenAIProvider(ImageProvider):
             media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
             if response.status_code != 200 or media_type != "text/event-stream":
                 content = bytearray()
-                while (chunk := await _next_chunk(chunks, deadline, too_slow)) is not None:
+                while (chunk := await _next_chunk(chunks, deadline, request)) is not None:
                     content += chunk
                 if response.status_code != 200:
                     raise translate_error(response.status_code, bytes(content), response.headers)
@@ -403,7 +401,7 @@ class OpenAIProvider(ImageProvider):
                 return
             decoder = SSEDecoder()
             while True:
-                chunk = await _next_chunk(chunks, deadline, too_slow)
+                chunk = await _next_chunk(chunks, deadline, request)
                 events = decoder.end() if chunk is None else decoder.feed(chunk)
                 for upstream_event in events:
                     parsed = parse_event(upstream_event, request)
@@ -423,14 +421,14 @@ class OpenAIProvider(ImageProvider):
 
 
 async def _next_chunk(
-    chunks: AsyncIterator[bytes], deadline: float, too_slow: UpstreamTimeout
+    chunks: AsyncIterator[bytes], deadline: float, request: ImageRequest
 ) -> bytes | None:
     """The next piece of the answer (None at its end), within the whole call's deadline."""
     try:
         async with asyncio.timeout_at(deadline):
             return await anext(chunks, None)
     except (httpx.TimeoutException, TimeoutError) as exc:
-        raise too_slow from exc
+        raise _too_slow(request) from exc
     except httpx.HTTPError as exc:
         raise UpstreamError(
             "The connection to the upstream provider failed while the answer was arriving."
@@ -438,6 +436,7 @@ async def _next_chunk(
 
 
 def _too_slow(request: ImageRequest) -> UpstreamTimeout:
+    # Built when raised, never ahead: every error message is scrubbed (redaction.py) on creation.
     return UpstreamTimeout(
         f"The upstream provider did not answer within {request.timeout_seconds:g} "
         "seconds. The image may still have been generated upstream, so the gateway "

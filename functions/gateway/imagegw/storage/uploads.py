@@ -38,10 +38,8 @@ from typing import Any
 from imagegw.errors import NotFound, PayloadTooLarge, StorageUnavailable, UploadRefused
 from imagegw.storage.presign import PostPolicy, Presigner
 from imagegw.storage.s3 import read_object
+from imagegw.storage.upload_form import UPLOADS_PATH
 
-UPLOAD_CONTENT_TYPES = ("image/png", "image/jpeg", "image/webp")
-UPLOADS_PATH = "/v1/images/uploads"
-FILE_FIELD = "file"
 # How long an upload stays readable (S3: the bucket's lifecycle rule says one day too).
 KEPT_SECONDS = 86_400
 _FILE_ID = re.compile(r"^file-imagegw-([0-9a-f]{32})$")

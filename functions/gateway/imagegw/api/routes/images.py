@@ -69,20 +69,24 @@ async def read_json_body(request: Request, limit: int) -> bytes:
         raise UnsupportedMediaType(
             f"Expected Content-Type: application/json, got '{content_type or 'none'}'."
         )
-    too_large = PayloadTooLarge(f"The request body is larger than {limit} bytes.")
     declared = request.headers.get("content-length")
     # declared_length: no int() of thousands of digits (Python's 4,300 limit raises).
     length = declared_length(declared)
     if length is not None and length > limit:
-        raise too_large
+        raise _too_large(limit)
     chunks = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise too_large
+            raise _too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    # Built when raised, never ahead: every error message is scrubbed (redaction.py) on creation.
+    return PayloadTooLarge(f"The request body is larger than {limit} bytes.")
 
 
 def gateway_base_url(request: Request, configured: str | None) -> str:

@@ -10,26 +10,19 @@ returned with tokens is the API Gateway WebSocket API's instead (``entrypoints/w
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, Request, Response, WebSocket
 
-from imagegw.api import realtime
-from imagegw.api.context import ApiContext
 from imagegw.api.deps import RuntimeDep, require_scope
 from imagegw.api.routes.images import gateway_base_url
-from imagegw.errors import AuthenticationFailed, GatewayError
-from imagegw.state.auth import SCOPE_GENERATE, Principal, authenticate
+from imagegw.state.auth import SCOPE_GENERATE, Principal
 
 router = APIRouter(tags=["realtime"])
 Caller = Annotated[Principal, Depends(require_scope(SCOPE_GENERATE))]
 
 PROGRESS_PATH = "/v1/images/progress"
-# How long a follower waits for a change before it looks again (a cancelled follower stops).
-FOLLOW_SECONDS = 30.0
 
 
 def websocket_url(base_url: str) -> str:
@@ -57,115 +50,9 @@ async def create_token(request: Request, caller: Caller, runtime: RuntimeDep) ->
     )
 
 
-async def connection_client(runtime: ApiContext, credentials: realtime.Credentials) -> str | None:
-    """The key name a connection authenticates as (None: refused)."""
-    if credentials.token:
-        return await runtime.realtime_store.redeem(credentials.token, now=runtime.clock())
-    if credentials.key:
-        try:
-            principal = await authenticate(f"Bearer {credentials.key}", runtime.key_store)
-            principal.require(SCOPE_GENERATE)
-        except GatewayError:
-            return None
-        return principal.name
-    return None
-
-
 @router.websocket(PROGRESS_PATH)
 async def progress_socket(websocket: WebSocket) -> None:
-    runtime: ApiContext = websocket.app.state.runtime
-    protocols = realtime.offered_protocols(websocket.headers.get("sec-websocket-protocol"))
-    credentials = realtime.credentials(protocols, websocket.query_params.get("token"))
-    client = await connection_client(runtime, credentials)
-    if client is None:
-        refusal = AuthenticationFailed(
-            "Connect with a token from POST /v1/realtime/tokens (?token=...), or with "
-            "'imagegw.token.<token>' or 'imagegw.key.<key>' in Sec-WebSocket-Protocol.",
-            code="invalid_api_key",
-        )
-        await websocket.send_denial_response(
-            Response(
-                content=json.dumps(refusal.body()).encode("utf-8"),
-                status_code=refusal.status,
-                media_type="application/json",
-            )
-        )
-        return
-    await websocket.accept(subprotocol=realtime.chosen_protocol(protocols))
-    await Session(runtime, websocket, client).run()
+    # Imported here: the protocol is not part of a cold start that opens no WebSocket.
+    from imagegw.api.progress_socket import serve
 
-
-class Session:
-    """One connection: its subscriptions, each a task following one job."""
-
-    def __init__(self, runtime: ApiContext, websocket: WebSocket, client: str) -> None:
-        self._runtime = runtime
-        self._websocket = websocket
-        self._client = client
-        self._followers: dict[str, asyncio.Task[None]] = {}
-        self._sending = asyncio.Lock()
-
-    async def run(self) -> None:
-        try:
-            while True:
-                await self._handle(await self._websocket.receive_text())
-        except WebSocketDisconnect:
-            pass
-        finally:
-            for task in self._followers.values():
-                task.cancel()
-            for task in self._followers.values():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-
-    async def _send(self, message: dict[str, object]) -> None:
-        async with self._sending:
-            await self._websocket.send_text(realtime.encode(message))
-
-    async def _handle(self, raw: str) -> None:
-        job_id: str | None = None
-        try:
-            request = realtime.parse(raw)
-            job_id = request.job_id
-            if request.action == "unsubscribe":
-                follower = self._followers.pop(job_id, None)
-                if follower is not None:
-                    follower.cancel()
-                return
-            job = realtime.owned(await self._runtime.job_store.get(job_id), job_id, self._client)
-        except GatewayError as exc:
-            await self._send(realtime.error_message(exc, job_id))
-            return
-        if job_id in self._followers:
-            return
-        await self._send(realtime.subscribed(job_id))
-        self._followers[job_id] = asyncio.ensure_future(self._follow(job.id))
-
-    async def _follow(self, job_id: str) -> None:
-        from imagegw.api.job_view import job_view
-
-        store = self._runtime.job_store
-        base_url = websocket_base_url(self._websocket, self._runtime)
-        current = await store.get(job_id)
-        while current is not None:
-            view = await job_view(
-                current, self._runtime.image_store, base_url=base_url, now=self._runtime.clock()
-            )
-            await self._send(realtime.job_message(current, view))
-            if current.finished:
-                self._followers.pop(job_id, None)
-                return
-            seen = current
-            while (current := await store.changed(job_id, seen, wait_seconds=FOLLOW_SECONDS)) == (
-                seen
-            ):
-                pass
-
-
-def websocket_base_url(websocket: WebSocket, runtime: ApiContext) -> str:
-    """Where links in pushed messages point: the configured public URL, else this server."""
-    configured = runtime.settings.public_base_url
-    if configured:
-        return configured
-    scheme = "https" if websocket.url.scheme == "wss" else "http"
-    return f"{scheme}://{websocket.url.netloc}/"
+    await serve(websocket)

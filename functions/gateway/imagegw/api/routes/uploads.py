@@ -35,12 +35,7 @@ from imagegw.errors import (
 )
 from imagegw.fastpath.content_length import declared_length
 from imagegw.state.auth import SCOPE_GENERATE, Principal
-from imagegw.storage.uploads import (
-    FILE_FIELD,
-    UPLOAD_CONTENT_TYPES,
-    UPLOADS_PATH,
-    LocalUploadStore,
-)
+from imagegw.storage.upload_form import FILE_FIELD, UPLOAD_CONTENT_TYPES, UPLOADS_PATH
 
 router = APIRouter(tags=["images"])
 Caller = Annotated[Principal, Depends(require_scope(SCOPE_GENERATE))]
@@ -113,6 +108,9 @@ async def create_upload(request: Request, caller: Caller, runtime: RuntimeDep) -
     status_code=204,
 )
 async def receive_upload(file_id: str, request: Request, runtime: RuntimeDep) -> Response:
+    # Imported here: the stores are not part of a cold start that does not upload.
+    from imagegw.storage.uploads import LocalUploadStore
+
     store = runtime.upload_store
     if not isinstance(store, LocalUploadStore):
         raise NotFound("Uploads go to the storage backend, not the gateway.")

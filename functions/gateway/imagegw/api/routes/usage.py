@@ -16,7 +16,6 @@ from fastapi import APIRouter, Query, Request, Response
 from imagegw.api.deps import RuntimeDep
 from imagegw.errors import PermissionDenied
 from imagegw.state.auth import ALL_SCOPES, SCOPE_USAGE_ALL, authenticate
-from imagegw.state.usage import parse_group_by, period, report
 
 router = APIRouter(tags=["usage"])
 
@@ -30,6 +29,9 @@ async def get_usage(
     group_by: Annotated[str | None, Query(description="model, key or day")] = None,
     key: str | None = None,
 ) -> Response:
+    # Imported here: the usage report is not part of a cold start that does not ask for it.
+    from imagegw.state.usage import parse_group_by, period, report
+
     caller = await authenticate(request.headers.get("authorization"), runtime.key_store)
     request.state.client = caller.name
     by = parse_group_by(group_by)
