@@ -382,9 +382,9 @@ def test_the_deadline_expires_with_a_504_and_one_call(
 def test_a_hostile_answer_is_a_502_bad_response_never_a_500(
     oai: openai.OpenAI, upstream: Upstream, reply: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The gateway runs in this process: a 1 MiB cap stands for the 64 MiB one.
-    monkeypatch.setattr(bedrock_provider, "MAX_ANSWER_BYTES", 1024 * 1024)
-    monkeypatch.setattr(stability_provider, "MAX_ANSWER_BYTES", 1024 * 1024)
+    # The gateway runs in this process: a 1 MiB cap stands for one image's worth.
+    for module in (bedrock_provider, stability_provider):
+        monkeypatch.setattr(module, "answer_limit", lambda request, images=None: 1024 * 1024)
     upstream.fake.default = reply
     with pytest.raises(openai.APIStatusError) as caught:
         oai.images.generate(model=upstream.model, prompt="a fox")
