@@ -55,13 +55,6 @@ def client_for(runtime: Runtime) -> Iterator[TestClient]:
         yield client
 
 
-def drain_jobs(client: TestClient) -> None:
-    """Wait, on the app's event loop, for every async job started so far to finish."""
-    queue = client.app.state.runtime.job_queue  # type: ignore[attr-defined]
-    assert queue is not None
-    client.portal.call(queue.drain)  # type: ignore[union-attr]
-
-
 def write_key_file(path: Path, entries: list[dict[str, Any]]) -> Path:
     """A key file as operators write it: names, SHA-256 of each key, scopes, optional models."""
     keys = [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from imagegw.state.auth import FileKeyStore
 from imagegw.state.limits import MemoryCounterStore
 
 from support.fakes import TINY_PNG, FakeClock, FakeProvider
+from support.jobs import finished_job
 
 BUDGETED = "sk-budget-000000000000000000000"
 FREE = "sk-free-1111111111111111111111"
@@ -199,14 +199,7 @@ def test_keys_without_a_budget_touch_no_spend_counter(
 
 def finished(client: TestClient, response: httpx.Response) -> dict[str, Any]:
     assert response.status_code == 202, response.text
-    for _ in range(300):
-        view: dict[str, Any] = client.get(
-            response.headers["location"], headers=bearer(BUDGETED)
-        ).json()
-        if view["status"] in ("succeeded", "failed"):
-            return view
-        time.sleep(0.01)
-    raise AssertionError("the job did not finish")
+    return finished_job(client, response.headers["location"], bearer(BUDGETED))
 
 
 def submit(client: TestClient) -> httpx.Response:

@@ -9,7 +9,6 @@ from decimal import Decimal
 import pytest
 from api_support import GENERATIONS, client_for
 from fastapi.testclient import TestClient
-from test_api_jobs import wait_for
 
 from imagegw.entrypoints.runtime import Runtime
 from imagegw.providers.base import GeneratedImage, ImageRequest, ImageResult
@@ -17,6 +16,7 @@ from imagegw.settings import Settings
 
 from conftest import AUTH
 from support.fakes import TINY_PNG, FakeClock, FakeProvider
+from support.jobs import finished_job
 
 # gpt-image-2's rates: text in $5, image in $8, image out $30 per 1M tokens (models.toml).
 USAGE = {
@@ -113,7 +113,7 @@ def test_a_job_records_its_cost(make_client: MakeClient) -> None:
     request = {"model": "gpt-image-2", "prompt": "a bay"}
     response = client.post(GENERATIONS, json=request, headers={**AUTH, "Prefer": "respond-async"})
     assert response.status_code == 202, response.text
-    done = wait_for(client, response.headers["location"], AUTH)
+    done = finished_job(client, response.headers["location"], AUTH)
     assert done["status"] == "succeeded"
     assert done["result"]["cost"] == {"amount": USAGE_USD, "currency": "USD", "estimated": False}
     assert done["result"]["usage"] == USAGE

@@ -5,12 +5,10 @@ from __future__ import annotations
 import base64
 import io
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 from api_support import assert_error, client_for
-from fastapi.testclient import TestClient
 from PIL import Image
 
 from imagegw.entrypoints.runtime import Runtime
@@ -19,18 +17,10 @@ from imagegw.settings import Settings
 from conftest import API_KEY, AUTH
 from support.edit_images import alpha_mask, gradient, png_declaring
 from support.fakes import FakeClock
+from support.jobs import finished_job
 
 EDITS = "/v1/images/edits"
 ASYNC = {**AUTH, "Prefer": "respond-async"}
-
-
-def _wait(client: TestClient, location: str) -> dict[str, Any]:
-    for _ in range(500):
-        view: dict[str, Any] = client.get(location, headers=AUTH).json()
-        if view["status"] in ("succeeded", "failed"):
-            return view
-        time.sleep(0.01)
-    raise AssertionError("the job did not finish")
 
 
 def _client(tmp_path: Path) -> Any:
@@ -56,7 +46,7 @@ def test_a_multipart_edit_runs_as_a_job_and_keeps_the_unmasked_pixels(tmp_path: 
         )
         assert response.status_code == 202, response.text
         assert response.headers["preference-applied"] == "respond-async"
-        done = _wait(client, response.headers["location"])
+        done = finished_job(client, response.headers["location"], AUTH)
         assert done["status"] == "succeeded", done
         (item,) = done["result"]["data"]
         edited = Image.open(io.BytesIO(client.get(item["url"]).content))
@@ -78,7 +68,7 @@ def test_a_json_edit_job_reads_its_inputs_from_uploads_made_at_submission(tmp_pa
             headers=ASYNC,
         )
         assert response.status_code == 202, response.text
-        done = _wait(client, response.headers["location"])
+        done = finished_job(client, response.headers["location"], AUTH)
 
     assert done["status"] == "succeeded", done
     kept = list((tmp_path / "images" / "uploads").glob("*.json"))
@@ -120,7 +110,7 @@ def test_a_streamed_edit_job_keeps_its_partial_images_as_links(tmp_path: Path) -
             headers=ASYNC,
         )
         assert response.status_code == 202, response.text
-        done = _wait(client, response.headers["location"])
+        done = finished_job(client, response.headers["location"], AUTH)
         assert done["status"] == "succeeded", done
         partials = done["progress"]["partial_images"]
         assert [partial["index"] for partial in partials] == [0, 1]

@@ -15,9 +15,11 @@ from fastapi.testclient import TestClient
 from imagegw.entrypoints.app import create_app
 from imagegw.entrypoints.runtime import Runtime
 from imagegw.errors import GatewayError, RateLimited, UpstreamTimeout
+from imagegw.generation.reliability import Reliability
 from imagegw.providers.base import ImageRequest, ImageResult
 from imagegw.settings import Settings
 from imagegw.state.auth import FileKeyStore
+from imagegw.state.idempotency import MemoryIdempotencyStore, Record
 
 from conftest import AUTH
 from support.fakes import FakeClock, FakeProvider
@@ -173,13 +175,31 @@ class Slow(FakeProvider):
         return await super().generate(request)
 
 
+class Watched(MemoryIdempotencyStore):
+    """Says when a claim finds the key held by a request that is still running."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found_running = asyncio.Event()
+
+    async def claim(self, record_id: str, record: Record, *, now: float) -> Record | None:
+        existing = await super().claim(record_id, record, now=now)
+        if existing is not None and existing.state == "running":
+            self.found_running.set()
+        return existing
+
+
 @pytest.mark.anyio
 async def test_a_repeat_while_the_first_runs_waits_for_its_answer(
     settings: Settings, clock: FakeClock
 ) -> None:
     provider = Slow()
-    app = create_app(runtime=Runtime(settings, providers={"openai": provider}, clock=clock))
-    transport = httpx.ASGITransport(app=app)
+    store = Watched()
+    reliability = Reliability(settings, clock=clock, idempotency_store=store)
+    runtime = Runtime(
+        settings, providers={"openai": provider}, reliability=reliability, clock=clock
+    )
+    transport = httpx.ASGITransport(app=create_app(runtime=runtime))
     async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
         first = asyncio.create_task(
             client.post(GENERATIONS, json=REQUEST, headers=with_key("job-1"))
@@ -188,7 +208,7 @@ async def test_a_repeat_while_the_first_runs_waits_for_its_answer(
         second = asyncio.create_task(
             client.post(GENERATIONS, json=REQUEST, headers=with_key("job-1"))
         )
-        await asyncio.sleep(0.2)  # the second is polling now
+        await store.found_running.wait()  # the second found the first running: it polls now
         assert not second.done()
         provider.release.set()
         one, two = await asyncio.gather(first, second)

@@ -6,9 +6,7 @@ polls the job like a client would.
 
 from __future__ import annotations
 
-from typing import Any
-
-from api_support import GENERATIONS, assert_error, bearer, client_for, drain_jobs
+from api_support import GENERATIONS, assert_error, bearer, client_for
 from fastapi.testclient import TestClient
 
 from imagegw.entrypoints.runtime import Runtime
@@ -16,20 +14,10 @@ from imagegw.settings import Settings
 
 from conftest import API_KEY, AUTH
 from support.fakes import FakeClock, FakeProvider
+from support.jobs import finished_job
 
 ASYNC = {**AUTH, "Prefer": "respond-async"}
 REQUEST = {"model": "gpt-image-1.5", "prompt": "a red bicycle", "n": 2}
-
-
-def wait_for(client: TestClient, location: str, headers: dict[str, str]) -> dict[str, Any]:
-    """The job's view once every job started so far has finished (the in-process queue's
-    tasks, awaited on the app's own event loop: no polling)."""
-    drain_jobs(client)
-    response = client.get(location, headers=headers)
-    assert response.status_code == 200, response.text
-    view: dict[str, Any] = response.json()
-    assert view["status"] in ("succeeded", "failed"), view
-    return view
 
 
 def test_respond_async_answers_202_and_the_job_succeeds_with_links(
@@ -44,7 +32,7 @@ def test_respond_async_answers_202_and_the_job_succeeds_with_links(
     location = response.headers["location"]
     assert location.endswith(f"/v1/images/jobs/{submitted['id']}")
 
-    done = wait_for(client, location, AUTH)
+    done = finished_job(client, location, AUTH)
     assert done["status"] == "succeeded"
     assert len(fake_provider.requests) == 1
     data = done["result"]["data"]
@@ -67,7 +55,7 @@ def test_a_job_is_visible_only_to_the_key_that_submitted_it(
     runtime = Runtime(both, providers={"openai": fake_provider}, clock=clock)
     with client_for(runtime) as client:
         location = client.post(GENERATIONS, json=REQUEST, headers=ASYNC).headers["location"]
-        wait_for(client, location, AUTH)
+        finished_job(client, location, AUTH)
         refused = client.get(location, headers=bearer("sk-someone-else"))
         assert_error(refused, 404, code="job_not_found", param="job_id")
         unknown = client.get("/v1/images/jobs/job_unknown", headers=AUTH)
@@ -81,7 +69,7 @@ def test_a_failed_job_carries_the_openai_error(settings: Settings, clock: FakeCl
     provider = FakeProvider(error=UpstreamAuthFailed("The upstream rejected our key."))
     with client_for(Runtime(settings, providers={"openai": provider}, clock=clock)) as client:
         location = client.post(GENERATIONS, json=REQUEST, headers=ASYNC).headers["location"]
-        done = wait_for(client, location, AUTH)
+        done = finished_job(client, location, AUTH)
     assert done["status"] == "failed"
     assert done["error"] == {
         "message": "The upstream rejected our key.",
@@ -122,7 +110,7 @@ def test_an_idempotency_key_names_the_job_so_a_repeat_gets_the_same_job(
     headers = {**ASYNC, "Idempotency-Key": "batch-line-7"}
     first = client.post(GENERATIONS, json=REQUEST, headers=headers)
     assert first.status_code == 202, first.text
-    done = wait_for(client, first.headers["location"], AUTH)
+    done = finished_job(client, first.headers["location"], AUTH)
     assert done["status"] == "succeeded"
 
     again = client.post(GENERATIONS, json=REQUEST, headers=headers)

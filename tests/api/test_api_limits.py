@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import GENERATIONS, assert_error, bearer, client_for, drain_jobs, write_key_file
+from api_support import GENERATIONS, assert_error, bearer, client_for, write_key_file
 from fastapi.testclient import TestClient
 
 from imagegw.entrypoints.runtime import Runtime
@@ -18,6 +18,7 @@ from imagegw.settings import Settings
 from imagegw.state.auth import FileKeyStore
 
 from support.fakes import TINY_PNG, FakeClock, FakeProvider
+from support.jobs import drain_jobs
 
 RATED = "sk-rated-00000000000000000000"
 QUOTA = "sk-quota-11111111111111111111"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from imagegw.state.usage import MemoryUsageLedger, Totals
 
 from conftest import AUTH
 from support.fakes import TINY_PNG, FakeClock, FakeProvider
+from support.jobs import finished_job
 
 TEAM_A = "sk-team-a-0000000000000000000000"
 TEAM_B = "sk-team-b-1111111111111111111111"
@@ -154,10 +154,7 @@ def test_jobs_are_usage_too(client: TestClient) -> None:
     headers = {**bearer(TEAM_A), "Prefer": "respond-async"}
     body = {"model": "gpt-image-2", "prompt": "a kite", "response_format": "url"}
     location = client.post(GENERATIONS, json=body, headers=headers).headers["location"]
-    for _ in range(300):
-        if client.get(location, headers=bearer(TEAM_A)).json()["status"] == "succeeded":
-            break
-        time.sleep(0.01)
+    assert finished_job(client, location, bearer(TEAM_A))["status"] == "succeeded"
     assert usage(client, TEAM_A)["total"] == row(1, 1, COST)
 
 

@@ -20,6 +20,7 @@ from imagegw.settings import Settings
 
 from support.aws import BUCKET, create_bucket
 from support.edit_images import gradient, noise
+from support.jobs import finished_job
 
 KEY, OTHER_KEY = "sk-upload-owner", "sk-someone-else"
 EDITS = "/v1/images/edits"
@@ -217,11 +218,7 @@ def test_an_edit_job_keeps_its_inputs_as_uploads_in_the_bucket(
     )
 
     assert response.status_code == 202, response.text
-    for _ in range(500):
-        view = gateway.get(response.headers["location"], headers=_auth()).json()
-        if view["status"] in ("succeeded", "failed"):
-            break
-        time.sleep(0.01)
+    view = finished_job(gateway, response.headers["location"], _auth())
     assert view["status"] == "succeeded", view
     assert view["result"]["size"] == "48x32"
     (kept,) = s3.list_objects_v2(Bucket=BUCKET, Prefix="uploads/")["Contents"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -37,6 +36,7 @@ from support.fake_bfl import (
 )
 from support.fake_openai import encode_image
 from support.fakes import FakeClock
+from support.jobs import finished_job_over_http
 from support.servers import GatewayServer
 
 PRO = "bfl/flux-2-pro"
@@ -409,13 +409,7 @@ def test_as_an_async_job_it_runs_to_completion(gateway: GatewayServer, bfl: Fake
             headers={"Prefer": "respond-async"},
         )
         assert submitted.status_code == 202, submitted.text
-        location = submitted.headers["location"]
-        deadline = time.monotonic() + 20
-        while True:
-            job = client.get(location).json()
-            if job["status"] in ("succeeded", "failed") or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+        job = finished_job_over_http(submitted.headers["location"], AUTH)
         assert job["status"] == "succeeded", job
         links = [item["url"] for item in job["result"]["data"]]
         assert len(links) == 2

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from imagegw.providers.progress import report_progress
 from imagegw.settings import Settings
 
 from support.fakes import FakeClock, FakeProvider
+from support.jobs import sse_events
 from support.servers import GatewayServer
 
 AUTH = {"Authorization": f"Bearer {CLIENT_KEY}"}
@@ -55,16 +55,6 @@ def gateway(tmp_path: Path, provider: Gated) -> Iterator[GatewayServer]:
     provider.gate.set()
 
 
-def events(response: httpx.Response) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(event, data) of each SSE event, as the bytes arrive."""
-    name = ""
-    for line in response.iter_lines():
-        if line.startswith("event: "):
-            name = line.removeprefix("event: ")
-        elif line.startswith("data: "):
-            yield name, json.loads(line.removeprefix("data: "))
-
-
 def submit(gateway: GatewayServer, body: dict[str, Any]) -> str:
     response = httpx.post(
         gateway.base_url + "/v1/images/generations", json=body, headers=ASYNC, timeout=10
@@ -82,7 +72,7 @@ def test_events_follow_the_job_as_it_runs(gateway: GatewayServer, provider: Gate
     ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        for name, data in events(response):
+        for name, data in sse_events(response):
             seen.append((name, data))
             progress = data["progress"]
             if progress.get("percent") == 40.0 and not provider.gate.is_set():
@@ -112,7 +102,7 @@ def test_a_streamed_job_shows_its_partial_images_as_links(gateway: GatewayServer
     with httpx.stream(
         "GET", f"{gateway.base_url}/v1/images/jobs/{job_id}/events", headers=AUTH, timeout=20
     ) as response:
-        final = list(events(response))[-1]
+        final = list(sse_events(response))[-1]
     assert final[0] == "job.succeeded"
     partials = final[1]["progress"]["partial_images"]
     assert [partial["index"] for partial in partials] == [0, 1]

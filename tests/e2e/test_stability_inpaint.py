@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +31,7 @@ from support.edit_images import encoded, gradient
 from support.fake_bedrock import FakeBedrock
 from support.fake_stability import FakeStability
 from support.fakes import FakeClock
+from support.jobs import finished_job_over_http
 from support.scripted_http import Hangup
 from support.servers import GatewayServer
 
@@ -266,12 +266,9 @@ def test_an_edit_job_inpaints_too(gateway: GatewayServer, upstream: Upstream) ->
         headers=headers,
     )
     assert submitted.status_code == 202, submitted.text
-    location = submitted.headers["location"]
-    for _ in range(500):  # the job's own status, as a client would poll it
-        view = httpx.get(location, headers={"Authorization": f"Bearer {CLIENT_KEY}"}).json()
-        if view["status"] in ("succeeded", "failed"):
-            break
-        time.sleep(0.02)
+    view = finished_job_over_http(
+        submitted.headers["location"], {"Authorization": f"Bearer {CLIENT_KEY}"}
+    )
     assert view["status"] == "succeeded", view
     assert view["result"]["size"] == f"{WIDTH}x{HEIGHT}"
     (mask,) = upstream.masks()

@@ -34,6 +34,7 @@ from support import fake_bedrock, fake_stability
 from support.fake_bedrock import FakeBedrock
 from support.fake_stability import FakeStability
 from support.fakes import FakeClock
+from support.jobs import finished_job_over_http
 from support.scripted_http import Delay, Hangup, Raw, Truncated
 from support.servers import GatewayServer
 
@@ -381,9 +382,9 @@ def test_the_deadline_expires_with_a_504_and_one_call(
 def test_a_hostile_answer_is_a_502_bad_response_never_a_500(
     oai: openai.OpenAI, upstream: Upstream, reply: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The gateway runs in this process: a 1 MiB cap stands for the 64 MiB one.
-    monkeypatch.setattr(bedrock_provider, "MAX_ANSWER_BYTES", 1024 * 1024)
-    monkeypatch.setattr(stability_provider, "MAX_ANSWER_BYTES", 1024 * 1024)
+    # The gateway runs in this process: a 1 MiB cap stands for one image's worth.
+    for module in (bedrock_provider, stability_provider):
+        monkeypatch.setattr(module, "answer_limit", lambda request, images=None: 1024 * 1024)
     upstream.fake.default = reply
     with pytest.raises(openai.APIStatusError) as caught:
         oai.images.generate(model=upstream.model, prompt="a fox")
@@ -464,12 +465,9 @@ def test_an_async_job_runs_to_completion(gateway: GatewayServer, upstream: Upstr
         headers=headers,
     )
     assert submitted.status_code == 202, submitted.text
-    location = submitted.headers["location"]
-    for _ in range(500):
-        view = httpx.get(location, headers={"Authorization": f"Bearer {CLIENT_KEY}"}).json()
-        if view["status"] in ("succeeded", "failed"):
-            break
-        time.sleep(0.02)
+    view = finished_job_over_http(
+        submitted.headers["location"], {"Authorization": f"Bearer {CLIENT_KEY}"}
+    )
     assert view["status"] == "succeeded", view
     result = view["result"]
     assert len(result["data"]) == 2

@@ -33,7 +33,7 @@ from imagegw.errors import (
     UpstreamUnreachable,
 )
 from imagegw.providers import build_provider
-from imagegw.providers.bedrock import provider as bedrock_provider
+from imagegw.providers.base import answer_limit
 from imagegw.providers.bedrock.provider import BedrockProvider
 from imagegw.providers.progress import Progress, watching
 from imagegw.settings import Settings
@@ -80,8 +80,14 @@ def _pointed_at_the_fake(bedrock: FakeBedrock, monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.fixture
-async def provider() -> AsyncIterator[BedrockProvider]:
-    built = BedrockProvider("us-west-2", read_timeout_seconds=10, connect_timeout_seconds=2)
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as client:
+        yield client
+
+
+@pytest.fixture
+async def provider(http: httpx.AsyncClient) -> AsyncIterator[BedrockProvider]:
+    built = BedrockProvider(http, "us-west-2", connect_timeout_seconds=2)
     yield built
     await built.aclose()
 
@@ -176,9 +182,9 @@ async def test_a_size_without_a_ratio_is_refused_before_any_call(
 
 @pytest.mark.anyio
 async def test_n_is_n_calls_at_most_four_at_a_time(
-    bedrock: FakeBedrock, make_request: MakeRequest
+    bedrock: FakeBedrock, make_request: MakeRequest, http: httpx.AsyncClient
 ) -> None:
-    provider = BedrockProvider("us-west-2", read_timeout_seconds=10, max_parallel_calls=2)
+    provider = BedrockProvider(http, "us-west-2", max_parallel_calls=2)
     bedrock.default = Delay(0.2, Generated())
     try:
         result = await provider.generate(make_request(ULTRA, n=4))
@@ -394,6 +400,92 @@ async def test_no_credentials_is_a_configuration_error(
     assert bedrock.requests == []
 
 
+@pytest.mark.anyio
+async def test_temporary_credentials_send_and_sign_their_session_token(
+    bedrock: FakeBedrock,
+    http: httpx.AsyncClient,
+    make_request: MakeRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "FwoGZXIvYXdzEXAMPLESESSIONTOKEN")
+    provider = BedrockProvider(http, "us-west-2")
+    await provider.generate(make_request(ULTRA))
+    (sent,) = bedrock.calls()
+    assert sent.header("x-amz-security-token") == "FwoGZXIvYXdzEXAMPLESESSIONTOKEN"
+    assert "x-amz-security-token" in (sent.header("authorization") or "")
+
+
+@pytest.mark.anyio
+async def test_an_endpoint_that_is_not_a_url_is_a_configuration_error(
+    http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "ftp://bedrock.example")
+    with pytest.raises(ProviderNotConfigured) as caught:
+        BedrockProvider(http, "us-west-2")
+    assert "AWS_ENDPOINT_URL_BEDROCK_RUNTIME" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body", "error"),
+    [
+        pytest.param(
+            429,
+            {},
+            b'{"__type": "com.amazon.bedrock#ThrottlingException", "message": "slow down"}',
+            RateLimited,
+            id="type-in-the-body",
+        ),
+        pytest.param(
+            400,
+            {"x-amzn-errortype": "ValidationException:http://internal.amazon.com/"},
+            b'{"Message": "#/seed: expected an integer"}',
+            InvalidRequest,
+            id="type-in-the-header",
+        ),
+        pytest.param(
+            400,
+            {"x-amzn-errortype": "Validation Exception\r\n<script>"},
+            b"<html>no</html>",
+            UpstreamError,
+            id="a-code-that-is-not-an-identifier",
+        ),
+        pytest.param(
+            400,
+            {},
+            b'{"__type": ["ValidationException"], "message": 7}',
+            UpstreamError,
+            id="fields-of-the-wrong-type",
+        ),
+        pytest.param(
+            400,
+            {},
+            b'{"message": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+            UpstreamBadResponse,
+            id="nested-too-deeply",
+        ),
+    ],
+)
+def test_an_error_answer_is_read_as_botocore_reads_it_and_totally(
+    status: int, headers: dict[str, str], body: bytes, error: type[GatewayError]
+) -> None:
+    from imagegw.providers.bedrock.errors import error_of_answer
+
+    found: GatewayError
+    try:
+        found = error_of_answer(
+            status,
+            body,
+            httpx.Headers(headers),
+            model="stability.sd3-5-large-v1:0",
+            region="us-west-2",
+        )
+    except GatewayError as raised:  # a body no upstream should send is raised, not returned
+        found = raised
+    assert type(found) is error
+    if error is InvalidRequest:
+        assert "#/seed: expected an integer" in found.message
+
+
 # ------------------------------------------------------------------------------- hostile answers
 
 
@@ -423,18 +515,28 @@ async def test_a_malformed_answer_is_a_bad_response(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("status", [200, 400])
 async def test_a_huge_answer_is_refused_without_being_kept(
-    bedrock: FakeBedrock,
-    provider: BedrockProvider,
-    make_request: MakeRequest,
-    monkeypatch: pytest.MonkeyPatch,
+    bedrock: FakeBedrock, provider: BedrockProvider, make_request: MakeRequest, status: int
 ) -> None:
-    monkeypatch.setattr(bedrock_provider, "MAX_ANSWER_BYTES", 64 * 1024)
-    monkeypatch.setattr(bedrock_provider, "_READ_CHUNK", 16 * 1024)
-    bedrock.default = Raw(json.dumps({"images": ["A" * 200_000]}).encode())
+    """The cap of every upstream (answer_limit, the operator's setting here), errors too."""
+    bedrock.default = Raw(json.dumps({"images": ["A" * 200_000]}).encode(), status=status)
+    with pytest.raises(UpstreamBadResponse) as caught:
+        await provider.generate(make_request(ULTRA, max_answer_bytes=64 * 1024))
+    assert "larger than 65536 bytes" in caught.value.message
+
+
+@pytest.mark.anyio
+async def test_the_default_cap_is_one_image_of_the_model(
+    bedrock: FakeBedrock, provider: BedrockProvider, make_request: MakeRequest
+) -> None:
+    request = make_request(ULTRA, n=4)
+    cap = answer_limit(request, images=1)
+    assert cap < 16 * 1024 * 1024
+    bedrock.default = Raw(b'{"images": ["' + b"A" * cap + b'"]}')
     with pytest.raises(UpstreamBadResponse) as caught:
         await provider.generate(make_request(ULTRA))
-    assert "more than 65536 bytes" in caught.value.message
+    assert f"larger than {cap} bytes" in caught.value.message
 
 
 @pytest.mark.anyio
@@ -488,12 +590,13 @@ async def test_a_hangup_after_sending_is_ambiguous_and_not_resent(
 
 @pytest.mark.anyio
 async def test_nothing_listening_is_unreachable_and_safe_to_retry(
-    provider: BedrockProvider,
+    http: httpx.AsyncClient,
     make_request: MakeRequest,
     monkeypatch: pytest.MonkeyPatch,
     closed_port: int,
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", f"http://127.0.0.1:{closed_port}")
+    provider = BedrockProvider(http, "us-west-2")
     with pytest.raises(UpstreamUnreachable) as caught:
         await provider.generate(make_request(ULTRA))
     assert caught.value.should_retry

@@ -37,7 +37,19 @@ from imagegw.providers.base import ImageRequest
 from imagegw.providers.openai import OpenAIProvider
 
 origin, cap = sys.argv[1], sys.argv[2]
-spec = load_catalog().get("openai/gpt-image-1.5")
+which = sys.argv[3] if len(sys.argv) > 3 else "openai"
+model = {"openai": "openai/gpt-image-1.5", "bedrock": "bedrock/stable-image-core"}[which]
+spec = load_catalog().get(model)
+
+
+def provider_for(http, base_url):
+    if which == "bedrock":
+        from botocore.credentials import Credentials
+        from imagegw.providers.bedrock.provider import BedrockProvider
+
+        credentials = Credentials("AKIAMEMORYTEST000001", "memory-test-secret-0123456789")
+        return BedrockProvider(http, "us-west-2", endpoint=base_url, credentials=credentials)
+    return OpenAIProvider(http, api_key="sk-memory-test-0123456789", base_url=base_url)
 
 
 def peak_kib():
@@ -53,7 +65,7 @@ async def call(path):
         timeout_seconds=20, max_answer_bytes=None if cap == "derived" else int(cap),
     )
     async with upstream_client() as http:
-        provider = OpenAIProvider(http, api_key="sk-memory-test-0123456789", base_url=origin + path)
+        provider = provider_for(http, origin + path)
         try:
             await provider.generate(request)
         except GatewayError as error:
@@ -68,10 +80,10 @@ print(json.dumps({"warm": warm, "measured": measured, "growth_kib": after - befo
 """
 
 
-def measure(upstream: HostileUpstream, cap: str) -> dict[str, object]:
+def measure(upstream: HostileUpstream, cap: str, provider: str = "openai") -> dict[str, object]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "functions" / "gateway")}
     completed = subprocess.run(
-        [sys.executable, "-c", SCRIPT, upstream.origin, cap],
+        [sys.executable, "-c", SCRIPT, upstream.origin, cap, provider],
         capture_output=True,
         text=True,
         timeout=120,
@@ -83,13 +95,13 @@ def measure(upstream: HostileUpstream, cap: str) -> dict[str, object]:
     return result
 
 
-def by_path(warm: bytes, measured: bytes, **headers: str) -> object:
+def by_path(warm: bytes, measured: bytes, *, status: int = 200, **headers: str) -> object:
     """An abuse that answers the warm-up call small and the measured call hostile."""
 
     def write(sock, request, server):  # type: ignore[no-untyped-def]
         hostile = b" /measured/" in request.head.split(b"\r\n", 1)[0] + b"/"
         body, declared = (measured, str(GIB)) if hostile else (warm, "20")
-        answer(body, declared=declared, headers=headers)(sock, request, server)
+        answer(body, status=status, declared=declared, headers=headers)(sock, request, server)
 
     return write
 
@@ -126,3 +138,14 @@ def test_a_gzip_bomb_is_cut_off_at_the_cap() -> None:
     # The answer is cut where it crosses the cap (about 11 MiB for one gpt-image-1.5 image),
     # never inflated to its 64 MiB.
     assert result["growth_kib"] <= 11.5 * 1024 + ALLOWED_GROWTH_KIB, result  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("status", [200, 500])
+def test_bedrock_reads_a_gigabyte_declared_answer_or_error_with_no_memory(status: int) -> None:
+    """Bedrock's answers, errors included, are read by the same reader (botocore read an
+    error body whole)."""
+    with HostileUpstream() as upstream:
+        upstream.abuse = by_path(b'{"message": "', b'{"message": "', status=status)  # type: ignore[assignment]
+        result = measure(upstream, str(2 * GIB), "bedrock")
+    assert result["measured"][0] == 502, result  # type: ignore[index]
+    assert result["growth_kib"] <= ALLOWED_GROWTH_KIB, result  # type: ignore[operator]

@@ -13,9 +13,11 @@ import json
 
 import httpx
 import pytest
+from botocore.credentials import Credentials
 
 from imagegw.generation.input_images import InputLimits, inspect_image
 from imagegw.providers.base import ImageProvider
+from imagegw.providers.bedrock.provider import BedrockProvider
 from imagegw.providers.bfl.provider import BflProvider
 from imagegw.providers.bfl.task import Endpoint
 from imagegw.providers.google.provider import GeminiApi, GoogleProvider, Vertex
@@ -40,6 +42,10 @@ GEMINI_KEY = "AIzaHostileTestKey0123456789abcdefghij"
 VERTEX_TOKEN = "ya29.hostile-test-token-0123456789abcdef"
 BFL_KEY = "bfl-hostile-test-key-0123456789abcdef"
 STABILITY_KEY = "sk-stability-hostile-0123456789abcdef"
+# Bedrock's calls carry the access key id (in the signature's scope) and a signature made with
+# the secret, which is never sent.
+AWS_ACCESS_KEY = "AKIAHOSTILETEST00042"
+AWS_SECRET_KEY = "hostile-test-secret-key-0123456789abcdefgh"
 
 
 class FixedToken:
@@ -90,6 +96,16 @@ def _stability_error(message: str) -> bytes:
     return json.dumps({"name": "bad_request", "errors": [message]}).encode()
 
 
+def _bedrock(origin: str, http: httpx.AsyncClient) -> ImageProvider:
+    credentials = Credentials(AWS_ACCESS_KEY, AWS_SECRET_KEY)
+    return BedrockProvider(http, "us-west-2", endpoint=origin, credentials=credentials)
+
+
+def _bedrock_error(message: str) -> bytes:
+    # Bedrock names the exception in x-amzn-ErrorType; without it, in the body's __type.
+    return json.dumps({"__type": "ValidationException", "message": message}).encode()
+
+
 PROVIDER_TARGETS: list[ProviderTarget] = [
     ProviderTarget(
         "openai",
@@ -123,6 +139,13 @@ PROVIDER_TARGETS: list[ProviderTarget] = [
         secrets=(STABILITY_KEY,),
         error_body=_stability_error,
     ),
+    ProviderTarget(
+        "bedrock",
+        _bedrock,
+        lambda: catalog_request("bedrock/stable-image-core"),
+        secrets=(AWS_ACCESS_KEY,),
+        error_body=_bedrock_error,
+    ),
     # The inpainting service: another endpoint, a multipart body with the image and the mask.
     ProviderTarget(
         "stability-inpaint",
@@ -132,6 +155,15 @@ PROVIDER_TARGETS: list[ProviderTarget] = [
         ),
         secrets=(STABILITY_KEY,),
         error_body=_stability_error,
+    ),
+    ProviderTarget(
+        "bedrock-inpaint",
+        _bedrock,
+        lambda: catalog_request(
+            "bedrock/stable-image-inpaint", images=(_input(gradient()),), mask=_input(_MASK)
+        ),
+        secrets=(AWS_ACCESS_KEY,),
+        error_body=_bedrock_error,
     ),
 ]
 

@@ -27,7 +27,6 @@ from imagegw.errors import (
     UpstreamUnreachable,
 )
 from imagegw.providers import build_provider
-from imagegw.providers.stability import provider as stability_provider
 from imagegw.providers.stability.provider import StabilityProvider
 from imagegw.settings import Settings
 from providers.conftest import MakeRequest
@@ -295,17 +294,18 @@ async def test_a_malformed_answer_is_a_bad_response(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("status", [200, 400])
 async def test_a_huge_answer_is_refused(
     stability: FakeStability,
     provider: StabilityProvider,
     make_request: MakeRequest,
-    monkeypatch: pytest.MonkeyPatch,
+    status: int,
 ) -> None:
-    monkeypatch.setattr(stability_provider, "MAX_ANSWER_BYTES", 64 * 1024)
-    stability.default = Raw(b'{"image": "' + b"A" * 200_000 + b'"}')
+    """The cap of every upstream (answer_limit, the operator's setting here), errors too."""
+    stability.default = Raw(b'{"image": "' + b"A" * 200_000 + b'"}', status=status)
     with pytest.raises(UpstreamBadResponse) as caught:
-        await provider.generate(make_request(CORE))
-    assert "more than 65536 bytes" in caught.value.message
+        await provider.generate(make_request(CORE, max_answer_bytes=64 * 1024))
+    assert "larger than 65536 bytes" in caught.value.message
 
 
 @pytest.mark.anyio

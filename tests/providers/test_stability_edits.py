@@ -5,7 +5,6 @@ them."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 from collections.abc import AsyncIterator, Iterator
@@ -109,13 +108,11 @@ async def test_bedrock_sd35_edit_is_image_to_image_in_the_invoke_body(
     bedrock: FakeBedrock, make_request: MakeRequest
 ) -> None:
     image = _input(gradient(64, 48))
-    provider = BedrockProvider("us-west-2", read_timeout_seconds=10, connect_timeout_seconds=2)
-    try:
+    async with httpx.AsyncClient() as http:
+        provider = BedrockProvider(http, "us-west-2", connect_timeout_seconds=2)
         result = await provider.generate(
             make_request("bedrock/sd3.5-large", prompt="make it winter", images=(image,))
         )
-    finally:
-        await provider.aclose()
 
     (sent,) = bedrock.calls()
     assert sent.json == {
@@ -234,8 +231,8 @@ async def test_bedrock_inpaint_goes_through_the_us_profile_with_the_mask_white_f
 ) -> None:
     image = _input(gradient(80, 64))
     openai_mask = _feathered_mask(80, 64)
-    provider = BedrockProvider("us-west-2", read_timeout_seconds=10, connect_timeout_seconds=2)
-    try:
+    async with httpx.AsyncClient() as http:
+        provider = BedrockProvider(http, "us-west-2", connect_timeout_seconds=2)
         # The base id is an alias: the profile is what is invoked (on-demand is refused).
         result = await provider.generate(
             make_request(
@@ -248,8 +245,6 @@ async def test_bedrock_inpaint_goes_through_the_us_profile_with_the_mask_white_f
                 output_format="jpeg",
             )
         )
-    finally:
-        await provider.aclose()
 
     assert bedrock.refusals == []  # SigV4 over the body as sent, the profile id, the fields
     (sent,) = bedrock.calls("us.stability.stable-image-inpaint-v1:0")
@@ -273,12 +268,15 @@ async def test_bedrock_inpaint_goes_through_the_us_profile_with_the_mask_white_f
 @pytest.mark.anyio
 async def test_bedrock_refuses_the_inpaint_base_id_on_demand(bedrock: FakeBedrock) -> None:
     """The fake is faithful: invoking the base id (not the profile) is Bedrock's 400."""
-    provider = BedrockProvider("us-west-2", read_timeout_seconds=10, connect_timeout_seconds=2)
-    try:
+    base_id = "stability.stable-image-inpaint-v1:0"
+    async with httpx.AsyncClient() as http:
+        provider = BedrockProvider(http, "us-west-2", connect_timeout_seconds=2)
         with pytest.raises(InvalidRequest) as caught:
-            await asyncio.get_running_loop().run_in_executor(
-                None, provider._invoke, "stability.stable-image-inpaint-v1:0", b"{}"
+            await provider._invoke(
+                f"{bedrock.origin}/model/stability.stable-image-inpaint-v1%3A0/invoke",
+                b"{}",
+                base_id,
+                10.0,
+                1024 * 1024,
             )
-    finally:
-        await provider.aclose()
     assert "inference profile" in caught.value.message

@@ -16,11 +16,11 @@ A new provider plugs in with one more ``ProviderTarget`` in ``PROVIDER_TARGETS``
 request, the credentials it sends, and its error envelope when OpenAI's and Google's do not fit):
 
     ProviderTarget(
-        "bedrock",
-        lambda origin, http: BedrockProvider(http, endpoint=origin, ...),
-        lambda: catalog_request("bedrock/titan-image"),
+        "stability",
+        lambda origin, http: StabilityProvider(http, api_key=KEY, base_url=origin),
+        lambda: catalog_request("stability/stable-image-core"),
         secrets=(KEY,),
-        error_body=lambda message: json.dumps({"message": message}).encode(),
+        error_body=lambda message: json.dumps({"errors": [message]}).encode(),
     )
 
 or, from its own test module, parametrize over ``ABUSES`` and ``await run_abuse(target, abuse)``.
@@ -103,7 +103,7 @@ def answer(
     return write
 
 
-def endless(*, chunked: bool) -> Writer:
+def endless(*, chunked: bool, status: int = 200) -> Writer:
     """Data without end (chunked, or until close) until the client hangs up."""
 
     def write(sock: socket.socket, request: ReceivedRequest, server: HostileUpstream) -> None:
@@ -113,7 +113,7 @@ def endless(*, chunked: bool) -> Writer:
         )
         piece = b'{"data": [' + b" " * (256 * 1024)
         frame = f"{len(piece):x}\r\n".encode() + piece + b"\r\n" if chunked else piece
-        sock.sendall(_head(200, headers))
+        sock.sendall(_head(status, headers))
         sent = 0
         # A bound so a broken gateway fails the test instead of filling the machine.
         while sent < 4 * GIB:
@@ -304,6 +304,14 @@ ABUSES: tuple[Abuse, ...] = (
         answer(b"\x00" * 64, headers={"Content-Encoding": "br"}),
         502,
         ("upstream_bad_response",),
+    ),
+    # An error body is read under the same cap: a provider may not read it whole.
+    Abuse(
+        "error-endless-chunked",
+        endless(chunked=True, status=500),
+        502,
+        ("upstream_bad_response",),
+        dropped=True,
     ),
     Abuse("slow-drip", drip(), 504, ("upstream_timeout",), dropped=True),
 )

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
 
 import uvicorn
 from fastapi import FastAPI
@@ -23,12 +22,26 @@ from imagegw.entrypoints.runtime import Runtime
 _START_TIMEOUT_SECONDS = 10.0
 
 
+class _AnnouncingServer(uvicorn.Server):
+    """Sets ``ready`` once startup has ended, listening or not (then ``started`` is False)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets=sockets)
+        finally:
+            self.ready.set()
+
+
 class GatewayServer:
     def __init__(self, app: FastAPI, *, runtime: Runtime | None = None) -> None:
         self.app = app
         self.runtime = runtime if runtime is not None else app.state.runtime
         self._socket: socket.socket | None = None
-        self._server: uvicorn.Server | None = None
+        self._server: _AnnouncingServer | None = None
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
 
@@ -53,18 +66,15 @@ class GatewayServer:
             access_log=False,
             timeout_graceful_shutdown=2,
         )
-        self._server = uvicorn.Server(config)
+        server = self._server = _AnnouncingServer(config)
         self._thread = threading.Thread(target=self._run, name="gateway-uvicorn", daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + _START_TIMEOUT_SECONDS
-        while not self._server.started:
-            if self._failure is not None or not self._thread.is_alive():
-                self.stop()
-                raise RuntimeError("the gateway did not start") from self._failure
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the gateway did not start in time")
-            time.sleep(0.01)
+        if not server.ready.wait(_START_TIMEOUT_SECONDS):
+            self.stop()
+            raise RuntimeError("the gateway did not start in time")
+        if not server.started or self._failure is not None:
+            self.stop()
+            raise RuntimeError("the gateway did not start") from self._failure
         return self
 
     def _run(self) -> None:
@@ -83,6 +93,8 @@ class GatewayServer:
             asyncio.run(serve())
         except BaseException as exc:  # reported by start() or stop()
             self._failure = exc
+        finally:
+            server.ready.set()  # a failure before startup must not leave start() waiting
 
     def stop(self) -> None:
         if self._server is not None:

@@ -144,7 +144,7 @@ async def test_racing_requests_never_overspend(budgets: Budgets, store: MemoryCo
     async def request(hold_micros: int) -> None:
         nonlocal refused, highest
         for _ in range(rng.randrange(4)):
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # a yield to interleave the racers, not a wait for a state
         try:
             hold = await budgets.hold(principal, hold_micros)
         except BudgetExceeded:
@@ -153,7 +153,7 @@ async def test_racing_requests_never_overspend(budgets: Budgets, store: MemoryCo
         assert hold is not None
         highest = max(highest, store.value(DAY))
         for _ in range(rng.randrange(6)):
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # a yield to interleave the racers, not a wait for a state
         actual = rng.randrange(0, hold_micros + 1)
         await budgets.settle(hold, actual)
         spent.append(actual)

@@ -11,7 +11,7 @@ import asyncio
 import gzip
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -40,6 +40,13 @@ class Server:
     body: bytes = b'{"ok": true}'
     extra_headers: bytes = b""
     peers: set[int] = field(default_factory=set)
+    # Notified whenever a connection ends, so a test can wait for the count it expects.
+    closed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def wait_until(self, settled: Callable[[], bool]) -> None:
+        """Until ``settled()`` holds (checked as connections end); fails after 10 s."""
+        async with self.closed:
+            await asyncio.wait_for(self.closed.wait_for(settled), 10)
 
 
 @asynccontextmanager
@@ -61,6 +68,8 @@ async def http_server() -> AsyncIterator[Server]:
                     if name.strip().lower() == b"content-length":
                         length = int(value)
                 await reader.readexactly(length)
+                # The upstream's latency (not a wait for state): it keeps requests in flight
+                # together, so a burst needs as many connections as it has requests.
                 await asyncio.sleep(server.delay)
                 body = server.body
                 writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n")
@@ -72,6 +81,8 @@ async def http_server() -> AsyncIterator[Server]:
         finally:
             server.open_now -= 1
             writer.close()
+            async with server.closed:
+                server.closed.notify_all()
 
     listener = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = listener.sockets[0].getsockname()[1]
@@ -147,10 +158,7 @@ def test_a_connection_the_server_closed_is_never_reused() -> None:
                 assert response.json() == {"ok": True}
                 assert server.opened == expected
                 # Until the close has reached the client, the pool may not know of it.
-                for _ in range(100):
-                    if server.open_now == 0:
-                        break
-                    await asyncio.sleep(0.01)
+                await server.wait_until(lambda: server.open_now == 0)
 
     asyncio.run(scenario())
 
@@ -162,10 +170,7 @@ def test_idle_connections_beyond_the_keepalive_limit_are_closed() -> None:
             assert server.opened == 6
             # The pool closes the surplus when it next looks at its connections.
             await client.post(server.url, content=b"{}", timeout=10)
-            for _ in range(100):
-                if server.open_now <= 2:
-                    break
-                await asyncio.sleep(0.01)
+            await server.wait_until(lambda: server.open_now <= 2)
             assert server.open_now == 2
 
     asyncio.run(scenario())

@@ -288,9 +288,12 @@ async def test_changed_wakes_on_a_change_and_gives_up_unchanged() -> None:
     )
     await store.create(job)
     assert await store.changed(job.id, job, wait_seconds=0.01) == job
-    waiting = asyncio.ensure_future(store.changed(job.id, job, wait_seconds=10))
-    await asyncio.sleep(0)  # let it start waiting
-    assert await store.transition(job.id, expect="queued", token=None, changes={"updated_at": 2})
-    changed = await waiting
+    # gather starts its tasks in order: the first runs until it waits for a change (the job is
+    # as it saw it), and only then does the second change the job and wake it.
+    changed, moved = await asyncio.gather(
+        store.changed(job.id, job, wait_seconds=10),
+        store.transition(job.id, expect="queued", token=None, changes={"updated_at": 2}),
+    )
+    assert moved
     assert changed is not None
     assert changed.updated_at == 2

@@ -178,10 +178,12 @@ async def test_while_one_refresh_hangs_other_requests_keep_the_cached_value() ->
     clock = FakeClock(1000.0)
     source = Source({"openai": {"api_key": "sk-before-3333"}})
     release = threading.Event()
+    hanging = threading.Event()
     hang = False
 
     def fetch() -> str:
         if hang:
+            hanging.set()
             release.wait(5)
         return source()
 
@@ -193,7 +195,7 @@ async def test_while_one_refresh_hangs_other_requests_keep_the_cached_value() ->
     source.value = {"openai": {"api_key": "sk-after-4444"}}
     clock.now += TTL + 1
     refreshing = asyncio.create_task(secret.value())
-    await asyncio.sleep(0.05)  # the refresh is now waiting on the hung fetch
+    assert await asyncio.to_thread(hanging.wait, 5), "the refresh never fetched"
     assert not refreshing.done()
     others = await asyncio.wait_for(asyncio.gather(*(secret.value() for _ in range(3))), 1)
     assert all(value["openai"]["api_key"] == "sk-before-3333" for value in others)

@@ -7,7 +7,9 @@
              function's own: the Stability generators are served in us-west-2 only
 
 There is no key: calls are signed with the process's AWS credentials (the function's role, which
-the template's BedrockRegion parameter allows to invoke exactly the catalog's models).
+the template's BedrockRegion parameter allows to invoke exactly the catalog's models), and sent
+over the shared HTTP client ``http``. ``AWS_ENDPOINT_URL_BEDROCK_RUNTIME`` (or
+``AWS_ENDPOINT_URL``) replaces the endpoint, as for botocore.
 """
 
 from __future__ import annotations
@@ -44,9 +46,7 @@ def build(
     if not _REGION.match(region):
         raise ProviderNotConfigured(f"The Bedrock Region {region[:40]!r} is not a Region name.")
     return BedrockProvider(
-        region,
-        read_timeout_seconds=settings.upstream_timeout_seconds,
-        connect_timeout_seconds=settings.upstream_connect_timeout_seconds,
+        http, region, connect_timeout_seconds=settings.upstream_connect_timeout_seconds
     )
 
 

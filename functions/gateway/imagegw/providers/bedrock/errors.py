@@ -15,6 +15,7 @@ fix (ValidationException); the gateway's own access and setup problems are told 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from imagegw.errors import (
@@ -28,7 +29,9 @@ from imagegw.errors import (
     UpstreamAuthFailed,
     UpstreamError,
     UpstreamTimeout,
+    relayed,
 )
+from imagegw.providers.base import error_document
 
 # Used when a throttled answer says nothing about when to come back (Bedrock usually does not).
 DEFAULT_RETRY_AFTER_SECONDS = 5
@@ -45,6 +48,45 @@ _CREDENTIAL_CODES = frozenset(
     }
 )
 CONTENT_POLICY_MESSAGE = "Your request was rejected by Amazon Bedrock's content filters."
+# An error code is an identifier ("ValidationException"); anything else is not one.
+_CODE = re.compile(r"[A-Za-z][A-Za-z0-9.]{0,99}")
+
+
+def error_of_answer(
+    status: int,
+    content: bytes | bytearray,
+    headers: Mapping[str, str],
+    *,
+    model: str,
+    region: str,
+) -> GatewayError:
+    """An error answer (status, body, headers) of ``InvokeModel`` as the gateway's error.
+
+    Read as botocore reads AWS's REST-JSON errors: the code from ``x-amzn-ErrorType`` (before
+    its ``:``), else the body's ``__type`` (after its ``#``) or ``code``; the message from the
+    body's ``message`` or ``Message``. A body that is not JSON (a proxy's page) leaves only the
+    status to judge by; one nested beyond the parser's limit is a 502 ``upstream_bad_response``.
+    """
+    document = error_document(content, upstream="Amazon Bedrock")
+    fields = document if isinstance(document, dict) else {}
+    code = _code(headers.get("x-amzn-errortype", "").split(":", 1)[0])
+    if code is None:
+        kind = fields.get("__type") or fields.get("code") or fields.get("Code")
+        code = _code(kind.rsplit("#", 1)[-1] if isinstance(kind, str) else "")
+    message = fields.get("message", fields.get("Message"))
+    return translate_error(
+        code or "",
+        status,
+        message if isinstance(message, str) else "",
+        headers,
+        model=model,
+        region=region,
+    )
+
+
+def _code(text: str) -> str | None:
+    text = text.strip()
+    return text if _CODE.fullmatch(text) else None
 
 
 def translate_error(
@@ -76,7 +118,7 @@ def translate_error(
         if any(marker in message.lower() for marker in _FILTERED_WORDS):
             return ContentPolicyViolation(CONTENT_POLICY_MESSAGE, code="content_policy_violation")
         return InvalidRequest(
-            f"Amazon Bedrock rejected the request: {message[:500] or 'invalid request'}",
+            f"Amazon Bedrock rejected the request: {relayed(message) or 'invalid request'}",
             code="invalid_request",
         )
     if code == "AccessDeniedException":

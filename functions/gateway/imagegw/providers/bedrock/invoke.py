@@ -11,12 +11,12 @@ HTTP 200 whose ``finish_reasons`` names the filter ("Filter reason: prompt" / "o
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
 
 from imagegw.errors import UpstreamBadResponse, UpstreamError
 from imagegw.providers.aspect_ratios import RatioChoice
 from imagegw.providers.base import MEDIA_TYPES, GeneratedImage, ImageRequest, json_body
+from imagegw.providers.base import parse_answer as parse_json_answer
 from imagegw.providers.dimensions import image_format
 from imagegw.providers.fanout import Slot
 from imagegw.providers.inputs import image_strength
@@ -42,11 +42,9 @@ def invoke_body(request: ImageRequest, choice: RatioChoice) -> bytes:
     return json_body(body)
 
 
-def parse_answer(content: bytes) -> Slot:
-    try:
-        payload = json.loads(content)
-    except (ValueError, RecursionError) as exc:
-        raise UpstreamBadResponse("Amazon Bedrock answered with a body that is not JSON.") from exc
+def parse_answer(content: bytes | bytearray) -> Slot:
+    # Total: not JSON, nested too deeply, NaN or Infinity are each a 502 (providers.base).
+    payload = parse_json_answer(content, upstream="Amazon Bedrock")
     if not isinstance(payload, dict):
         raise UpstreamBadResponse("Amazon Bedrock answered with something other than an object.")
     reason = _first(payload.get("finish_reasons"))

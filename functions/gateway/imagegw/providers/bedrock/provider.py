@@ -1,25 +1,31 @@
 """The bedrock provider: Stability's generators through ``bedrock-runtime`` ``InvokeModel``.
 
 Calls are signed with the process's own AWS credentials (the function's role on Lambda): there is
-no key to configure, only the Region of the Bedrock endpoint. The client is made the standard way
-(``aws_clients.client``), so botocore's own settings apply, ``AWS_ENDPOINT_URL_BEDROCK_RUNTIME``
-included (tests, VPC endpoints). botocore's own retries are off: it would repeat a throttled call
-or a 5xx on its own, and the second may be billed; the gateway's retry policy decides instead.
+no key to configure, only the Region of the Bedrock endpoint. ``AWS_ENDPOINT_URL_BEDROCK_RUNTIME``
+(or ``AWS_ENDPOINT_URL``) replaces the endpoint, as it would for botocore (tests, VPC endpoints).
 
-boto3 is synchronous, so each call runs in a thread of the provider's own pool, never on the event
-loop. ``n`` images are ``n`` calls (one image per call), bounded and under the request's deadline
-(``fanout``). At the deadline the caller gets its answer; a call still in its thread is abandoned
-and ends at botocore's read timeout (the configured upstream timeout), its result discarded.
+The call is the REST request botocore would make (``POST /model/{modelId}/invoke``), signed
+with botocore's SigV4 signer (``aws.signed_http``) but sent over the gateway's shared HTTP
+client, so that Bedrock's answers are read under the same rules as every other upstream's
+(issue 12): the answer capped at what one image can legitimately be (``answer_limit``), error
+bodies included, read as they arrive, never sized from what the upstream declares, and parsed
+with the gateway's total JSON readers. Nothing is repeated here: the retry wrapper repeats only
+what cannot bill twice (a refused connection, a throttle), and an answer that is cut short, too
+slow or malformed may hide a billed image.
+
+``n`` images are ``n`` calls (one image per call), bounded and under the request's deadline
+(``fanout``); at the deadline a call still running is cancelled and its connection dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import quote
 
-from imagegw.aws import clients as aws_clients
+import httpx
+
+from imagegw.aws.signed_http import SigV4Signer, endpoint_url
 from imagegw.errors import (
     GatewayError,
     ProviderNotConfigured,
@@ -28,40 +34,47 @@ from imagegw.errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
+from imagegw.fastpath.http_pool import ACCEPT_ENCODING, iter_body
 from imagegw.providers import aspect_ratios, fanout
-from imagegw.providers.base import ImageProvider, ImageRequest, ImageResult
-from imagegw.providers.bedrock.errors import CONTENT_POLICY_MESSAGE, translate_error
+from imagegw.providers.base import ImageProvider, ImageRequest, ImageResult, answer_limit
+from imagegw.providers.bedrock.errors import CONTENT_POLICY_MESSAGE, error_of_answer
 from imagegw.providers.bedrock.image_services import INPAINT_TASK, TASKS, inpaint_body
 from imagegw.providers.bedrock.invoke import invoke_body, parse_answer
 from imagegw.providers.dimensions import image_format, size
 
 MAX_PARALLEL_CALLS = 4
-# Threads of the pool: more than one request's parallel calls, so that calls abandoned at a
-# deadline (still waiting on their socket) do not hold up the next request.
-POOL_THREADS = 16
-# An answer is one base64 image of about a megapixel (2-4 MB); anything far larger is not one.
-MAX_ANSWER_BYTES = 64 * 1024 * 1024
-_READ_CHUNK = 1024 * 1024
+# The service name in the signature's scope (bedrock-runtime signs as "bedrock").
+SIGNING_NAME = "bedrock"
+_JSON = "application/json"
+
+
+def default_endpoint(region: str) -> str:
+    return f"https://bedrock-runtime.{region}.amazonaws.com"
 
 
 class BedrockProvider(ImageProvider):
     def __init__(
         self,
+        http: httpx.AsyncClient,
         region: str,
         *,
-        read_timeout_seconds: float,
+        endpoint: str | None = None,
+        credentials: Any = None,
         connect_timeout_seconds: float = 10.0,
         max_parallel_calls: int = MAX_PARALLEL_CALLS,
     ) -> None:
+        """``endpoint`` None: Bedrock's for ``region``, or the environment's override.
+        ``credentials`` (botocore's) None: the process's, found the standard way."""
         self.region = region
-        self._read_timeout = read_timeout_seconds
+        self._http = http
+        self._endpoint = _checked_endpoint(
+            endpoint or endpoint_url("BEDROCK_RUNTIME", default_endpoint(region))
+        )
+        self._signer = SigV4Signer(
+            SIGNING_NAME, region, credentials=credentials, service_name="Amazon Bedrock"
+        )
         self._connect_timeout = connect_timeout_seconds
         self._max_parallel = max_parallel_calls
-        self._pool = ThreadPoolExecutor(
-            max_workers=max(POOL_THREADS, max_parallel_calls), thread_name_prefix="bedrock"
-        )
-        self._client: Any = None
-        self._client_lock = threading.Lock()
 
     async def generate(self, request: ImageRequest) -> ImageResult:
         spec = request.spec
@@ -73,17 +86,16 @@ class BedrockProvider(ImageProvider):
         else:
             choice = _ratio(request)
             body = invoke_body(request, choice)
-        loop = asyncio.get_running_loop()
         model = request.upstream_model
+        # The model id is one path segment: its ":" (and anything else) percent-encoded, as
+        # botocore encodes it (and signs it encoded once more).
+        url = f"{self._endpoint}/model/{quote(model, safe='')}/invoke"
+        # One image per call: the cap is one image's worth.
+        limit = answer_limit(request, images=1)
 
         async def one_image(seconds_left: float) -> fanout.Slot:
-            try:
-                call = loop.run_in_executor(self._pool, self._invoke, model, body)
-            except RuntimeError as exc:  # the pool was shut down: this provider was replaced
-                raise UpstreamUnreachable(
-                    "The Bedrock client was being replaced; the request was not sent."
-                ) from exc
-            return parse_answer(await call)
+            content = await self._invoke(url, body, model, seconds_left, limit)
+            return parse_answer(content)
 
         calls = await fanout.fan_out(
             request.n, request.timeout_seconds, self._max_parallel, one_image
@@ -108,99 +120,71 @@ class BedrockProvider(ImageProvider):
             extra=extra,
         )
 
-    # ------------------------------------------------------------------ in a pool thread
-
-    def _runtime_client(self) -> Any:
-        with self._client_lock:
-            if self._client is None:
-                from botocore.config import Config
-
-                config = Config(
-                    connect_timeout=self._connect_timeout,
-                    read_timeout=self._read_timeout,
-                    retries={"mode": "standard", "total_max_attempts": 1},
-                    max_pool_connections=POOL_THREADS,
-                )
-                try:
-                    self._client = aws_clients.client(
-                        "bedrock-runtime", region_name=self.region, config=config
-                    )
-                except ValueError as exc:  # botocore: an invalid endpoint URL or Region
-                    raise ProviderNotConfigured(
-                        f"The bedrock-runtime client cannot be created for {self.region}: "
-                        f"{str(exc)[:200]}"
-                    ) from None
-            return self._client
-
-    def _invoke(self, model: str, body: bytes) -> bytes:
+    async def _invoke(
+        self, url: str, body: bytes, model: str, seconds_left: float, limit: int
+    ) -> bytearray:
         """One ``InvokeModel`` call; every failure leaves as a ``GatewayError``."""
-        import botocore.exceptions as boto
-
-        client = self._runtime_client()
+        headers = await self._signer.headers(
+            "POST", url, body, {"Content-Type": _JSON, "Accept": _JSON}
+        )
+        timeout = httpx.Timeout(seconds_left, connect=min(self._connect_timeout, seconds_left))
+        answered = False
         try:
-            response = client.invoke_model(
-                modelId=model,
-                body=body,
-                contentType="application/json",
-                accept="application/json",
+            request = self._http.build_request(
+                "POST",
+                url,
+                content=body,
+                # Not signed: only encodings the gateway inflates with a bound (http_pool).
+                headers={**headers, "Accept-Encoding": ACCEPT_ENCODING},
+                timeout=timeout,
             )
-            return _read_capped(response["body"])
-        except boto.ClientError as exc:
-            error = exc.response.get("Error", {})
-            metadata = exc.response.get("ResponseMetadata", {})
-            raise translate_error(
-                str(error.get("Code") or ""),
-                int(metadata.get("HTTPStatusCode") or 0),
-                str(error.get("Message") or ""),
-                {str(k).lower(): str(v) for k, v in metadata.get("HTTPHeaders", {}).items()},
-                model=model,
-                region=self.region,
-            ) from None
-        except (boto.NoCredentialsError, boto.PartialCredentialsError) as exc:
-            raise ProviderNotConfigured(
-                "The gateway has no AWS credentials to call Amazon Bedrock with (the "
-                "function's role on Lambda; AWS_PROFILE or AWS_ACCESS_KEY_ID locally)."
+            # httpx's read timeout restarts with every chunk: the deadline bounds the whole call.
+            async with asyncio.timeout(seconds_left):
+                response = await self._http.send(request, stream=True)
+                answered = True
+                try:
+                    content = bytearray()
+                    # Decoded in bounded pieces, the declared length checked first, error
+                    # bodies too (http_pool.iter_body).
+                    async for piece in iter_body(response, limit):
+                        content += piece
+                finally:
+                    # An answer not read to its end closes the connection (never reused).
+                    await response.aclose()
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise UpstreamUnreachable(
+                "The gateway could not connect to Amazon Bedrock; the request was not sent."
             ) from exc
-        except boto.ReadTimeoutError as exc:
+        except (httpx.TimeoutException, TimeoutError) as exc:
             raise UpstreamTimeout(
                 "Amazon Bedrock did not answer in time. The image may still have been generated "
                 "and billed, so the gateway does not retry on its own."
             ) from exc
-        except boto.ConnectionError as exc:
-            # Could not connect (or the TLS handshake failed): nothing was sent.
-            raise UpstreamUnreachable(
-                "The gateway could not connect to Amazon Bedrock; the request was not sent."
-            ) from exc
-        except (boto.ResponseStreamingError, boto.IncompleteReadError) as exc:
-            raise UpstreamBadResponse("Amazon Bedrock's answer was cut short.") from exc
-        except boto.BotoCoreError as exc:
+        except httpx.HTTPError as exc:
+            if answered:
+                raise UpstreamBadResponse("Amazon Bedrock's answer was cut short.") from exc
             raise UpstreamError(
                 "The connection to Amazon Bedrock failed while the request was in flight. The "
                 "image may still have been generated, so the gateway does not retry on its own."
             ) from exc
+        if response.status_code != 200:
+            raise error_of_answer(
+                response.status_code, content, response.headers, model=model, region=self.region
+            )
+        return content
 
-    async def aclose(self) -> None:
-        # Threads still waiting on an abandoned call end at their read timeout, on their own.
-        self._pool.shutdown(wait=False)
 
-
-def _read_capped(stream: Any) -> bytes:
-    """The answer's bytes, refused past MAX_ANSWER_BYTES; a short body raises (botocore checks
-    the declared length when a read comes back empty)."""
-    pieces: list[bytes] = []
-    total = 0
+def _checked_endpoint(url: str) -> str:
     try:
-        while chunk := stream.read(_READ_CHUNK):
-            total += len(chunk)
-            if total > MAX_ANSWER_BYTES:
-                raise UpstreamBadResponse(
-                    f"Amazon Bedrock answered with more than {MAX_ANSWER_BYTES} bytes: not one "
-                    "image."
-                )
-            pieces.append(chunk)
-    finally:
-        stream.close()
-    return b"".join(pieces)
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ProviderNotConfigured(
+            f"The Amazon Bedrock endpoint {url[:80]!r} is not an http(s) URL "
+            "(AWS_ENDPOINT_URL_BEDROCK_RUNTIME or AWS_ENDPOINT_URL)."
+        )
+    return url.rstrip("/")
 
 
 def _ratio(request: ImageRequest) -> aspect_ratios.RatioChoice:

@@ -27,7 +27,7 @@ from imagegw.errors import (
 )
 from imagegw.fastpath.http_pool import ACCEPT_ENCODING, iter_body
 from imagegw.providers import aspect_ratios, fanout
-from imagegw.providers.base import ImageProvider, ImageRequest, ImageResult
+from imagegw.providers.base import ImageProvider, ImageRequest, ImageResult, answer_limit
 from imagegw.providers.dimensions import image_format, size
 from imagegw.providers.stability.translation import (
     CONTENT_POLICY_MESSAGE,
@@ -43,8 +43,6 @@ from imagegw.providers.stability.translation import (
 DEFAULT_BASE_URL = "https://api.stability.ai"
 MAX_PARALLEL_CALLS = 4
 ENDPOINTS = ("ultra", "core", "sd3")
-# An answer is one base64 image (a few MB); anything far larger is not one.
-MAX_ANSWER_BYTES = 64 * 1024 * 1024
 
 
 class StabilityProvider(ImageProvider):
@@ -78,11 +76,13 @@ class StabilityProvider(ImageProvider):
             url = f"{self._base_url}/v2beta/stable-image/generate/{endpoint}"
             fields = form_fields(request, choice, str(endpoint))
             files = edit_files(request)
+        # One image per call: the cap is one image's worth (or the operator's setting).
+        limit = answer_limit(request, images=1)
 
         async def one_image(seconds_left: float) -> fanout.Slot:
             # A fresh boundary per call (one that none of the parts contains).
             body, content_type = multipart.encode(fields, files)
-            content = await self._post(url, body, content_type, seconds_left)
+            content = await self._post(url, body, content_type, seconds_left, limit)
             return parse_answer(content)
 
         calls = await fanout.fan_out(
@@ -124,7 +124,7 @@ class StabilityProvider(ImageProvider):
         )
 
     async def _post(
-        self, url: str, body: bytes, content_type: str, seconds_left: float
+        self, url: str, body: bytes, content_type: str, seconds_left: float, limit: int
     ) -> bytearray:
         timeout = httpx.Timeout(seconds_left, connect=min(self._connect_timeout, seconds_left))
         request = self._http.build_request(
@@ -146,7 +146,11 @@ class StabilityProvider(ImageProvider):
                 response = await self._http.send(request, stream=True)
                 answered = True
                 try:
-                    content = await _read_capped(response)
+                    content = bytearray()
+                    # Decoded in bounded pieces, the declared length checked first, error
+                    # bodies too (http_pool.iter_body).
+                    async for piece in iter_body(response, limit):
+                        content += piece
                 finally:
                     await response.aclose()
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
@@ -168,20 +172,6 @@ class StabilityProvider(ImageProvider):
         if response.status_code != 200:
             raise translate_error(response.status_code, content, response.headers)
         return content
-
-
-async def _read_capped(response: httpx.Response) -> bytearray:
-    content = bytearray()
-    # Decoded in bounded pieces, the declared length checked first (http_pool.iter_body).
-    async for piece in iter_body(response, MAX_ANSWER_BYTES, too_large=lambda _: _too_large()):
-        content += piece
-    return content
-
-
-def _too_large() -> UpstreamBadResponse:
-    return UpstreamBadResponse(
-        f"Stability AI answered with more than {MAX_ANSWER_BYTES} bytes: not one image."
-    )
 
 
 def _too_slow(request: ImageRequest) -> GatewayError:
