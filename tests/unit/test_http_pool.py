@@ -213,7 +213,7 @@ def test_a_large_body_arrives_whole_in_few_reads() -> None:
 
 
 def test_post_for_body_returns_every_byte_whatever_piece_the_buffer_is_sized_at() -> None:
-    """The buffer is sized once 1/8 of the declared length has arrived (memory, bench round 6):
+    """The buffer is sized once 1/64 of the declared length has arrived (memory, bench round 6):
     the bytes before and after that piece, in answers of every size, arrive whole and in order."""
 
     async def scenario() -> None:

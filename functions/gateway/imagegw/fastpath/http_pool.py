@@ -216,8 +216,12 @@ def upstream_client(
     return client
 
 
-# A declared length is allocated at once when at least this fraction of it has arrived.
-CREDIBLE_FRACTION = 8
+# A declared length is allocated at once when at least 1/CREDIBLE_FRACTION of it has arrived.
+# The pieces held until then leave a hole below the buffer once freed: at 1/8 that was 2.4 MB of
+# a 19 MB answer still resident at the peak; at 1/64 the peak is within 0.7 MiB of one buffer
+# allocated before any byte (bench/RESULTS.md, round 6). A hostile 1 GiB declaration still
+# needs 16 MiB to arrive before the gigabyte is allocated, and never beyond the cap.
+CREDIBLE_FRACTION = 64
 # Encodings the gateway asks for: the ones it can decode with a bound on what comes out (zlib).
 # httpx would also offer br and zstd when their packages are installed, and decode them without
 # one: a few kilobytes of compressed zeros would become gigabytes.
