@@ -608,6 +608,17 @@ async def test_an_image_over_the_limit_is_refused_while_streaming(
         await provider(bfl, http, polling=small).generate(make_request(PRO, output_format="png"))
 
 
+@pytest.mark.anyio
+async def test_the_operators_answer_cap_bounds_the_sample_download_too(
+    bfl: FakeBfl, http: httpx.AsyncClient, make_request: MakeRequest
+) -> None:
+    # IMAGEGW_UPSTREAM_MAX_ANSWER_BYTES, as validation puts it on the request: the download of
+    # the sample is an upstream answer like any other (the polling default is 64 MiB).
+    request = make_request(PRO, output_format="png", max_answer_bytes=1000)
+    with pytest.raises(UpstreamBadResponse, match="over the gateway's limit of 1,000 bytes"):
+        await provider(bfl, http).generate(request)
+
+
 def test_only_image_links_like_bfls_are_followed() -> None:
     https_api = httpx.URL("https://api.bfl.ai")
     assert trusted_sample_url(

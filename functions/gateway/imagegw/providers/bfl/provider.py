@@ -12,6 +12,7 @@ in which a task may already be billed), else the first.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from decimal import Decimal
 
@@ -52,11 +53,18 @@ class BflProvider(ImageProvider):
         # One encoding for all tasks unless a seed makes each body its own (an edit's body holds
         # its input images: megabytes, not to be copied n times).
         shared = None if "seed" in shape.body else _encode(shape.body)
+        # The operator's answer cap (IMAGEGW_UPSTREAM_MAX_ANSWER_BYTES) bounds each sample
+        # download as it bounds every other upstream answer; without one, the polling default.
+        polling = (
+            dataclasses.replace(self._polling, max_image_bytes=request.max_answer_bytes)
+            if request.max_answer_bytes is not None
+            else self._polling
+        )
         tasks = [
             Task(
                 self._http,
                 self.endpoint,
-                self._polling,
+                polling,
                 model=request.upstream_model,
                 body=shared or _encode(shapes.for_image(shape.body, index)),
                 prompt=request.prompt,
