@@ -13,7 +13,10 @@ links that would answer 404.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
+
+from starlette.responses import Response
 
 from imagegw.errors import JobExpired
 from imagegw.state.jobs.model import Job
@@ -25,6 +28,19 @@ EXPIRED = "expired"
 
 def jobs_path(job_id: str) -> str:
     return f"/v1/images/jobs/{job_id}"
+
+
+async def accepted(job: Job, store: ImageStore, *, base_url: str, now: float) -> Response:
+    """The 202 of a job submitted with ``Prefer: respond-async``: the job, and where to read it."""
+    return Response(
+        content=json.dumps(await job_view(job, store, base_url=base_url, now=now)).encode(),
+        status_code=202,
+        media_type="application/json",
+        headers={
+            "location": base_url.rstrip("/") + jobs_path(job.id),
+            "preference-applied": "respond-async",
+        },
+    )
 
 
 def _expired(view: dict[str, Any], message: str) -> dict[str, Any]:

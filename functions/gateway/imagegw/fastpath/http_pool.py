@@ -280,7 +280,7 @@ async def post_for_body(
     )
     response = await client.send(request, stream=True)
     try:
-        return response, await _read_body(response, max_bytes)
+        return response, await read_body(response, max_bytes)
     finally:
         # An answer not read to its end closes the connection (httpcore never reuses it).
         await response.aclose()
@@ -293,7 +293,7 @@ def answer_too_large(limit: int) -> UpstreamBadResponse:
     )
 
 
-async def _read_body(response: httpx.Response, max_bytes: int | None) -> bytearray:
+async def read_body(response: httpx.Response, max_bytes: int | None) -> bytearray:
     """The answer in one buffer, sized once what has arrived makes its declared length credible.
 
     A buffer grown piece by piece is copied each time it outgrows its block, and the blocks it

@@ -7,7 +7,6 @@ describes both encodings, the limits, the providers and the upload path for larg
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -157,21 +156,11 @@ async def submit_edit(
     runtime: ApiContext, caller: Principal, submission: EditSubmission, *, base_url: str
 ) -> Response:
     """The edit as a job: 202 with the job and its URL (``Prefer: respond-async``)."""
-    from imagegw.api.job_view import job_view, jobs_path
+    from imagegw.api.job_view import accepted
     from imagegw.generation.edit_jobs import submit_edit_job
 
     job = await submit_edit_job(runtime, caller, submission)
-    return Response(
-        content=json.dumps(
-            await job_view(job, runtime.image_store, base_url=base_url, now=runtime.clock())
-        ).encode(),
-        status_code=202,
-        media_type="application/json",
-        headers={
-            "location": base_url.rstrip("/") + jobs_path(job.id),
-            "preference-applied": "respond-async",
-        },
-    )
+    return await accepted(job, runtime.image_store, base_url=base_url, now=runtime.clock())
 
 
 @router.post(

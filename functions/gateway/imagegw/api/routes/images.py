@@ -227,7 +227,7 @@ async def submit(
     gets the job it already has, never a second generation. Another body under the same key
     is the same 422 as for synchronous calls.
     """
-    from imagegw.api.job_view import job_view, jobs_path
+    from imagegw.api.job_view import accepted
     from imagegw.errors import IdempotencyKeyReused, JobConflict
     from imagegw.generation.job_runner import submit_job
     from imagegw.state.idempotency import check_key
@@ -243,17 +243,7 @@ async def submit(
             "parameters). Use a new key for a new request.",
             param="Idempotency-Key",
         ) from exc
-    return Response(
-        content=json.dumps(
-            await job_view(job, runtime.image_store, base_url=base_url, now=runtime.clock())
-        ).encode(),
-        status_code=202,
-        media_type="application/json",
-        headers={
-            "location": base_url.rstrip("/") + jobs_path(job.id),
-            "preference-applied": "respond-async",
-        },
-    )
+    return await accepted(job, runtime.image_store, base_url=base_url, now=runtime.clock())
 
 
 @router.get(

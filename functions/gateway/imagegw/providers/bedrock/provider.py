@@ -29,18 +29,16 @@ from imagegw.aws.signed_http import SigV4Signer, endpoint_url
 from imagegw.errors import (
     GatewayError,
     ProviderNotConfigured,
-    UpstreamBadResponse,
-    UpstreamError,
     UpstreamTimeout,
-    UpstreamUnreachable,
 )
-from imagegw.fastpath.http_pool import ACCEPT_ENCODING, iter_body
+from imagegw.fastpath.http_pool import ACCEPT_ENCODING
 from imagegw.providers import aspect_ratios, fanout
 from imagegw.providers.base import ImageProvider, ImageRequest, ImageResult, answer_limit
 from imagegw.providers.bedrock.errors import CONTENT_POLICY_MESSAGE, error_of_answer
 from imagegw.providers.bedrock.image_services import INPAINT_TASK, TASKS, inpaint_body
 from imagegw.providers.bedrock.invoke import invoke_body, parse_answer
 from imagegw.providers.dimensions import image_format, size
+from imagegw.providers.exchange import exchange
 
 MAX_PARALLEL_CALLS = 4
 # The service name in the signature's scope (bedrock-runtime signs as "bedrock").
@@ -128,45 +126,21 @@ class BedrockProvider(ImageProvider):
             "POST", url, body, {"Content-Type": _JSON, "Accept": _JSON}
         )
         timeout = httpx.Timeout(seconds_left, connect=min(self._connect_timeout, seconds_left))
-        answered = False
-        try:
-            request = self._http.build_request(
-                "POST",
-                url,
-                content=body,
-                # Not signed: only encodings the gateway inflates with a bound (http_pool).
-                headers={**headers, "Accept-Encoding": ACCEPT_ENCODING},
-                timeout=timeout,
-            )
-            # httpx's read timeout restarts with every chunk: the deadline bounds the whole call.
-            async with asyncio.timeout(seconds_left):
-                response = await self._http.send(request, stream=True)
-                answered = True
-                try:
-                    content = bytearray()
-                    # Decoded in bounded pieces, the declared length checked first, error
-                    # bodies too (http_pool.iter_body).
-                    async for piece in iter_body(response, limit):
-                        content += piece
-                finally:
-                    # An answer not read to its end closes the connection (never reused).
-                    await response.aclose()
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise UpstreamUnreachable(
-                "The gateway could not connect to Amazon Bedrock; the request was not sent."
-            ) from exc
-        except (httpx.TimeoutException, TimeoutError) as exc:
-            raise UpstreamTimeout(
-                "Amazon Bedrock did not answer in time. The image may still have been generated "
-                "and billed, so the gateway does not retry on its own."
-            ) from exc
-        except httpx.HTTPError as exc:
-            if answered:
-                raise UpstreamBadResponse("Amazon Bedrock's answer was cut short.") from exc
-            raise UpstreamError(
-                "The connection to Amazon Bedrock failed while the request was in flight. The "
-                "image may still have been generated, so the gateway does not retry on its own."
-            ) from exc
+        request = self._http.build_request(
+            "POST",
+            url,
+            content=body,
+            # Not signed: only encodings the gateway inflates with a bound (http_pool).
+            headers={**headers, "Accept-Encoding": ACCEPT_ENCODING},
+            timeout=timeout,
+        )
+        response, content = await exchange(
+            self._http,
+            request,
+            max_bytes=limit,
+            seconds_left=seconds_left,
+            upstream="Amazon Bedrock",
+        )
         if response.status_code != 200:
             raise error_of_answer(
                 response.status_code, content, response.headers, model=model, region=self.region

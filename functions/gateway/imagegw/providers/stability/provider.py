@@ -20,15 +20,13 @@ import imagegw.providers.stability.multipart as multipart
 from imagegw.errors import (
     GatewayError,
     ProviderNotConfigured,
-    UpstreamBadResponse,
-    UpstreamError,
     UpstreamTimeout,
-    UpstreamUnreachable,
 )
-from imagegw.fastpath.http_pool import ACCEPT_ENCODING, iter_body
+from imagegw.fastpath.http_pool import ACCEPT_ENCODING
 from imagegw.providers import aspect_ratios, fanout
 from imagegw.providers.base import ImageProvider, ImageRequest, ImageResult, answer_limit
 from imagegw.providers.dimensions import image_format, size
+from imagegw.providers.exchange import exchange
 from imagegw.providers.stability.translation import (
     CONTENT_POLICY_MESSAGE,
     INPAINT_ENDPOINT,
@@ -139,36 +137,13 @@ class StabilityProvider(ImageProvider):
             },
             timeout=timeout,
         )
-        answered = False
-        try:
-            # httpx's read timeout restarts with every chunk: the deadline bounds the whole call.
-            async with asyncio.timeout(seconds_left):
-                response = await self._http.send(request, stream=True)
-                answered = True
-                try:
-                    content = bytearray()
-                    # Decoded in bounded pieces, the declared length checked first, error
-                    # bodies too (http_pool.iter_body).
-                    async for piece in iter_body(response, limit):
-                        content += piece
-                finally:
-                    await response.aclose()
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise UpstreamUnreachable(
-                "The gateway could not connect to Stability AI; the request was not sent."
-            ) from exc
-        except (httpx.TimeoutException, TimeoutError) as exc:
-            raise UpstreamTimeout(
-                "Stability AI did not answer in time. The image may still have been generated "
-                "and billed, so the gateway does not retry on its own."
-            ) from exc
-        except httpx.HTTPError as exc:
-            if answered:
-                raise UpstreamBadResponse("Stability AI's answer was cut short.") from exc
-            raise UpstreamError(
-                "The connection to Stability AI failed while the request was in flight. The "
-                "image may still have been generated, so the gateway does not retry on its own."
-            ) from exc
+        response, content = await exchange(
+            self._http,
+            request,
+            max_bytes=limit,
+            seconds_left=seconds_left,
+            upstream="Stability AI",
+        )
         if response.status_code != 200:
             raise translate_error(response.status_code, content, response.headers)
         return content
