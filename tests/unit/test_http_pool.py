@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from imagegw.fastpath import http_pool
+from imagegw.fastpath.base64text import AlphabetCensus, outside_alphabet
 from imagegw.fastpath.http_pool import (
     READ_BYTES,
     LinearPool,
@@ -221,12 +222,20 @@ def test_post_for_body_returns_every_byte_whatever_piece_the_buffer_is_sized_at(
             server.delay = 0
             for size in (0, 1, 100, 65_536, 1_000_003, 5_000_000):
                 server.body = os.urandom(size)
+                census = AlphabetCensus()
                 response, body = await post_for_body(
-                    client, server.url, content=b"{}", headers={}, timeouts=httpx.Timeout(10)
+                    client,
+                    server.url,
+                    content=b"{}",
+                    headers={},
+                    timeouts=httpx.Timeout(10),
+                    census=census,
                 )
                 assert response.status_code == 200
                 assert len(body) == size
                 assert body == server.body, size
+                # Every piece counted once, before or after the buffer was sized.
+                assert census.outside == outside_alphabet(server.body), size
 
     asyncio.run(scenario())
 
@@ -237,18 +246,33 @@ def test_post_for_body_reads_the_whole_body_plain_or_compressed() -> None:
         async with http_server() as server, upstream_client() as client:
             server.delay = 0
             server.body = document
+            census = AlphabetCensus()
             response, body = await post_for_body(
-                client, server.url, content=b"{}", headers={}, timeouts=httpx.Timeout(10)
+                client,
+                server.url,
+                content=b"{}",
+                headers={},
+                timeouts=httpx.Timeout(10),
+                census=census,
             )
             assert response.status_code == 200
             assert body == document
+            assert census.outside == outside_alphabet(document) == 9
             # Compressed: the declared length is not the body's; httpx decodes it.
             server.body = gzip.compress(document)
             server.extra_headers = b"content-encoding: gzip\r\n"
+            census = AlphabetCensus()
             response, body = await post_for_body(
-                client, server.url, content=b"{}", headers={}, timeouts=httpx.Timeout(10)
+                client,
+                server.url,
+                content=b"{}",
+                headers={},
+                timeouts=httpx.Timeout(10),
+                census=census,
             )
             assert response.headers["content-encoding"] == "gzip"
             assert body == document
+            # The decoded bytes are counted, not the compressed ones.
+            assert census.outside == 9
 
     asyncio.run(scenario())

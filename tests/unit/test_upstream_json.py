@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imagegw.fastpath import upstream_json
-from imagegw.fastpath.base64text import Base64Text, is_base64
+from imagegw.fastpath.base64text import Base64Text, is_base64, outside_alphabet
 from imagegw.fastpath.jsonbody import plain
 
 IMAGE = base64.b64encode(os.urandom(3000)).decode("ascii")
@@ -35,16 +35,30 @@ def as_plain(document: Any) -> Any:
 
 
 def check(content: bytes) -> Any:
-    """``loads(content)``, asserted to agree with ``json.loads`` (value or error)."""
+    """``loads(content)``, asserted to agree with ``json.loads`` (value or error), also when the
+    bytes outside the base64 alphabet were counted as the answer arrived (``outside``)."""
+    counted = outside_alphabet(content)
     try:
         expected = json.loads(content)
     except ValueError as error:
         with pytest.raises(type(error)):
             upstream_json.loads(bytearray(content))
+        with pytest.raises(type(error)):
+            upstream_json.loads(bytearray(content), outside=counted)
         return None
     got = upstream_json.loads(bytearray(content))
     assert as_plain(got) == expected
+    got_counted = upstream_json.loads(bytearray(content), outside=counted)
+    assert as_plain(got_counted) == expected
+    assert kinds(got_counted) == kinds(got)
     return got
+
+
+def kinds(document: Any) -> list[type]:
+    """The types of the data items' images: ``Base64Text`` where the bytes were kept."""
+    if not isinstance(document, dict) or not isinstance(document.get("data"), list):
+        return []
+    return [type(item.get("b64_json")) for item in document["data"] if isinstance(item, dict)]
 
 
 def images_of(document: Any) -> list[Any]:

@@ -40,6 +40,8 @@ import httpcore
 import httpx
 
 from imagegw.errors import UpstreamBadResponse
+from imagegw.fastpath import h11_buffer
+from imagegw.fastpath.base64text import AlphabetCensus
 from imagegw.fastpath.content_length import declared_length
 
 if TYPE_CHECKING:
@@ -207,6 +209,7 @@ def upstream_client(
     client = httpx.AsyncClient(limits=limits, follow_redirects=False)
     if not written_for_installed_versions():
         return client
+    h11_buffer.install()
     for transport in (client._transport, *client._mounts.values()):
         pool = getattr(transport, "_pool", None)
         # Exactly httpcore's plain pool: proxies (subclasses) keep their own logic.
@@ -255,6 +258,7 @@ async def post_for_body(
     headers: dict[str, str],
     timeouts: httpx.Timeout,
     max_bytes: int | None = None,
+    census: AlphabetCensus | None = None,
 ) -> tuple[httpx.Response, bytearray]:
     """POST ``content`` and read the answer into one buffer that only the caller holds.
 
@@ -269,7 +273,7 @@ async def post_for_body(
     than ``max_bytes`` (after decompression) is cut off where it crosses the cap, or at once
     when its declared length already does: ``UpstreamBadResponse`` (a 502), and the connection
     is closed rather than returned to the pool. ``providers.base.answer_limit`` says how much a
-    request can legitimately produce.
+    request can legitimately produce. ``census``: see ``read_body``.
     """
     request = client.build_request(
         "POST",
@@ -280,7 +284,7 @@ async def post_for_body(
     )
     response = await client.send(request, stream=True)
     try:
-        return response, await read_body(response, max_bytes)
+        return response, await read_body(response, max_bytes, census)
     finally:
         # An answer not read to its end closes the connection (httpcore never reuses it).
         await response.aclose()
@@ -293,7 +297,9 @@ def answer_too_large(limit: int) -> UpstreamBadResponse:
     )
 
 
-async def read_body(response: httpx.Response, max_bytes: int | None) -> bytearray:
+async def read_body(
+    response: httpx.Response, max_bytes: int | None, census: AlphabetCensus | None = None
+) -> bytearray:
     """The answer in one buffer, sized once what has arrived makes its declared length credible.
 
     A buffer grown piece by piece is copied each time it outgrows its block, and the blocks it
@@ -303,6 +309,8 @@ async def read_body(response: httpx.Response, max_bytes: int | None) -> bytearra
     of it is allocated, the pieces copied in, and the rest read into it: a buffer is never more
     than ``CREDIBLE_FRACTION`` times what was received (a gigabyte declared and ten bytes sent
     cost ten bytes), and never more than the cap.
+
+    ``census`` counts the bytes outside the base64 alphabet of each piece as it arrives.
     """
     declared = _identity_length(response)
     pieces: list[bytes] = []
@@ -310,6 +318,8 @@ async def read_body(response: httpx.Response, max_bytes: int | None) -> bytearra
     body: bytearray | None = None
     view: memoryview | None = None
     async for piece in iter_body(response, max_bytes):
+        if census is not None:
+            census.add(piece)
         if view is not None:
             if received + len(piece) > len(view):
                 raise UpstreamBadResponse("The upstream sent more than the length it declared.")

@@ -35,8 +35,12 @@ _B64_KEY = re.compile(rb'"b64_json"[ \t\n\r]*:[ \t\n\r]*"')
 MIN_CUT_BYTES = 1024
 
 
-def loads(content: bytes | bytearray) -> Any:
+def loads(content: bytes | bytearray, *, outside: int | None = None) -> Any:
     """``json.loads(content)``, with ``data[i]["b64_json"]`` as ``Base64Text`` where it is base64.
+
+    ``outside``: how many bytes of ``content`` are outside the base64 alphabet, when the reader
+    counted them as the answer arrived (``base64text.AlphabetCensus``); else they are counted
+    here.
 
     Total: raises ``ValueError`` for anything that is not plain JSON (``json.JSONDecodeError``,
     ``UnicodeDecodeError``, ``NestedTooDeeply`` where ``json.loads`` would hit the recursion
@@ -50,7 +54,7 @@ def loads(content: bytes | bytearray) -> Any:
         return _plain(content)
     # The images stay views of ``content``: no copy of megabytes of base64 per image.
     view = memoryview(content)
-    if _all_in_alphabet(content, spans):
+    if _all_in_alphabet(content, spans, outside):
         images = [Base64Text.from_checked(view[start:end]) for start, end in spans]
     else:
         # Some value has a byte base64 does not (a backslash, an escape, a space): check each,
@@ -99,12 +103,14 @@ def _candidate_spans(content: bytes | bytearray) -> list[tuple[int, int]]:
     return spans
 
 
-def _all_in_alphabet(content: bytes | bytearray, spans: list[tuple[int, int]]) -> bool:
+def _all_in_alphabet(
+    content: bytes | bytearray, spans: list[tuple[int, int]], outside: int | None
+) -> bool:
     """True when no span has a byte outside the base64 alphabet, without copying any span.
 
-    One scan of the whole answer counts the bytes outside the alphabet; the parts between the
-    spans (small: the JSON around the images) are counted alone; equal counts mean the spans
-    hold none.
+    One scan of the whole answer counts the bytes outside the alphabet (or ``outside``, counted
+    as it arrived); the parts between the spans (small: the JSON around the images) are counted
+    alone; equal counts mean the spans hold none.
     """
     around = 0
     position = 0
@@ -112,7 +118,7 @@ def _all_in_alphabet(content: bytes | bytearray, spans: list[tuple[int, int]]) -
         around += outside_alphabet(content[position:start])
         position = end
     around += outside_alphabet(content[position:])
-    return outside_alphabet(content) == around
+    return (outside_alphabet(content) if outside is None else outside) == around
 
 
 def _restore(document: Any, marker: str, images: list[Base64Text]) -> bool:

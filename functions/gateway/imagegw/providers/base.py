@@ -300,14 +300,19 @@ def json_body(document: Any) -> bytes:
         return json.dumps(document).encode("ascii")
 
 
-def parse_answer(content: bytes | bytearray, *, upstream: str = "The upstream") -> Any:
+def parse_answer(
+    content: bytes | bytearray, *, upstream: str = "The upstream", outside: int | None = None
+) -> Any:
     """A success body as JSON (images as ``Base64Text``), or a 502 ``upstream_bad_response``.
+
+    ``outside``: the answer's bytes outside the base64 alphabet, if counted as it arrived
+    (``base64text.AlphabetCensus``).
 
     Total: invalid JSON, a body nested deeper than the parser's recursion limit, NaN and
     Infinity are all the same 502, never a 500.
     """
     try:
-        return upstream_json.loads(content)
+        return upstream_json.loads(content, outside=outside)
     except upstream_json.NestedTooDeeply as exc:
         raise UpstreamBadResponse(f"{upstream} answered with JSON nested too deeply.") from exc
     except ValueError as exc:

@@ -32,7 +32,7 @@ from imagegw.errors import (
     relayed,
 )
 from imagegw.fastpath import upstream_json
-from imagegw.fastpath.base64text import Base64Text
+from imagegw.fastpath.base64text import AlphabetCensus, Base64Text
 from imagegw.fastpath.http_pool import ACCEPT_ENCODING, iter_body, post_for_body
 from imagegw.providers.base import (
     MEDIA_TYPES,
@@ -300,6 +300,8 @@ class OpenAIProvider(ImageProvider):
 
     async def generate(self, request: ImageRequest) -> ImageResult:
         timeout = self._timeouts(request)
+        # The base64 check of the images, done on the answer's pieces as they arrive.
+        census = AlphabetCensus()
         try:
             # httpx's read timeout restarts with every chunk; the deadline bounds the whole call
             # so a slowly trickling upstream cannot outlive API Gateway's 29 s.
@@ -313,6 +315,7 @@ class OpenAIProvider(ImageProvider):
                     timeouts=timeout,
                     # Cut off beyond what n images of this model can be (issue 12).
                     max_bytes=answer_limit(request),
+                    census=census,
                 )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise UpstreamUnreachable(
@@ -327,7 +330,7 @@ class OpenAIProvider(ImageProvider):
         if response.status_code != 200:
             raise translate_error(response.status_code, bytes(content), response.headers)
         # json.loads(content) with the images left as bytes (upstream_json), total.
-        payload = parse_answer(content)
+        payload = parse_answer(content, outside=census.outside)
         # Only the images (views of the answer) keep the answer's bytes from here on.
         del content
         return parse_result(payload, request)
