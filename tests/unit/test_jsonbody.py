@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from imagegw.fastpath.base64text import Base64Text
-from imagegw.fastpath.jsonbody import dumps, plain
+from imagegw.fastpath.jsonbody import dump_parts, dumps, plain
 
 IMAGE_B64 = base64.b64encode(os.urandom(30_000)).decode("ascii")
 
@@ -42,6 +42,24 @@ def reference(body: dict[str, Any]) -> bytes:
 )
 def test_bytes_are_exactly_what_json_dumps_writes(body: dict[str, Any]) -> None:
     assert dumps(body) == reference(body)
+    # The pieces a server writes one after the other: the same bytes, in order.
+    assert b"".join(dump_parts(body)) == reference(body)
+
+
+def test_the_images_are_pieces_of_their_own_not_copied() -> None:
+    answer = bytearray(b'{"data": [{"b64_json": "' + IMAGE_B64.encode() + b'"}]}')
+    view = memoryview(answer)[24 : 24 + len(IMAGE_B64)]
+    image = Base64Text.from_checked(view)
+    second = Base64Text.from_str(IMAGE_B64[::-1])
+    body = {"created": 1, "data": [{"b64_json": image}, {"url": "u"}, {"b64_json": second}]}
+    parts = dump_parts(body)
+    # Text, image, text, image, text: the quotes travel with the text around them.
+    assert len(parts) == 5
+    assert parts[1] is view
+    assert parts[3] is second.ascii
+    assert parts[0].endswith(b'"b64_json": "')
+    assert parts[2].startswith(b'"}')
+    assert b"".join(parts) == reference(plain(body))
 
 
 @pytest.mark.parametrize(

@@ -56,16 +56,30 @@ def dumps(body: dict[str, Any]) -> bytes:
     Total: text that is not valid Unicode (a lone surrogate from an upstream's revised prompt)
     is written as JSON's ``\\u`` escape instead of failing the response.
     """
+    parts = dump_parts(body)
+    # join sizes the result first: each image is copied once, and no buffer grows (a growing
+    # one is copied again each time realloc moves it).
+    return parts[0] if len(parts) == 1 and isinstance(parts[0], bytes) else b"".join(parts)
+
+
+def dump_parts(body: dict[str, Any]) -> list[bytes | memoryview]:
+    """``dumps(body)`` as the pieces it is joined from: the encoded text between the images and
+    the images' own bytes (views of the upstream answer where ``Base64Text`` holds them).
+
+    A server that writes the pieces one after the other (``api/json_parts.py``) sends the same
+    bytes without copying the images into a response first: a copy per image, and the upstream
+    answer and the response no longer both in memory at the peak.
+    """
     try:
-        return _dumps(body)
+        return _dump_parts(body)
     except UnicodeEncodeError:
-        return json.dumps(plain(body)).encode("ascii")
+        return [json.dumps(plain(body)).encode("ascii")]
 
 
-def _dumps(body: dict[str, Any]) -> bytes:
+def _dump_parts(body: dict[str, Any]) -> list[bytes | memoryview]:
     items = body.get("data")
     if not isinstance(items, list):
-        return json.dumps(body, ensure_ascii=False).encode("utf-8")
+        return [json.dumps(body, ensure_ascii=False).encode("utf-8")]
     # A fresh random marker per call: no prompt or upstream text can contain it by chance.
     marker = f"imagegw-b64-{secrets.token_hex(16)}-"
     spliced: list[bytes | memoryview] = []
@@ -78,14 +92,15 @@ def _dumps(body: dict[str, Any]) -> bytes:
         else:
             data.append(item)
     if not spliced:
-        return json.dumps(body, ensure_ascii=False).encode("utf-8")
+        return [json.dumps(body, ensure_ascii=False).encode("utf-8")]
     text = json.dumps({**body, "data": data}, ensure_ascii=False)
+    # Text and images alternate: 2n + 1 pieces for n images, the quotes with the text.
     parts: list[bytes | memoryview] = []
+    closing = b""
     for index, value in enumerate(spliced):
         before, found, text = text.partition(f'"{marker}{index}"')
         assert found, "every marker is in the text exactly once"
-        parts += (before.encode("utf-8"), b'"', value, b'"')
-    parts.append(text.encode("utf-8"))
-    # join sizes the result first: each image is copied once, and no buffer grows (a growing
-    # one is copied again each time realloc moves it).
-    return b"".join(parts)
+        parts += (closing + before.encode("utf-8") + b'"', value)
+        closing = b'"'
+    parts.append(closing + text.encode("utf-8"))
+    return parts

@@ -6,7 +6,7 @@
         if guard.replay is not None:
             return guard.replay              # answered before: no upstream call, no limits
         ...                                  # upstream call, delivery through guard.image_store
-        guard.succeeded(content, headers, delivered=len(images))
+        guard.succeeded(lambda: content, headers, delivered=len(images))
 
 On the way in it claims the Idempotency-Key (or replays, waits, refuses), reserves ``n``
 images on the key's limits and holds the request's maximum cost on its spend budgets; on the way
@@ -66,25 +66,37 @@ class Guard:
         self.replay = replay
         self.image_store = image_store
         self.delivered = 0
-        self.response: StoredResponse | None = None
+        self.answered = False
+        self._answer: tuple[Callable[[], bytes], dict[str, str]] | None = None
         self.model: str | None = None
         self.cost: Cost | None = None
 
     def succeeded(
         self,
-        content: bytes,
+        content: Callable[[], bytes],
         headers: dict[str, str],
         *,
         delivered: int,
         model: str,
         cost: Cost | None,
     ) -> None:
-        """The answer went out: ``delivered`` images of ``model`` that cost ``cost``."""
+        """The answer went out: ``delivered`` images of ``model`` that cost ``cost``.
+
+        ``content()`` makes the body as one piece of bytes; only an Idempotency-Key's record
+        needs it (``stored``): other answers are written in pieces, never joined.
+        """
         self.delivered = delivered
         self.model = model
         self.cost = cost
-        links = self.image_store.keys_in(content)
-        self.response = StoredResponse(200, content, dict(headers), links=links)
+        self.answered = True
+        self._answer = (content, dict(headers))
+
+    def stored(self) -> StoredResponse:
+        """The answer as the idempotency record keeps it (after ``succeeded``)."""
+        assert self._answer is not None, "only an answered generation is kept"
+        content_of, headers = self._answer
+        content = content_of()
+        return StoredResponse(200, content, headers, links=self.image_store.keys_in(content))
 
 
 @dataclass(frozen=True)
@@ -223,9 +235,9 @@ class Reliability:
                     taken,
                     delivered=guard.delivered,
                     cost=guard.cost,
-                    succeeded=guard.response is not None,
+                    succeeded=guard.answered,
                 )
-                if guard.response is not None and guard.model is not None:
+                if guard.answered and guard.model is not None:
                     await self.record_usage(
                         principal.name, guard.model, guard.delivered, guard.cost
                     )
@@ -233,8 +245,8 @@ class Reliability:
             if ticket is not None:
                 await self._forget(ticket, error)
             raise
-        if ticket is not None and guard.response is not None:
-            await self._keep(ticket, guard.response)
+        if ticket is not None and guard.answered:
+            await self._keep(ticket, guard.stored())
 
     async def take(self, principal: Principal, images: int, spend: SpendCeiling) -> Taken:
         """Reserve ``images`` on the key's limits and hold ``spend`` on its budgets, or raise

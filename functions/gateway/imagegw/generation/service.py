@@ -61,13 +61,29 @@ class GenerationOutcome:
     _content: bytes | None = field(default=None, repr=False)
     # What the generation cost (None: the model's price is unknown, or a replayed answer).
     cost: Cost | None = None
+    _parts: list[bytes | memoryview] | None = field(default=None, repr=False)
 
     @property
     def content(self) -> bytes:
         """The body as JSON bytes, serialized once (it can be megabytes of base64)."""
         if self._content is None:
-            self._content = jsonbody.dumps(self.body)
+            self._content = (
+                jsonbody.dumps(self.body) if self._parts is None else b"".join(self._parts)
+            )
         return self._content
+
+    def serialized(self) -> bytes:
+        return self.content
+
+    def pieces(self) -> list[bytes | memoryview]:
+        """The body as the pieces a server writes in turn (``jsonbody.dump_parts``): the images
+        are not copied into a response first. One piece once ``content`` was needed whole (an
+        idempotency record, Lambda's size check)."""
+        if self._content is not None:
+            return [self._content]
+        if self._parts is None:
+            self._parts = jsonbody.dump_parts(self.body)
+        return self._parts
 
 
 @dataclass(frozen=True)
@@ -308,7 +324,7 @@ async def deliver_prepared(
             runtime, prepared, result, guard.image_store, base_url, response_limit
         )
         guard.succeeded(
-            outcome.content,
+            outcome.serialized,
             outcome.headers,
             delivered=len(result.images),
             model=served_model(prepared, result),

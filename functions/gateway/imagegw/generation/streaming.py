@@ -245,7 +245,7 @@ async def _frames(
                     runtime, prepared, result, guard.image_store, base_url, limit
                 )
                 guard.succeeded(
-                    outcome.content,
+                    outcome.serialized,
                     outcome.headers,
                     delivered=len(result.images),
                     model=served_model(prepared, result),
@@ -284,7 +284,7 @@ async def _frames(
 
 async def _settle(stack: AsyncExitStack, guard: Guard, failure: BaseException | None) -> None:
     """End the idempotency record and the limits' reservation as the stream ended."""
-    if failure is None or guard.response is not None:
+    if failure is None or guard.answered:
         # Finished (the caller may have hung up on the last event: the answer is kept).
         await stack.aclose()
         return

@@ -14,6 +14,7 @@ from fastapi.responses import StreamingResponse
 
 from imagegw.api.context import ApiContext
 from imagegw.api.deps import RuntimeDep, require_scope
+from imagegw.api.json_parts import JSONPartsResponse
 from imagegw.api.routes.images import gateway_base_url, prefers_async, request_deadline
 from imagegw.errors import EndpointRetired
 from imagegw.generation.delivery_policy import HTTP_DELIVERY
@@ -117,11 +118,7 @@ async def create_edit(request: Request, caller: Caller, runtime: RuntimeDep) -> 
         response_limit=settings.max_response_bytes if limited else None,
         idempotency_key=request.headers.get("idempotency-key"),
     )
-    return Response(
-        content=outcome.content,
-        media_type="application/json",
-        headers=outcome.headers,
-    )
+    return JSONPartsResponse(outcome.pieces(), headers=outcome.headers)
 
 
 async def stream_edit_response(

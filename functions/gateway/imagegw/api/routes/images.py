@@ -17,6 +17,7 @@ from fastapi.responses import StreamingResponse
 
 from imagegw.api.context import ApiContext
 from imagegw.api.deps import RuntimeDep, require_scope
+from imagegw.api.json_parts import JSONPartsResponse
 from imagegw.errors import NotFound, PayloadTooLarge, UnsupportedMediaType
 from imagegw.fastpath.content_length import declared_length
 from imagegw.generation.delivery_policy import HTTP_DELIVERY
@@ -165,11 +166,7 @@ async def create_images(request: Request, caller: Caller, runtime: RuntimeDep) -
         response_limit=settings.max_response_bytes if limited else None,
         idempotency_key=request.headers.get("idempotency-key"),
     )
-    return Response(
-        content=outcome.content,
-        media_type="application/json",
-        headers=outcome.headers,
-    )
+    return JSONPartsResponse(outcome.pieces(), headers=outcome.headers)
 
 
 def asks_to_stream(raw: bytes) -> bool:
