@@ -404,6 +404,41 @@ def test_rest_stage_is_throttled_by_parameters_and_logs_nothing_sensitive(
     )
 
 
+# API Gateway's own answers: status, OpenAI error type and code, and whether a client may send
+# the request again on its own (only when the function never ran).
+GATEWAY_ANSWERS = {
+    "THROTTLED": (429, "rate_limit_error", "rate_limit_exceeded", "true"),
+    "REQUEST_TOO_LARGE": (413, "invalid_request_error", "payload_too_large", "false"),
+    "INTEGRATION_TIMEOUT": (504, "timeout_error", "gateway_timeout", "false"),
+    "INTEGRATION_FAILURE": (502, "server_error", "gateway_integration_failure", "false"),
+    "DEFAULT_4XX": (None, "invalid_request_error", "gateway_rejected", "false"),
+    "DEFAULT_5XX": (None, "server_error", "gateway_error", "false"),
+}
+
+
+def test_api_gateways_own_answers_are_openai_errors_with_the_retry_advice(
+    template: dict[str, Any],
+) -> None:
+    api = resource(template, "GatewayApi", "AWS::Serverless::Api")["Properties"]
+    answers = api["GatewayResponses"]
+    assert set(answers) == set(GATEWAY_ANSWERS)
+    for name, (status, error_type, code, retry) in GATEWAY_ANSWERS.items():
+        answer = answers[name]
+        assert answer.get("StatusCode") == status, name
+        assert answer["ResponseParameters"]["Headers"] == {"x-should-retry": f"'{retry}'"}, name
+        (content_type,) = answer["ResponseTemplates"]
+        assert content_type == "application/json"
+        # API Gateway's message variable is a JSON string already (quotes included).
+        body = answer["ResponseTemplates"][content_type].replace(
+            "$context.error.messageString", json.dumps("Too Many Requests")
+        )
+        assert "$" not in body, name
+        error = json.loads(body)["error"]
+        assert set(error) == {"message", "type", "param", "code"}, name
+        assert (error["type"], error["param"], error["code"]) == (error_type, None, code), name
+        assert error["message"], name
+
+
 def test_rest_stage_writes_json_access_logs_without_query_strings_or_headers(
     template: dict[str, Any],
 ) -> None:
