@@ -298,7 +298,11 @@ def answer_too_large(limit: int) -> UpstreamBadResponse:
 
 
 async def read_body(
-    response: httpx.Response, max_bytes: int | None, census: AlphabetCensus | None = None
+    response: httpx.Response,
+    max_bytes: int | None,
+    census: AlphabetCensus | None = None,
+    *,
+    too_large: Callable[[int], Exception] | None = None,
 ) -> bytearray:
     """The answer in one buffer, sized once what has arrived makes its declared length credible.
 
@@ -310,14 +314,15 @@ async def read_body(
     than ``CREDIBLE_FRACTION`` times what was received (a gigabyte declared and ten bytes sent
     cost ten bytes), and never more than the cap.
 
-    ``census`` counts the bytes outside the base64 alphabet of each piece as it arrives.
+    ``census`` counts the bytes outside the base64 alphabet of each piece as it arrives;
+    ``too_large`` makes the exception for an answer beyond ``max_bytes`` (``iter_body``).
     """
     declared = _identity_length(response)
     pieces: list[bytes] = []
     received = 0
     body: bytearray | None = None
     view: memoryview | None = None
-    async for piece in iter_body(response, max_bytes):
+    async for piece in iter_body(response, max_bytes, too_large=too_large):
         if census is not None:
             census.add(piece)
         if view is not None:

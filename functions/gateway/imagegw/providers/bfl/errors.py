@@ -53,7 +53,9 @@ def moderated(status: str) -> ContentPolicyViolation:
     )
 
 
-def submit_error(status: int, content: bytes, headers: Mapping[str, str]) -> GatewayError:
+def submit_error(
+    status: int, content: bytes | bytearray, headers: Mapping[str, str]
+) -> GatewayError:
     """A refused or failed ``POST /v1/<model>``."""
     if status in (400, 413, 422):
         return InvalidRequest(f"Black Forest Labs rejected the request: {_detail(content)}")
@@ -83,7 +85,7 @@ def auth_failed() -> UpstreamAuthFailed:
     )
 
 
-def rate_limited(content: bytes, headers: Mapping[str, str]) -> RateLimited:
+def rate_limited(content: bytes | bytearray, headers: Mapping[str, str]) -> RateLimited:
     """BFL's 429: its limit on active tasks (24 per account for most models)."""
     seconds = retry_after(content, headers)
     told = (
@@ -99,7 +101,7 @@ def rate_limited(content: bytes, headers: Mapping[str, str]) -> RateLimited:
     )
 
 
-def retry_after(content: bytes, headers: Mapping[str, str]) -> float | None:
+def retry_after(content: bytes | bytearray, headers: Mapping[str, str]) -> float | None:
     """The delay BFL asked for: the ``Retry-After`` header, else the body's ``retry_after``."""
     value: object = headers.get("retry-after")
     if value is None:
@@ -125,7 +127,7 @@ def task_failed(status: str) -> UpstreamError:
     )
 
 
-def _detail(content: bytes) -> str:
+def _detail(content: bytes | bytearray) -> str:
     document = _document(content)
     detail = document.get("detail", document.get("message"))
     if isinstance(detail, list):
@@ -139,7 +141,7 @@ def _detail(content: bytes) -> str:
     return text[:_DETAIL_CHARS] or "no reason given."
 
 
-def _document(content: bytes) -> dict[str, Any]:
+def _document(content: bytes | bytearray) -> dict[str, Any]:
     # Total: not JSON is {}; nested too deeply is a 502 (providers/base.py).
     document = error_document(content, upstream="Black Forest Labs")
     return document if isinstance(document, dict) else {}

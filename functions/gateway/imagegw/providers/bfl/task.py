@@ -301,7 +301,9 @@ class Task:
             return self._image(answer.body, result)
         raise _download_failed("it kept failing")  # not reached: the loop returns or raises
 
-    def _image(self, data: bytes, result: dict[str, Any]) -> Delivered:
+    def _image(self, download: bytes | bytearray, result: dict[str, Any]) -> Delivered:
+        # The image is kept immutable; the download's buffer goes when this returns.
+        data = bytes(download)
         header = read_header(data)
         if header is None:
             raise _download_unreadable("a download that is not a PNG, JPEG or WebP image")
@@ -398,7 +400,7 @@ def _download_failed(what: str) -> UpstreamError:
     )
 
 
-def _json_object(content: bytes) -> dict[str, Any] | None:
+def _json_object(content: bytes | bytearray) -> dict[str, Any] | None:
     try:
         # NaN is tolerated here (a task that may be billed is not refused over its cost, which
         # _cost_usd checks); nesting beyond the recursion limit is not JSON.

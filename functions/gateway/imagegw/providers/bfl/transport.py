@@ -1,8 +1,9 @@
 """HTTP for BFL: bounded reads, and which URLs the gateway follows.
 
 Every answer is read into memory with a limit checked on the declared length first and on the
-bytes as they arrive, so a hostile or broken upstream cannot make the gateway allocate what it
-declares (``http_pool.post_for_body`` trusts ``Content-Length``; this does not).
+bytes as they arrive (``http_pool.read_body``: one buffer, sized only once enough of the declared
+length has arrived), so a hostile or broken upstream cannot make the gateway allocate what it
+declares.
 
 BFL's answers carry URLs: ``polling_url`` (the gateway sends its key there) and the result's
 ``sample`` (a short-lived signed link, fetched without the key). The gateway follows only those
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import httpx
 
 from imagegw.fastpath.content_length import declared_length
-from imagegw.fastpath.http_pool import ACCEPT_ENCODING, iter_body
+from imagegw.fastpath.http_pool import ACCEPT_ENCODING, read_body
 
 BFL_DOMAIN = "bfl.ai"
 # Submit and poll answers are a few hundred bytes; anything near this is not BFL's answer.
@@ -46,7 +47,7 @@ class UntrustedUrl(Exception):
 class Answer:
     status: int
     headers: httpx.Headers
-    body: bytes
+    body: bytes | bytearray
 
 
 def trusted_polling_url(value: object, base: httpx.URL) -> httpx.URL:
@@ -135,17 +136,12 @@ async def download(
     raise UntrustedUrl(f"more than {MAX_REDIRECTS} redirects")
 
 
-async def _read(response: httpx.Response, limit: int) -> bytes:
+async def _read(response: httpx.Response, limit: int) -> bytearray:
     declared = declared_length(response.headers.get("content-length"))
     if declared is not None and declared > limit:
         raise BodyTooLarge(declared, limit)
-    body = bytearray()
     try:
         # Decoded in bounded pieces (http_pool.iter_body): a gzip bomb stops at the limit.
-        async for piece in iter_body(
-            response, limit, too_large=lambda cap: BodyTooLarge(None, cap)
-        ):
-            body += piece
+        return await read_body(response, limit, too_large=lambda cap: BodyTooLarge(None, cap))
     except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-        raise Truncated(f"the answer broke off after {len(body)} bytes") from exc
-    return bytes(body)
+        raise Truncated("the answer broke off before its end") from exc
