@@ -135,6 +135,26 @@ async def test_the_request_is_stabilitys_envelope_signed_for_bedrock(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("seed", "seeds"),
+    [(42, [42, 43, 44]), (4_294_967_294, [4_294_967_294, 1, 2]), (None, [1234567] * 3)],
+    ids=["seed", "wrapping", "none"],
+)
+async def test_n_images_with_a_seed_are_variations_not_copies(
+    bedrock: FakeBedrock,
+    provider: BedrockProvider,
+    make_request: MakeRequest,
+    seed: int | None,
+    seeds: list[int],
+) -> None:
+    result = await provider.generate(make_request(ULTRA, n=3, seed=seed))
+    sent = [call.json.get("seed") for call in bedrock.calls()]
+    assert sorted(sent, key=str) == sorted([seed] * 3 if seed is None else seeds, key=str)
+    assert result.extra["seeds"] == seeds
+    assert len(result.images) == 3
+
+
+@pytest.mark.anyio
 async def test_only_the_prompt_and_ratio_are_sent_when_nothing_else_is_asked(
     bedrock: FakeBedrock, provider: BedrockProvider, make_request: MakeRequest
 ) -> None:

@@ -114,6 +114,34 @@ async def test_the_request_is_a_multipart_form_with_a_bearer_key(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("seed", "sent_seeds", "seeds"),
+    [
+        # n images of one seed are n variations (seed + i), each call its own seed.
+        (7, ["7", "8", "9"], [7, 8, 9]),
+        # Wrapping skips 0, which would let the model pick.
+        (4_294_967_293, ["4294967293", "4294967294", "1"], [4_294_967_293, 4_294_967_294, 1]),
+        # 0 is the model's own pick: every call draws its own.
+        (0, ["0", "0", "0"], [987654, 987654, 987654]),
+    ],
+    ids=["seed", "wrapping", "zero"],
+)
+async def test_n_images_with_a_seed_are_variations_not_copies(
+    stability: FakeStability,
+    provider: StabilityProvider,
+    make_request: MakeRequest,
+    seed: int,
+    sent_seeds: list[str],
+    seeds: list[int],
+) -> None:
+    result = await provider.generate(make_request(SD35, n=3, seed=seed))
+    assert sorted(fields["seed"] for _, fields in stability.accepted) == sorted(sent_seeds)
+    # Reported in the order of data, whatever order the calls finished in.
+    assert result.extra["seeds"] == seeds
+    assert len(result.images) == 3
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize(("model", "endpoint"), [(ULTRA, "ultra"), (CORE, "core")])
 async def test_ultra_and_core_have_their_own_endpoint_and_no_model_field(
     stability: FakeStability,

@@ -40,19 +40,37 @@ class Collected:
     failures: list[GatewayError] = field(default_factory=list)
 
 
+# Stability's seeds (Bedrock's and its own API): 1 to SEED_MAX fix the noise, 0 lets the model
+# pick one per call.
+SEED_MAX = 4_294_967_294
+
+
+def variation_seed(seed: int | None, index: int) -> int | None:
+    """The seed of the ``index``-th call of a fan-out: ``seed + index``, so that ``n`` images
+    asked with one seed are ``n`` reproducible variations, not ``n`` paid copies of one image.
+
+    Wraps within 1..``SEED_MAX``, never onto 0 (the model's own pick); None and 0 stay as they
+    are (each call draws its own). The seeds used come back as ``seeds``, in ``data``'s order.
+    """
+    if not seed or index == 0:
+        return seed
+    return (seed - 1 + index) % SEED_MAX + 1
+
+
 async def fan_out(
     n: int,
     timeout_seconds: float,
     max_parallel: int,
-    call: Callable[[float], Awaitable[Slot]],
+    call: Callable[[int, float], Awaitable[Slot]],
 ) -> Sequence[asyncio.Future[Slot]]:
-    """Runs ``call(seconds_left)`` ``n`` times; every returned future is done or cancelled."""
+    """Runs ``call(index, seconds_left)`` for each index below ``n``; every returned future is
+    done or cancelled, in the order of the indexes."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_seconds
     gate = asyncio.Semaphore(max_parallel)
     done = 0
 
-    async def one() -> Slot:
+    async def one(index: int) -> Slot:
         nonlocal done
         async with gate:
             remaining = deadline - loop.time()
@@ -60,14 +78,14 @@ async def fan_out(
                 raise UpstreamTimeout(
                     "The request's deadline passed before this image's call was sent."
                 )
-            slot = await call(remaining)
+            slot = await call(index, remaining)
         if slot.image is not None:
             # One call, one image: the fan-out's own count, for a job's progress.
             done += 1
             report_progress(images_done=done)
         return slot
 
-    calls = [asyncio.ensure_future(one()) for _ in range(n)]
+    calls = [asyncio.ensure_future(one(index)) for index in range(n)]
     try:
         _, late = await asyncio.wait(calls, timeout=timeout_seconds)
     finally:

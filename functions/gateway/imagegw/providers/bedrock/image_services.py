@@ -19,15 +19,16 @@ import base64
 from typing import Any
 
 from imagegw.errors import InvalidRequest
-from imagegw.providers.base import ImageRequest, json_body
+from imagegw.providers.base import ImageRequest
 from imagegw.providers.masks import WHITE_FOR_CHANGE, mask_bytes
 
 INPAINT_TASK = "inpaint"
 TASKS = (INPAINT_TASK,)
 
 
-def inpaint_body(request: ImageRequest) -> bytes:
-    """The ``InvokeModel`` body of one inpainting call (the image unchanged, the mask converted)."""
+def inpaint_document(request: ImageRequest) -> dict[str, Any]:
+    """The ``InvokeModel`` body of one inpainting call (the image unchanged, the mask
+    converted), before it is encoded."""
     if len(request.images) != 1 or request.mask is None:
         # The catalog says so (one image, mask required) and generation/edits.py checks it.
         raise InvalidRequest(
@@ -50,4 +51,4 @@ def inpaint_body(request: ImageRequest) -> bytes:
         body["grow_mask"] = request.grow_mask
     if request.output_format is not None:
         body["output_format"] = request.output_format
-    return json_body(body)
+    return body

@@ -15,7 +15,7 @@ from typing import Any
 
 from imagegw.errors import UpstreamBadResponse, UpstreamError
 from imagegw.providers.aspect_ratios import RatioChoice
-from imagegw.providers.base import MEDIA_TYPES, GeneratedImage, ImageRequest, json_body
+from imagegw.providers.base import MEDIA_TYPES, GeneratedImage, ImageRequest
 from imagegw.providers.base import parse_answer as parse_json_answer
 from imagegw.providers.dimensions import image_format
 from imagegw.providers.fanout import Slot
@@ -24,7 +24,8 @@ from imagegw.providers.inputs import image_strength
 FILTER_PREFIX = "Filter reason"
 
 
-def invoke_body(request: ImageRequest, choice: RatioChoice) -> bytes:
+def invoke_document(request: ImageRequest, choice: RatioChoice) -> dict[str, Any]:
+    """The ``InvokeModel`` body of one call, before it is encoded."""
     body: dict[str, Any] = {"prompt": request.prompt, "aspect_ratio": choice.aspect_ratio}
     if request.is_edit:
         # Image-to-image (SD3.5 Large): the output follows the input, so no aspect ratio.
@@ -39,7 +40,7 @@ def invoke_body(request: ImageRequest, choice: RatioChoice) -> bytes:
         body["seed"] = request.seed
     if request.output_format is not None:
         body["output_format"] = request.output_format
-    return json_body(body)
+    return body
 
 
 def parse_answer(content: bytes | bytearray) -> Slot:

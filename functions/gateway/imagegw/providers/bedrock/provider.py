@@ -33,10 +33,16 @@ from imagegw.errors import (
 )
 from imagegw.fastpath.http_pool import ACCEPT_ENCODING
 from imagegw.providers import aspect_ratios, fanout
-from imagegw.providers.base import ImageProvider, ImageRequest, ImageResult, answer_limit
+from imagegw.providers.base import (
+    ImageProvider,
+    ImageRequest,
+    ImageResult,
+    answer_limit,
+    json_body,
+)
 from imagegw.providers.bedrock.errors import CONTENT_POLICY_MESSAGE, error_of_answer
-from imagegw.providers.bedrock.image_services import INPAINT_TASK, TASKS, inpaint_body
-from imagegw.providers.bedrock.invoke import invoke_body, parse_answer
+from imagegw.providers.bedrock.image_services import INPAINT_TASK, TASKS, inpaint_document
+from imagegw.providers.bedrock.invoke import invoke_document, parse_answer
 from imagegw.providers.dimensions import image_format, size
 from imagegw.providers.exchange import exchange
 
@@ -80,10 +86,11 @@ class BedrockProvider(ImageProvider):
         if spec.upstream_option("task") == INPAINT_TASK:
             # An Image Services edit: the output keeps the input's size, so no aspect ratio.
             # Converting the mask is CPU work: off the event loop.
-            body = await asyncio.to_thread(inpaint_body, request)
+            document = await asyncio.to_thread(inpaint_document, request)
         else:
             choice = _ratio(request)
-            body = invoke_body(request, choice)
+            document = invoke_document(request, choice)
+        body = json_body(document)
         model = request.upstream_model
         # The model id is one path segment: its ":" (and anything else) percent-encoded, as
         # botocore encodes it (and signs it encoded once more).
@@ -91,8 +98,10 @@ class BedrockProvider(ImageProvider):
         # One image per call: the cap is one image's worth.
         limit = answer_limit(request, images=1)
 
-        async def one_image(seconds_left: float) -> fanout.Slot:
-            content = await self._invoke(url, body, model, seconds_left, limit)
+        async def one_image(index: int, seconds_left: float) -> fanout.Slot:
+            seed = fanout.variation_seed(request.seed, index)
+            own = body if seed == request.seed else json_body({**document, "seed": seed})
+            content = await self._invoke(url, own, model, seconds_left, limit)
             return parse_answer(content)
 
         calls = await fanout.fan_out(

@@ -77,9 +77,11 @@ class StabilityProvider(ImageProvider):
         # One image per call: the cap is one image's worth (or the operator's setting).
         limit = answer_limit(request, images=1)
 
-        async def one_image(seconds_left: float) -> fanout.Slot:
+        async def one_image(index: int, seconds_left: float) -> fanout.Slot:
+            seed = fanout.variation_seed(request.seed, index)
+            own = fields if seed == request.seed else {**fields, "seed": str(seed)}
             # A fresh boundary per call (one that none of the parts contains).
-            body, content_type = multipart.encode(fields, files)
+            body, content_type = multipart.encode(own, files)
             content = await self._post(url, body, content_type, seconds_left, limit)
             return parse_answer(content)
 
