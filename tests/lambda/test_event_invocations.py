@@ -235,6 +235,23 @@ def test_an_eventbridge_request_that_fails_validation_is_recorded_as_a_failed_jo
     assert read_job(cold_handler, "catalog-item-1234", lambda_context)["status"] == "failed"
 
 
+def test_a_refused_request_too_large_for_a_job_record_is_still_recorded_as_failed(
+    jobs_aws: JobsAws, cold_handler: Handler, lambda_context: FakeLambdaContext
+) -> None:
+    # 500,000 characters of prompt: refused (400), and more than a DynamoDB item holds
+    # (400 KB): the job keeps the request's digest, and the caller still gets the 400.
+    event = load_event("eventbridge-generate")
+    event["detail"]["request"]["prompt"] = "a fox " * 100_000
+    for _ in range(2):
+        view = cold_handler(event, lambda_context)
+        assert view["status"] == "failed", view
+        assert view["error"]["code"] == "string_above_max_length"
+    assert read_job(cold_handler, "catalog-item-1234", lambda_context)["status"] == "failed"
+    # Another large request under the same id is not the recorded one.
+    event["detail"]["request"]["prompt"] = "a cat " * 100_000
+    assert cold_handler(event, lambda_context)["error"]["code"] == "job_id_conflict"
+
+
 def test_eventbridge_without_a_queue_runs_the_job_in_the_invocation(
     monkeypatch: pytest.MonkeyPatch,
     jobs_aws: JobsAws,

@@ -49,6 +49,7 @@ from imagegw.state.jobs.model import (
     Job,
     is_valid_job_id,
     new_job_id,
+    recordable_request,
 )
 
 logger = logging.getLogger(__name__)
@@ -156,7 +157,7 @@ async def record_failed_job(
         id=job_id,
         client=client,
         status=FAILED,
-        request=generation.request.decode("utf-8"),
+        request=recordable_request(generation.request.decode("utf-8")),
         kind=EDIT if generation.is_edit else GENERATION,
         source=source,
         created_at=now,

@@ -46,6 +46,20 @@ def is_valid_job_id(value: object) -> bool:
     return isinstance(value, str) and _JOB_ID.match(value) is not None
 
 
+# A DynamoDB item holds at most 400 KB. A valid request is far smaller (a prompt is at most
+# 32,000 characters), but a refused one can be anything its sender wrote.
+RECORDED_REQUEST_CHARS = 256 * 1024
+
+
+def recordable_request(request: str) -> str:
+    """``request`` as a refused job's record keeps it: whole, or (beyond what a record holds) as
+    its size and digest, which still tell a retried event from another request under its id."""
+    if len(request) <= RECORDED_REQUEST_CHARS:
+        return request
+    digest = hashlib.sha256(request.encode("utf-8", "surrogatepass")).hexdigest()
+    return f'{{"omitted": "a request of {len(request)} characters", "sha256": "{digest}"}}'
+
+
 @dataclass(frozen=True)
 class Job:
     id: str
