@@ -117,3 +117,44 @@ def test_a_streamed_edit_job_keeps_its_partial_images_as_links(tmp_path: Path) -
         images = [Image.open(io.BytesIO(client.get(p["url"]).content)) for p in partials]
 
     assert [image.size for image in images] == [(64, 48), (64, 48)]  # partials of the edit
+
+
+def _submit(client: Any, image: bytes, key: str, prompt: str = "a moon") -> Any:
+    return client.post(
+        EDITS,
+        data={"model": "local/sketch", "prompt": prompt},
+        files=[("image", ("a.png", image, "image/png"))],
+        headers={**ASYNC, "Idempotency-Key": key},
+    )
+
+
+def test_an_idempotency_key_names_the_edit_job_so_a_repeat_gets_the_same_job(
+    tmp_path: Path,
+) -> None:
+    image = gradient(64, 48)
+    with _client(tmp_path) as client:
+        first = _submit(client, image, "edit-1")
+        assert first.status_code == 202, first.text
+        # The same edit again (another multipart boundary): the job it already has.
+        again = _submit(client, image, "edit-1")
+        assert again.status_code == 202, again.text
+        assert again.json()["id"] == first.json()["id"]
+        assert again.headers["location"] == first.headers["location"]
+        done = finished_job(client, first.headers["location"], AUTH)
+        assert done["status"] == "succeeded", done
+        # Another key: another job.
+        other = _submit(client, image, "edit-2")
+        assert other.json()["id"] != first.json()["id"]
+        finished_job(client, other.headers["location"], AUTH)
+
+
+def test_an_idempotency_key_reused_for_another_edit_is_a_422(tmp_path: Path) -> None:
+    with _client(tmp_path) as client:
+        first = _submit(client, gradient(64, 48), "edit-1")
+        assert first.status_code == 202, first.text
+        for changed in (
+            _submit(client, gradient(48, 64), "edit-1"),
+            _submit(client, gradient(64, 48), "edit-1", prompt="a sun"),
+        ):
+            assert_error(changed, 422, code="idempotency_key_reused", param="Idempotency-Key")
+        finished_job(client, first.headers["location"], AUTH)

@@ -13,6 +13,8 @@ different request, while the bytes themselves never enter a record.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +85,29 @@ class EditSubmission:
     images: tuple[ImageSource, ...]
     mask: ImageSource | None = None
     encoding: str = "multipart"  # or "json": only for messages and logs
+
+
+def submission_fingerprint(submission: EditSubmission) -> str:
+    """What tells one edit submission from another, as JSON text: the fields, and each input
+    by its bytes' digest, its URL's digest (a URL may carry a signature: never kept as is) or
+    its file id. An async edit's job keeps it (``Job.submitted``): the same edit sent again
+    under its Idempotency-Key finds its job, whatever boundary its multipart body had."""
+
+    def reference(source: ImageSource) -> dict[str, str]:
+        if source.data is not None:
+            return {"sha256": hashlib.sha256(source.data).hexdigest()}
+        if source.image_url is not None:
+            return {"url_sha256": hashlib.sha256(source.image_url.encode()).hexdigest()}
+        return {"file_id": str(source.file_id)}
+
+    return json.dumps(
+        {
+            "fields": submission.fields,
+            "images": [reference(image) for image in submission.images],
+            "mask": None if submission.mask is None else reference(submission.mask),
+        },
+        sort_keys=True,
+    )
 
 
 # ------------------------------------------------------------------------------------ JSON

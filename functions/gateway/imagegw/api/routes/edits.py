@@ -102,7 +102,13 @@ async def create_edit(request: Request, caller: Caller, runtime: RuntimeDep) -> 
     submission = await read_edit_submission(request, max_body_bytes=settings.edit_max_body_bytes)
     base_url = gateway_base_url(request, settings.public_base_url)
     if prefers_async(request.headers.get("prefer")) and runtime.job_queue is not None:
-        return await submit_edit(runtime, caller, submission, base_url=base_url)
+        return await submit_edit(
+            runtime,
+            caller,
+            submission,
+            base_url=base_url,
+            idempotency_key=request.headers.get("idempotency-key"),
+        )
     limited = settings.enforce_response_limit or "aws.event" in request.scope
     if submission.fields.get("stream") is True:
         return await stream_edit_response(
@@ -150,13 +156,37 @@ async def stream_edit_response(
 
 
 async def submit_edit(
-    runtime: ApiContext, caller: Principal, submission: EditSubmission, *, base_url: str
+    runtime: ApiContext,
+    caller: Principal,
+    submission: EditSubmission,
+    *,
+    base_url: str,
+    idempotency_key: str | None = None,
 ) -> Response:
-    """The edit as a job: 202 with the job and its URL (``Prefer: respond-async``)."""
+    """The edit as a job: 202 with the job and its URL (``Prefer: respond-async``). With an
+    Idempotency-Key, a repeat finds the same job, as for generations (routes/images.submit)."""
     from imagegw.api.job_view import accepted
+    from imagegw.errors import IdempotencyKeyReused, JobConflict
     from imagegw.generation.edit_jobs import submit_edit_job
+    from imagegw.generation.edit_request import submission_fingerprint
+    from imagegw.state.idempotency import check_key
+    from imagegw.state.jobs.model import idempotent_job_id
 
-    job = await submit_edit_job(runtime, caller, submission)
+    key = check_key(idempotency_key)
+    try:
+        job = await submit_edit_job(
+            runtime,
+            caller,
+            submission,
+            job_id=None if key is None else idempotent_job_id(caller.name, key),
+            submitted=None if key is None else submission_fingerprint(submission),
+        )
+    except JobConflict as exc:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used for a different request (other "
+            "parameters or images). Use a new key for a new request.",
+            param="Idempotency-Key",
+        ) from exc
     return await accepted(job, runtime.image_store, base_url=base_url, now=runtime.clock())
 
 
