@@ -15,7 +15,13 @@ from fastapi.responses import StreamingResponse
 from imagegw.api.context import ApiContext
 from imagegw.api.deps import RuntimeDep, require_scope
 from imagegw.api.json_parts import JSONPartsResponse
-from imagegw.api.routes.images import gateway_base_url, prefers_async, request_deadline
+from imagegw.api.routes.images import (
+    gateway_base_url,
+    job_named_by,
+    key_reused,
+    prefers_async,
+    request_deadline,
+)
 from imagegw.errors import EndpointRetired
 from imagegw.generation.delivery_policy import HTTP_DELIVERY
 from imagegw.state.auth import SCOPE_GENERATE, Principal
@@ -166,27 +172,21 @@ async def submit_edit(
     """The edit as a job: 202 with the job and its URL (``Prefer: respond-async``). With an
     Idempotency-Key, a repeat finds the same job, as for generations (routes/images.submit)."""
     from imagegw.api.job_view import accepted
-    from imagegw.errors import IdempotencyKeyReused, JobConflict
+    from imagegw.errors import JobConflict
     from imagegw.generation.edit_jobs import submit_edit_job
     from imagegw.generation.edit_request import submission_fingerprint
-    from imagegw.state.idempotency import check_key
-    from imagegw.state.jobs.model import idempotent_job_id
 
-    key = check_key(idempotency_key)
+    job_id = job_named_by(caller, idempotency_key)
     try:
         job = await submit_edit_job(
             runtime,
             caller,
             submission,
-            job_id=None if key is None else idempotent_job_id(caller.name, key),
-            submitted=None if key is None else submission_fingerprint(submission),
+            job_id=job_id,
+            submitted=None if job_id is None else submission_fingerprint(submission),
         )
     except JobConflict as exc:
-        raise IdempotencyKeyReused(
-            "This Idempotency-Key was already used for a different request (other "
-            "parameters or images). Use a new key for a new request.",
-            param="Idempotency-Key",
-        ) from exc
+        raise key_reused() from exc
     return await accepted(job, runtime.image_store, base_url=base_url, now=runtime.clock())
 
 

@@ -18,7 +18,7 @@ from fastapi.responses import StreamingResponse
 from imagegw.api.context import ApiContext
 from imagegw.api.deps import RuntimeDep, require_scope
 from imagegw.api.json_parts import JSONPartsResponse
-from imagegw.errors import NotFound, PayloadTooLarge, UnsupportedMediaType
+from imagegw.errors import GatewayError, NotFound, PayloadTooLarge, UnsupportedMediaType
 from imagegw.fastpath.content_length import declared_length
 from imagegw.generation.delivery_policy import HTTP_DELIVERY
 from imagegw.state.auth import SCOPE_GENERATE, Principal
@@ -225,22 +225,35 @@ async def submit(
     is the same 422 as for synchronous calls.
     """
     from imagegw.api.job_view import accepted
-    from imagegw.errors import IdempotencyKeyReused, JobConflict
+    from imagegw.errors import JobConflict
     from imagegw.generation.job_runner import submit_job
+
+    try:
+        job = await submit_job(runtime, caller, raw, job_id=job_named_by(caller, idempotency_key))
+    except JobConflict as exc:
+        raise key_reused() from exc
+    return await accepted(job, runtime.image_store, base_url=base_url, now=runtime.clock())
+
+
+def job_named_by(caller: Principal, idempotency_key: str | None) -> str | None:
+    """The job an Idempotency-Key names for ``caller`` (None without a key); a malformed key
+    is the same 400 as for synchronous calls."""
     from imagegw.state.idempotency import check_key
     from imagegw.state.jobs.model import idempotent_job_id
 
     key = check_key(idempotency_key)
-    job_id = idempotent_job_id(caller.name, key) if key is not None else None
-    try:
-        job = await submit_job(runtime, caller, raw, job_id=job_id)
-    except JobConflict as exc:
-        raise IdempotencyKeyReused(
-            "This Idempotency-Key was already used for a different request (other "
-            "parameters). Use a new key for a new request.",
-            param="Idempotency-Key",
-        ) from exc
-    return await accepted(job, runtime.image_store, base_url=base_url, now=runtime.clock())
+    return None if key is None else idempotent_job_id(caller.name, key)
+
+
+def key_reused() -> GatewayError:
+    """A job submission whose Idempotency-Key already names another request's job."""
+    from imagegw.errors import IdempotencyKeyReused
+
+    return IdempotencyKeyReused(
+        "This Idempotency-Key was already used for a different request (other parameters or "
+        "images). Use a new key for a new request.",
+        param="Idempotency-Key",
+    )
 
 
 @router.get(
