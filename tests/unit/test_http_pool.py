@@ -213,6 +213,17 @@ def test_a_large_body_arrives_whole_in_few_reads() -> None:
     asyncio.run(scenario())
 
 
+async def counted_post(
+    client: httpx.AsyncClient, server: Server
+) -> tuple[httpx.Response, bytearray, AlphabetCensus]:
+    """``post_for_body`` to ``server``, counting the answer's bytes outside base64 as they come."""
+    census = AlphabetCensus()
+    response, body = await post_for_body(
+        client, server.url, content=b"{}", headers={}, timeouts=httpx.Timeout(10), census=census
+    )
+    return response, body, census
+
+
 def test_post_for_body_returns_every_byte_whatever_piece_the_buffer_is_sized_at() -> None:
     """The buffer is sized once 1/64 of the declared length has arrived (memory, bench round 6):
     the bytes before and after that piece, in answers of every size, arrive whole and in order."""
@@ -222,15 +233,7 @@ def test_post_for_body_returns_every_byte_whatever_piece_the_buffer_is_sized_at(
             server.delay = 0
             for size in (0, 1, 100, 65_536, 1_000_003, 5_000_000):
                 server.body = os.urandom(size)
-                census = AlphabetCensus()
-                response, body = await post_for_body(
-                    client,
-                    server.url,
-                    content=b"{}",
-                    headers={},
-                    timeouts=httpx.Timeout(10),
-                    census=census,
-                )
+                response, body, census = await counted_post(client, server)
                 assert response.status_code == 200
                 assert len(body) == size
                 assert body == server.body, size
@@ -246,30 +249,14 @@ def test_post_for_body_reads_the_whole_body_plain_or_compressed() -> None:
         async with http_server() as server, upstream_client() as client:
             server.delay = 0
             server.body = document
-            census = AlphabetCensus()
-            response, body = await post_for_body(
-                client,
-                server.url,
-                content=b"{}",
-                headers={},
-                timeouts=httpx.Timeout(10),
-                census=census,
-            )
+            response, body, census = await counted_post(client, server)
             assert response.status_code == 200
             assert body == document
             assert census.outside == outside_alphabet(document) == 9
             # Compressed: the declared length is not the body's; httpx decodes it.
             server.body = gzip.compress(document)
             server.extra_headers = b"content-encoding: gzip\r\n"
-            census = AlphabetCensus()
-            response, body = await post_for_body(
-                client,
-                server.url,
-                content=b"{}",
-                headers={},
-                timeouts=httpx.Timeout(10),
-                census=census,
-            )
+            response, body, census = await counted_post(client, server)
             assert response.headers["content-encoding"] == "gzip"
             assert body == document
             # The decoded bytes are counted, not the compressed ones.
