@@ -25,7 +25,9 @@ It replaces one private method of httpcore 1.0.9 (pinned in layers/deps/requirem
 ``tests/unit/test_http_pool.py`` checks the behaviour against a real server, and
 ``upstream_client`` leaves any other pool (proxies) untouched. With other httpcore or httpx
 versions than the ones it was written for it is not used at all: the stock pool serves, and one
-warning says so (an upgrade costs the speed-up, never correctness).
+warning says so (an upgrade costs the speed-up, never correctness). The client's connections
+also parse answers with ``h11_buffer.PassThroughReceiveBuffer`` (no copies of body pieces; its
+own guard on the h11 version).
 """
 
 from __future__ import annotations
