@@ -155,3 +155,82 @@ def test_the_upstream_client_installs_it(monkeypatch: pytest.MonkeyPatch) -> Non
     assert isinstance(client, httpx.AsyncClient)
     assert _connection.ReceiveBuffer is PassThroughReceiveBuffer
     assert type(h11.Connection(our_role=h11.CLIENT)._receive_buffer) is PassThroughReceiveBuffer
+
+
+# The replacement is process-wide: h11 servers (uvicorn without httptools) use it too.
+def server_events_of(
+    buffer: ReceiveBuffer, pieces: list[bytes | bytearray], requests: int
+) -> list[Any]:
+    """What an h11 server connection makes of ``pieces`` (answering each request it reads)."""
+    connection = h11.Connection(our_role=h11.SERVER)
+    connection._receive_buffer = buffer
+    seen: list[Any] = []
+    feed = iter(pieces)
+    try:
+        while True:
+            event = connection.next_event()
+            if event is h11.NEED_DATA:
+                if connection.they_are_waiting_for_100_continue:
+                    seen.append("100-continue")
+                piece = next(feed, b"")
+                connection.receive_data(piece)
+                if not piece:
+                    seen.append("eof")
+            elif event is h11.PAUSED or isinstance(event, h11.EndOfMessage):
+                seen.append(repr(event))
+                if connection.our_state is h11.SEND_RESPONSE:
+                    connection.send(h11.Response(status_code=204, headers=[]))
+                    connection.send(h11.EndOfMessage())
+                requests -= 1
+                if requests <= 0 or connection.states[h11.CLIENT] is not h11.DONE:
+                    break
+                connection.start_next_cycle()
+            elif isinstance(event, h11.Data):
+                seen.append(("data", bytes(event.data)))
+            elif isinstance(event, h11.ConnectionClosed):
+                seen.append("closed")
+                break
+            else:
+                seen.append(repr(event))
+    except h11.RemoteProtocolError as error:
+        seen.append(("error", str(error)))
+    seen.append(("left", connection.trailing_data))
+    return seen
+
+
+def post(body: bytes) -> bytes:
+    head = f"POST /v1/images/edits HTTP/1.1\r\nhost: gw\r\ncontent-length: {len(body)}\r\n\r\n"
+    return head.encode() + body
+
+
+def post_chunked(body: bytes, size: int) -> bytes:
+    pieces = [body[i : i + size] for i in range(0, len(body), size)]
+    encoded = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces)
+    head = b"POST /v1/images/edits HTTP/1.1\r\nhost: gw\r\ntransfer-encoding: chunked\r\n\r\n"
+    return head + encoded + b"0\r\n\r\n"
+
+
+REQUEST = st.one_of(
+    st.builds(post, st.binary(max_size=3000)),
+    st.builds(post_chunked, st.binary(min_size=1, max_size=3000), st.integers(1, 700)),
+    st.just(b"GET /v1/models HTTP/1.1\r\nhost: gw\r\n\r\n"),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    requests=st.lists(REQUEST, min_size=1, max_size=3),
+    damage=DAMAGE,
+    damage_at=st.integers(min_value=0),
+    cuts=st.lists(st.integers(min_value=0), max_size=12),
+)
+def test_an_h11_server_reads_the_same_requests_with_either_buffer(
+    requests: list[bytes], damage: bytes, damage_at: int, cuts: list[int]
+) -> None:
+    stream = b"".join(requests)
+    at = damage_at % (len(stream) + 1)
+    stream = stream[:at] + damage + stream[at:]
+    edges = sorted({cut % (len(stream) + 1) for cut in cuts} | {0, len(stream)})
+    pieces: list[bytes | bytearray] = [stream[a:b] for a, b in itertools.pairwise(edges) if b > a]
+    expected = server_events_of(ReceiveBuffer(), pieces, len(requests))
+    assert server_events_of(PassThroughReceiveBuffer(), pieces, len(requests)) == expected
