@@ -17,10 +17,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from imagegw.errors import ContentPolicyViolation, GatewayError, UpstreamTimeout
-from imagegw.providers.base import GeneratedImage
+from imagegw.providers.base import GeneratedImage, ImageRequest, ImageResult
+from imagegw.providers.dimensions import image_format, size
 from imagegw.providers.progress import report_progress
+
+if TYPE_CHECKING:
+    from imagegw.providers.aspect_ratios import RatioChoice
 
 
 @dataclass(frozen=True)
@@ -137,3 +142,32 @@ def collect(
     # retry table send the whole batch again, including calls that may already be billed.
     final = [failure for failure in collected.failures if not failure.should_retry]
     raise (final or collected.failures)[0]
+
+
+async def one_call_per_image(
+    request: ImageRequest,
+    max_parallel: int,
+    call: Callable[[int, float], Awaitable[Slot]],
+    *,
+    choice: RatioChoice | None,
+    too_slow: Callable[[], GatewayError],
+    filtered_message: str,
+) -> ImageResult:
+    """The request's ``n`` images from ``n`` calls (``fan_out``, then ``collect``): the size is
+    the first image's own (else ``choice``'s nominal one), and the result says the aspect ratio
+    chosen, the seeds the upstream used and how many images were filtered or failed."""
+    calls = await fan_out(request.n, request.timeout_seconds, max_parallel, call)
+    collected = collect(calls, n=request.n, too_slow=too_slow, filtered_message=filtered_message)
+    images = collected.images
+    found = size(images[0].b64())
+    extra: dict[str, Any] = {"aspect_ratio": choice.aspect_ratio} if choice else {}
+    if any(seed is not None for seed in collected.seeds):
+        extra["seeds"] = collected.seeds
+    return ImageResult(
+        images=images,
+        size=found or (choice.nominal if choice else None),
+        output_format=image_format(images[0].b64()),
+        filtered=len(collected.filter_reasons),
+        failed=len(collected.failures),
+        extra=extra,
+    )

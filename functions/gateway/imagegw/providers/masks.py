@@ -16,10 +16,13 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING
 
+from imagegw.errors import InvalidRequest
 from imagegw.providers.inputs import InputImage
 
 if TYPE_CHECKING:
     from PIL import Image
+
+    from imagegw.providers.base import ImageRequest
 
 WHITE_FOR_CHANGE = "white"
 ALPHA_ZERO_FOR_CHANGE = "alpha"
@@ -48,3 +51,18 @@ def mask_bytes(mask: InputImage, convention: str) -> tuple[bytes, str]:
     if convention == WHITE_FOR_CHANGE:
         return white_for_change_png(mask), "image/png"
     raise ValueError(f"unknown mask convention {convention!r}; known: {', '.join(CONVENTIONS)}")
+
+
+def inpaint_inputs(request: ImageRequest) -> tuple[InputImage, bytes, str]:
+    """An inpainting model's inputs: the one image, and its mask white-for-change as (bytes,
+    media type). Stability's API and Bedrock's Image Services take the same pair."""
+    if len(request.images) != 1 or request.mask is None:
+        # The catalog says so (one image, mask required) and generation/edits.py checks it.
+        raise InvalidRequest(
+            f"The model `{request.spec.id}` repaints one image where its mask says: send one "
+            "image and a mask to POST /v1/images/edits.",
+            param="mask",
+        )
+    (image,) = request.images
+    mask, media_type = mask_bytes(request.mask, WHITE_FOR_CHANGE)
+    return image, mask, media_type

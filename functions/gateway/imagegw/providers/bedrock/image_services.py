@@ -18,9 +18,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from imagegw.errors import InvalidRequest
 from imagegw.providers.base import ImageRequest
-from imagegw.providers.masks import WHITE_FOR_CHANGE, mask_bytes
+from imagegw.providers.masks import inpaint_inputs
 
 INPAINT_TASK = "inpaint"
 TASKS = (INPAINT_TASK,)
@@ -29,15 +28,7 @@ TASKS = (INPAINT_TASK,)
 def inpaint_document(request: ImageRequest) -> dict[str, Any]:
     """The ``InvokeModel`` body of one inpainting call (the image unchanged, the mask
     converted), before it is encoded."""
-    if len(request.images) != 1 or request.mask is None:
-        # The catalog says so (one image, mask required) and generation/edits.py checks it.
-        raise InvalidRequest(
-            f"The model `{request.spec.id}` repaints one image where its mask says: send one "
-            "image and a mask to POST /v1/images/edits.",
-            param="mask",
-        )
-    (image,) = request.images
-    mask, _ = mask_bytes(request.mask, WHITE_FOR_CHANGE)
+    image, mask, _ = inpaint_inputs(request)
     body: dict[str, Any] = {
         "prompt": request.prompt,
         "image": base64.b64encode(image.data).decode("ascii"),

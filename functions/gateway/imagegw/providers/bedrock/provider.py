@@ -43,7 +43,6 @@ from imagegw.providers.base import (
 from imagegw.providers.bedrock.errors import CONTENT_POLICY_MESSAGE, error_of_answer
 from imagegw.providers.bedrock.image_services import INPAINT_TASK, TASKS, inpaint_document
 from imagegw.providers.bedrock.invoke import invoke_document, parse_answer
-from imagegw.providers.dimensions import image_format, size
 from imagegw.providers.exchange import exchange
 
 MAX_PARALLEL_CALLS = 4
@@ -104,27 +103,13 @@ class BedrockProvider(ImageProvider):
             content = await self._invoke(url, own, model, seconds_left, limit)
             return parse_answer(content)
 
-        calls = await fanout.fan_out(
-            request.n, request.timeout_seconds, self._max_parallel, one_image
-        )
-        collected = fanout.collect(
-            calls,
-            n=request.n,
+        return await fanout.one_call_per_image(
+            request,
+            self._max_parallel,
+            one_image,
+            choice=choice,
             too_slow=lambda: _too_slow(request),
             filtered_message=CONTENT_POLICY_MESSAGE,
-        )
-        images = collected.images
-        found = size(images[0].b64())
-        extra: dict[str, Any] = {"aspect_ratio": choice.aspect_ratio} if choice else {}
-        if any(seed is not None for seed in collected.seeds):
-            extra["seeds"] = collected.seeds
-        return ImageResult(
-            images=images,
-            size=found or (choice.nominal if choice else None),
-            output_format=image_format(images[0].b64()),
-            filtered=len(collected.filter_reasons),
-            failed=len(collected.failures),
-            extra=extra,
         )
 
     async def _invoke(

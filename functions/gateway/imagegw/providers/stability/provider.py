@@ -12,7 +12,6 @@ upstream). Nothing is repeated here: the retry wrapper repeats only what cannot 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import httpx
 
@@ -25,7 +24,6 @@ from imagegw.errors import (
 from imagegw.fastpath.http_pool import ACCEPT_ENCODING
 from imagegw.providers import aspect_ratios, fanout
 from imagegw.providers.base import ImageProvider, ImageRequest, ImageResult, answer_limit
-from imagegw.providers.dimensions import image_format, size
 from imagegw.providers.exchange import exchange
 from imagegw.providers.stability.translation import (
     CONTENT_POLICY_MESSAGE,
@@ -85,27 +83,13 @@ class StabilityProvider(ImageProvider):
             content = await self._post(url, body, content_type, seconds_left, limit)
             return parse_answer(content)
 
-        calls = await fanout.fan_out(
-            request.n, request.timeout_seconds, self._max_parallel, one_image
-        )
-        collected = fanout.collect(
-            calls,
-            n=request.n,
+        return await fanout.one_call_per_image(
+            request,
+            self._max_parallel,
+            one_image,
+            choice=choice,
             too_slow=lambda: _too_slow(request),
             filtered_message=CONTENT_POLICY_MESSAGE,
-        )
-        images = collected.images
-        found = size(images[0].b64())
-        extra: dict[str, Any] = {"aspect_ratio": choice.aspect_ratio} if choice else {}
-        if any(seed is not None for seed in collected.seeds):
-            extra["seeds"] = collected.seeds
-        return ImageResult(
-            images=images,
-            size=found or (choice.nominal if choice else None),
-            output_format=image_format(images[0].b64()),
-            filtered=len(collected.filter_reasons),
-            failed=len(collected.failures),
-            extra=extra,
         )
 
     def _ratio(self, request: ImageRequest) -> aspect_ratios.RatioChoice:

@@ -32,7 +32,7 @@ from imagegw.providers.base import MEDIA_TYPES, GeneratedImage, ImageRequest, er
 from imagegw.providers.dimensions import image_format
 from imagegw.providers.fanout import Slot
 from imagegw.providers.inputs import image_strength
-from imagegw.providers.masks import WHITE_FOR_CHANGE, mask_bytes
+from imagegw.providers.masks import inpaint_inputs
 
 SD3_ENDPOINT = "sd3"
 # The edit service of ``POST {base}/v2beta/stable-image/edit/inpaint``: the same answer and
@@ -94,15 +94,7 @@ def inpaint_fields(request: ImageRequest) -> dict[str, str]:
 def inpaint_files(request: ImageRequest) -> list[tuple[str, str, str, bytes]]:
     """The image unchanged and the mask in Stability's convention: a grayscale PNG, white =
     change (``providers.masks``: 255 - OpenAI's alpha, pixel by pixel)."""
-    if len(request.images) != 1 or request.mask is None:
-        # The catalog says so (one image, mask required) and generation/edits.py checks it.
-        raise InvalidRequest(
-            f"The model `{request.spec.id}` repaints one image where its mask says: send one "
-            "image and a mask to POST /v1/images/edits.",
-            param="mask",
-        )
-    (image,) = request.images
-    mask, media_type = mask_bytes(request.mask, WHITE_FOR_CHANGE)
+    image, mask, media_type = inpaint_inputs(request)
     return [
         ("image", image.filename("image"), image.media_type, image.data),
         ("mask", "mask.png", media_type, mask),
