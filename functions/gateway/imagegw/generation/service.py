@@ -73,6 +73,8 @@ class GenerationOutcome:
         return self._content
 
     def serialized(self) -> bytes:
+        """``content``, for ``Guard.succeeded``: it joins the body only for an Idempotency-Key's
+        record."""
         return self.content
 
     def pieces(self) -> list[bytes | memoryview]:
