@@ -14,7 +14,33 @@ import asyncio
 import httpx
 
 from imagegw.errors import UpstreamBadResponse, UpstreamError, UpstreamTimeout, UpstreamUnreachable
-from imagegw.fastpath.http_pool import read_body
+from imagegw.fastpath.http_pool import ACCEPT_ENCODING, read_body
+
+
+async def post(
+    http: httpx.AsyncClient,
+    url: str,
+    *,
+    content: bytes,
+    headers: dict[str, str],
+    connect_timeout: float,
+    max_bytes: int,
+    seconds_left: float,
+    upstream: str,
+) -> tuple[httpx.Response, bytearray]:
+    """POST ``content`` to ``url`` as one ``exchange``: the connect timeout at most what is
+    left, and only the encodings the gateway inflates with a bound (``http_pool``; not part of
+    a signature, which ``headers`` may carry)."""
+    request = http.build_request(
+        "POST",
+        url,
+        content=content,
+        headers={**headers, "Accept-Encoding": ACCEPT_ENCODING},
+        timeout=httpx.Timeout(seconds_left, connect=min(connect_timeout, seconds_left)),
+    )
+    return await exchange(
+        http, request, max_bytes=max_bytes, seconds_left=seconds_left, upstream=upstream
+    )
 
 
 async def exchange(

@@ -31,8 +31,7 @@ from imagegw.errors import (
     ProviderNotConfigured,
     UpstreamTimeout,
 )
-from imagegw.fastpath.http_pool import ACCEPT_ENCODING
-from imagegw.providers import aspect_ratios, fanout
+from imagegw.providers import aspect_ratios, exchange, fanout
 from imagegw.providers.base import (
     ImageProvider,
     ImageRequest,
@@ -43,7 +42,6 @@ from imagegw.providers.base import (
 from imagegw.providers.bedrock.errors import CONTENT_POLICY_MESSAGE, error_of_answer
 from imagegw.providers.bedrock.image_services import INPAINT_TASK, TASKS, inpaint_document
 from imagegw.providers.bedrock.invoke import invoke_document, parse_answer
-from imagegw.providers.exchange import exchange
 
 MAX_PARALLEL_CALLS = 4
 # The service name in the signature's scope (bedrock-runtime signs as "bedrock").
@@ -119,18 +117,12 @@ class BedrockProvider(ImageProvider):
         headers = await self._signer.headers(
             "POST", url, body, {"Content-Type": _JSON, "Accept": _JSON}
         )
-        timeout = httpx.Timeout(seconds_left, connect=min(self._connect_timeout, seconds_left))
-        request = self._http.build_request(
-            "POST",
+        response, content = await exchange.post(
+            self._http,
             url,
             content=body,
-            # Not signed: only encodings the gateway inflates with a bound (http_pool).
-            headers={**headers, "Accept-Encoding": ACCEPT_ENCODING},
-            timeout=timeout,
-        )
-        response, content = await exchange(
-            self._http,
-            request,
+            headers=headers,
+            connect_timeout=self._connect_timeout,
             max_bytes=limit,
             seconds_left=seconds_left,
             upstream="Amazon Bedrock",

@@ -21,10 +21,8 @@ from imagegw.errors import (
     ProviderNotConfigured,
     UpstreamTimeout,
 )
-from imagegw.fastpath.http_pool import ACCEPT_ENCODING
-from imagegw.providers import aspect_ratios, fanout
+from imagegw.providers import aspect_ratios, exchange, fanout
 from imagegw.providers.base import ImageProvider, ImageRequest, ImageResult, answer_limit
-from imagegw.providers.exchange import exchange
 from imagegw.providers.stability.translation import (
     CONTENT_POLICY_MESSAGE,
     INPAINT_ENDPOINT,
@@ -110,22 +108,12 @@ class StabilityProvider(ImageProvider):
     async def _post(
         self, url: str, body: bytes, content_type: str, seconds_left: float, limit: int
     ) -> bytearray:
-        timeout = httpx.Timeout(seconds_left, connect=min(self._connect_timeout, seconds_left))
-        request = self._http.build_request(
-            "POST",
+        response, content = await exchange.post(
+            self._http,
             url,
             content=body,
-            # Only encodings the gateway inflates with a bound (http_pool).
-            headers={
-                **self._headers,
-                "Content-Type": content_type,
-                "Accept-Encoding": ACCEPT_ENCODING,
-            },
-            timeout=timeout,
-        )
-        response, content = await exchange(
-            self._http,
-            request,
+            headers={**self._headers, "Content-Type": content_type},
+            connect_timeout=self._connect_timeout,
             max_bytes=limit,
             seconds_left=seconds_left,
             upstream="Stability AI",
